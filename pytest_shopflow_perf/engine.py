@@ -1,0 +1,504 @@
+"""The async load engine: virtual users on an anyio task group, one httpx client each.
+
+Closed model: a number of users (ramped by stages) loop over weighted journeys.
+Open model: iterations arrive on a fixed schedule whether or not earlier ones
+finished (capped by ``max_users``); each iteration's lateness is added to its
+first request, so latency counts from the intended start (wrk2: no
+coordinated omission), while the uncorrected histogram is kept as well.
+
+The engine knows nothing of pytest; it reports progress through a callback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import inspect
+import math
+import random
+import ssl
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, Union
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import httpx
+
+from .metrics import Recorder, new_histogram
+from .monitor import GeneratorMonitor
+from .profile import LoadProfile, Stage
+from .result import CheckCount, LoadResult, Stats
+from .user import RecordingTransport, StopUser, User, UserContext, is_recorded
+
+Journey = Callable[[User], Awaitable[Any]]
+JourneySpec = Union[Journey, Mapping[Journey, float], Sequence[Journey]]
+Hook = Callable[[User], Awaitable[Any]]
+TransportFactory = Callable[[], httpx.AsyncBaseTransport]
+ProgressCallback = Callable[["Progress"], None]
+
+TICK_S = 0.05
+MAX_EXCEPTION_SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the live progress line shows, once per closed 1-second window."""
+
+    elapsed: float
+    duration: float
+    users: int
+    rps: float
+    p95: float
+    window_errors: int
+    requests: int
+    errors: int
+
+
+def _is_async_callable(obj: object) -> bool:
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))  # noqa: B004
+
+
+def _label(obj: object) -> str:
+    return str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj))
+
+
+def normalize_journeys(spec: JourneySpec) -> tuple[list[Journey], list[float]]:
+    """``browse``, ``[browse, checkout]`` or ``{browse: 3, checkout: 1}`` -> journeys and cumulative weights."""
+    if isinstance(spec, Mapping):
+        pairs = list(spec.items())
+    elif callable(spec):
+        pairs = [(spec, 1.0)]
+    elif isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        pairs = [(journey, 1.0) for journey in spec]
+    else:
+        raise TypeError(f"journeys must be an async function, a list of them or a {{journey: weight}} dict, not {spec!r}")
+    if not pairs:
+        raise TypeError("load.run() needs at least one journey: load.run(browse) or load.run({browse: 3, checkout: 1})")
+    journeys: list[Journey] = []
+    cumulative: list[float] = []
+    total = 0.0
+    for journey, weight in pairs:
+        if not _is_async_callable(journey):
+            raise TypeError(
+                f"journey {_label(journey)} must be an async function taking the user, e.g. "
+                "`async def browse(user): await user.client.get('/')`"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise TypeError(f"weight of journey {_label(journey)} must be a positive number, not {weight!r}")
+        total += float(weight)
+        journeys.append(journey)
+        cumulative.append(total)
+    return journeys, cumulative
+
+
+def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]:
+    """Intended start times of open-model iterations: the k-th arrives when the integral of the rate reaches k.
+
+    The rate changes linearly within a stage, so each arrival is the root of a quadratic.
+    """
+    arrived = 0.0  # integral of the rate up to the start of the current stage
+    stage_start = 0.0
+    rate = start_rate
+    k = 0
+    for stage_duration, target in stages:
+        if stage_duration <= 0:
+            rate = target
+            continue
+        curvature = (target - rate) / (2.0 * stage_duration)
+        stage_total = rate * stage_duration + curvature * stage_duration**2
+        while k < arrived + stage_total - 1e-9:
+            needed = k - arrived
+            discriminant = rate * rate + 4.0 * curvature * needed
+            root = math.sqrt(max(discriminant, 0.0))
+            denominator = rate + root
+            offset = 2.0 * needed / denominator if denominator > 0 else 0.0
+            yield stage_start + min(offset, stage_duration)
+            k += 1
+        arrived += stage_total
+        stage_start += stage_duration
+        rate = target
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One context for every client: loading the CA bundle costs ~27 ms per client otherwise."""
+    return httpx.create_ssl_context()
+
+
+class _Slot:
+    """A running virtual user as the controller sees it."""
+
+    __slots__ = ("context", "id", "stop", "wake")
+
+    def __init__(self, user_id: int, context: UserContext) -> None:
+        self.id = user_id
+        self.context = context
+        self.stop = False
+        self.wake = anyio.Event()
+
+
+class Engine:
+    """Runs one load profile against one target and returns a ``LoadResult``."""
+
+    def __init__(
+        self,
+        profile: LoadProfile,
+        journeys: JourneySpec,
+        *,
+        base_url: str,
+        transport_factory: TransportFactory | None = None,
+        on_start: Hook | None = None,
+        on_stop: Hook | None = None,
+        on_progress: ProgressCallback | None = None,
+        test: str = "",
+        environment: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.journeys, self.cumulative_weights = normalize_journeys(journeys)
+        for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
+            if hook is not None and not _is_async_callable(hook):
+                raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
+        self.base_url = base_url
+        self.transport_factory = transport_factory
+        self.on_start = on_start
+        self.on_stop = on_stop
+        self.on_progress = on_progress
+        self.test = test
+        self.environment = dict(environment or {})
+        self.stop_reason: str | None = None
+        self.monitor = GeneratorMonitor()
+        self._checks: dict[str, list[int]] = {}
+        self._exceptions: dict[str, dict[str, Any]] = {}
+        self._slots: dict[int, _Slot] = {}
+        self._stopping = False
+        self._iterations_left: int | None = profile.iterations
+        self._iterations_done = 0
+        self._idle_workers = 0
+        self._all_stopped = anyio.Event()
+        self._t0 = 0.0
+
+    # ---- control -------------------------------------------------------------
+
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Ask the run to end early and keep what was measured. Safe from a signal handler."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    async def run(self) -> LoadResult:
+        self._t0 = perf_counter()
+        started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0)
+        self._all_stopped = anyio.Event()
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                if self.profile.is_open:
+                    send, receive = anyio.create_memory_object_stream[float](math.inf)
+                    self._arrivals = receive
+                    self._arrivals_send = send
+                    task_group.start_soon(self._dispatch, send)
+                await self._control()
+                await self._stop_all(task_group)
+        finally:
+            end = perf_counter()
+            self.recorder.finish(end)
+            if self.profile.is_open:
+                # Due but never started: the generator could not keep the schedule.
+                self.monitor.dropped_iterations += self._arrivals.statistics().current_buffer_used
+        return self._result(end, started_at)
+
+    async def _control(self) -> None:
+        """The ticker: user count, window closing, self-monitoring, progress, end of run."""
+        profile = self.profile
+        next_tick = self._t0
+        next_cpu_sample = self._t0 + 1.0
+        last_windows = 0
+        while True:
+            now = perf_counter()
+            elapsed = now - self._t0
+            if self.stop_reason is not None or elapsed >= profile.duration or self._iterations_finished():
+                return
+            if not profile.is_open:
+                self._adjust_users(elapsed)
+            self.recorder.roll(now)
+            if now >= next_cpu_sample:
+                self.monitor.sample_cpu()
+                next_cpu_sample += 1.0
+            windows = len(self.recorder.total_series.t_s)
+            if windows != last_windows:
+                last_windows = windows
+                self._report_progress(elapsed)
+            next_tick += TICK_S
+            await anyio.sleep(max(0.0, next_tick - perf_counter()))
+            lag = perf_counter() - next_tick
+            self.monitor.record_lag(max(lag, 0.0))
+            if lag > TICK_S:
+                next_tick = perf_counter()  # do not try to catch up on missed ticks
+
+    def _iterations_finished(self) -> bool:
+        if self.profile.iterations is None:
+            return False
+        return self._iterations_done >= self.profile.iterations or (self._iterations_left == 0 and not self._slots)
+
+    def _report_progress(self, elapsed: float) -> None:
+        if self.on_progress is None:
+            return
+        series = self.recorder.total_series
+        requests = sum(endpoint.requests for endpoint in self.recorder.endpoints.values())
+        errors = sum(endpoint.errors for endpoint in self.recorder.endpoints.values())
+        self.on_progress(
+            Progress(
+                elapsed=elapsed,
+                duration=self.profile.duration,
+                users=sum(1 for slot in self._slots.values() if not slot.stop),
+                rps=float(series.count[-1]),
+                p95=series.p95_ms[-1] / 1000,
+                window_errors=series.errors[-1],
+                requests=requests,
+                errors=errors,
+            )
+        )
+
+    def _adjust_users(self, elapsed: float) -> None:
+        if self._iterations_left == 0:
+            return  # users leave on their own once the shared iterations are used up
+        target = round(self.profile.target_at(elapsed))
+        running = sorted(slot.id for slot in self._slots.values() if not slot.stop)
+        if len(running) < target:
+            free_ids = (i for i in range(self.profile.users + len(self._slots) + 1) if i not in self._slots)
+            for _ in range(target - len(running)):
+                self._spawn(next(free_ids), self._closed_user)
+        elif len(running) > target:
+            for user_id in running[target:]:
+                self._stop_slot(self._slots[user_id])
+
+    async def _stop_all(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Graceful stop: no new iterations, wake thinkers, give in-flight requests time, then cancel."""
+        self._stopping = True
+        if self.profile.is_open:
+            self._arrivals_send.close()  # idle workers see the end of the stream
+        for slot in list(self._slots.values()):
+            self._stop_slot(slot)
+        if self._slots:
+            with anyio.move_on_after(self.profile.graceful_stop):
+                await self._all_stopped.wait()
+        task_group.cancel_scope.cancel()
+
+    def _stop_slot(self, slot: _Slot) -> None:
+        slot.stop = True
+        slot.wake.set()
+
+    # ---- virtual users -------------------------------------------------------
+
+    def _spawn(self, user_id: int, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
+        context = UserContext(self.recorder, self._checks)
+        slot = _Slot(user_id, context)
+        context.should_stop = lambda: slot.stop or self._stopping
+        context.wake = slot.wake
+        self._slots[user_id] = slot
+        self.monitor.peak_users = max(self.monitor.peak_users, len(self._slots))
+        self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
+
+    def _new_client(self, context: UserContext) -> httpx.AsyncClient:
+        inner = (
+            self.transport_factory()
+            if self.transport_factory is not None
+            else httpx.AsyncHTTPTransport(verify=shared_ssl_context())
+        )
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=RecordingTransport(inner, context),
+            timeout=self.profile.timeout,
+            follow_redirects=True,
+            trust_env=False,  # never route load through a proxy from the environment
+        )
+
+    async def _user_task(self, slot: _Slot, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
+        client = self._new_client(slot.context)
+        rng = random.Random(f"{self.profile.seed}:{slot.id}")
+        user = User(id=slot.id, client=client, rng=rng, context=slot.context)
+        graceful = False
+        try:
+            if await self._call_hook(self.on_start, user):
+                await body(slot, user)
+            graceful = True
+        except StopUser:
+            graceful = True
+        finally:
+            try:
+                if graceful and self.on_stop is not None:
+                    with anyio.move_on_after(self.profile.graceful_stop):
+                        await self._call_hook(self.on_stop, user)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await client.aclose()
+                del self._slots[slot.id]
+                if not self._slots and self._stopping:
+                    self._all_stopped.set()
+
+    async def _call_hook(self, hook: Hook | None, user: User) -> bool:
+        if hook is None:
+            return True
+        try:
+            await hook(user)
+        except StopUser:
+            raise
+        except Exception as exc:
+            self._record_exception(user, hook, exc)
+            return False  # a user that could not start (e.g. login failed) does not iterate
+        return True
+
+    async def _closed_user(self, slot: _Slot, user: User) -> None:
+        think = self.profile.think_time
+        while not slot.stop and not self._stopping:
+            if self._iterations_left is not None:
+                if self._iterations_left <= 0:
+                    return
+                self._iterations_left -= 1
+            await self._iterate(user)
+            if think is not None:
+                await user.think(*think)
+
+    async def _open_worker(self, slot: _Slot, user: User) -> None:
+        arrivals = self._arrivals
+        context = slot.context
+        while not self._stopping:
+            self._idle_workers += 1
+            try:
+                intended = await arrivals.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+            finally:
+                self._idle_workers -= 1
+            if self._stopping:
+                self.monitor.dropped_iterations += 1
+                return
+            lateness = perf_counter() - (self._t0 + intended)
+            self.monitor.record_lateness(lateness)
+            context.pending_lateness = max(0.0, lateness)
+            await self._iterate(user)
+            context.pending_lateness = 0.0
+
+    async def _iterate(self, user: User) -> None:
+        index = 0
+        if len(self.journeys) > 1:
+            target = user.random.random() * self.cumulative_weights[-1]
+            while self.cumulative_weights[index] < target:
+                index += 1
+        journey = self.journeys[index]
+        user.iteration += 1
+        self.monitor.iterations += 1
+        try:
+            await journey(user)
+        except StopUser:
+            raise
+        except Exception as exc:
+            self._record_exception(user, journey, exc)
+        finally:
+            self._iterations_done += 1
+
+    def _record_exception(self, user: User, where: object, exc: Exception) -> None:
+        if is_recorded(exc):
+            return  # a transport error or an HTTP error status: counted where it happened
+        kind = f"exception {type(exc).__name__}"
+        endpoint = user._context.last_endpoint or f"journey {_label(where)}"
+        self.recorder.record_error(endpoint, kind, perf_counter())
+        sample = self._exceptions.get(kind)
+        if sample is None and len(self._exceptions) < MAX_EXCEPTION_SAMPLES:
+            self._exceptions[kind] = {
+                "kind": kind,
+                "count": 1,
+                "where": _label(where),
+                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8)),
+            }
+        elif sample is not None:
+            sample["count"] += 1
+
+    # ---- open model ------------------------------------------------------------
+
+    async def _dispatch(self, send: anyio.abc.ObjectSendStream[float]) -> None:
+        profile = self.profile
+        peak = max(profile.peak, 1.0)
+        for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)))):
+            self._spawn(user_id, self._open_worker)
+        next_id = len(self._slots)
+        sent = 0
+        async with send:
+            for intended in arrival_times(profile.start, profile.stages):
+                if intended >= profile.duration or self._stopping or self.stop_reason is not None:
+                    break
+                if profile.iterations is not None and sent >= profile.iterations:
+                    break
+                delay = self._t0 + intended - perf_counter()
+                if delay > 0:
+                    await anyio.sleep(delay)
+                else:
+                    await anyio.lowlevel.checkpoint()
+                if self._stopping:
+                    break
+                backlog = self._arrivals.statistics().current_buffer_used
+                if self._idle_workers <= backlog and len(self._slots) < profile.max_users:
+                    while next_id in self._slots:
+                        next_id += 1
+                    self._spawn(next_id, self._open_worker)
+                    next_id += 1
+                send.send_nowait(intended)
+                sent += 1
+
+    # ---- result ----------------------------------------------------------------
+
+    def _result(self, end: float, started_at: str) -> LoadResult:
+        duration = max(end - self._t0, 1e-9)
+        open_model = self.profile.is_open
+        endpoints: dict[str, Stats] = {}
+        total_hist = new_histogram()
+        total_raw = new_histogram() if open_model else None
+        errors_by_kind: dict[str, int] = {}
+        for name, recorded in self.recorder.endpoints.items():
+            endpoints[name] = Stats(
+                name=name,
+                requests=recorded.requests,
+                errors=recorded.errors,
+                errors_by_kind=recorded.errors_by_kind,
+                histogram=recorded.hist,
+                series=recorded.series,
+                duration=duration,
+                uncorrected=recorded.raw_hist,
+            )
+            total_hist.add(recorded.hist)
+            if total_raw is not None and recorded.raw_hist is not None:
+                total_raw.add(recorded.raw_hist)
+            for kind, count in recorded.errors_by_kind.items():
+                errors_by_kind[kind] = errors_by_kind.get(kind, 0) + count
+        total = Stats(
+            name="total",
+            requests=sum(stats.requests for stats in endpoints.values()),
+            errors=sum(stats.errors for stats in endpoints.values()),
+            errors_by_kind=errors_by_kind,
+            histogram=total_hist,
+            series=self.recorder.total_series,
+            duration=duration,
+            uncorrected=total_raw,
+        )
+        extra: dict[str, Any] = {}
+        if self._exceptions:
+            extra["exceptions"] = list(self._exceptions.values())
+        if self.stop_reason:
+            extra["stop_reason"] = self.stop_reason
+        return LoadResult(
+            total=total,
+            endpoints=endpoints,
+            profile=self.profile.to_dict(),
+            started_at=started_at,
+            generator=self.monitor.stats(self.recorder.clamped),
+            checks={name: CheckCount(passes, fails) for name, (passes, fails) in self._checks.items()},
+            environment=self.environment,
+            interrupted=self.stop_reason is not None,
+            target=self.base_url,
+            test=self.test,
+            extra=extra,
+        )

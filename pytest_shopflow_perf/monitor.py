@@ -1,0 +1,77 @@
+"""The generator watches itself: a saturated generator distorts every latency it reports."""
+
+from __future__ import annotations
+
+import time
+
+from .metrics import new_histogram
+from .result import GeneratorStats
+
+# Above these the run measures the generator, not the service.
+LAG_P99_LIMIT_MS = 50.0
+CPU_LIMIT_PERCENT = 90.0
+LATE_ITERATION_S = 0.010
+
+
+class GeneratorMonitor:
+    """Event-loop lag (how late a timer fires) and process CPU, sampled by the engine's ticker."""
+
+    def __init__(self) -> None:
+        self._lag = new_histogram()
+        self._cpu_samples: list[float] = []
+        self._cpu_wall = time.perf_counter()
+        self._cpu_used = time.process_time()
+        self.peak_users = 0
+        self.iterations = 0
+        self.late_iterations = 0
+        self.dropped_iterations = 0
+        self.max_lateness = 0.0
+
+    def record_lag(self, lag_s: float) -> None:
+        self._lag.record_value(max(1, min(int(lag_s * 1_000_000), 3_600_000_000)))
+
+    def sample_cpu(self) -> float:
+        wall, used = time.perf_counter(), time.process_time()
+        elapsed = wall - self._cpu_wall
+        if elapsed <= 0:
+            return 0.0
+        percent = 100.0 * (used - self._cpu_used) / elapsed
+        self._cpu_wall, self._cpu_used = wall, used
+        self._cpu_samples.append(percent)
+        return percent
+
+    def record_lateness(self, lateness_s: float) -> None:
+        if lateness_s > LATE_ITERATION_S:
+            self.late_iterations += 1
+        if lateness_s > self.max_lateness:
+            self.max_lateness = lateness_s
+
+    def stats(self, clamped: int = 0) -> GeneratorStats:
+        has_lag = self._lag.get_total_count() > 0
+        lag_p50 = self._lag.get_value_at_percentile(50) / 1000 if has_lag else 0.0
+        lag_p99 = self._lag.get_value_at_percentile(99) / 1000 if has_lag else 0.0
+        lag_max = self._lag.get_max_value() / 1000 if has_lag else 0.0
+        # The first sample covers start-up work (clients, on_start): judge the steady state.
+        samples = self._cpu_samples[1:] or self._cpu_samples
+        cpu_mean = sum(samples) / len(samples) if samples else 0.0
+        cpu_max = max(samples) if samples else 0.0
+        reasons = []
+        if lag_p99 > LAG_P99_LIMIT_MS:
+            reasons.append(f"event-loop lag p99 {lag_p99:.0f} ms > {LAG_P99_LIMIT_MS:.0f} ms")
+        if cpu_mean > CPU_LIMIT_PERCENT:
+            reasons.append(f"generator CPU {cpu_mean:.0f} % > {CPU_LIMIT_PERCENT:.0f} % of a core")
+        return GeneratorStats(
+            loop_lag_p50_ms=round(lag_p50, 3),
+            loop_lag_p99_ms=round(lag_p99, 3),
+            loop_lag_max_ms=round(lag_max, 3),
+            cpu_percent=round(cpu_mean, 1),
+            cpu_max_percent=round(cpu_max, 1),
+            peak_users=self.peak_users,
+            iterations=self.iterations,
+            late_iterations=self.late_iterations,
+            dropped_iterations=self.dropped_iterations,
+            max_lateness_ms=round(self.max_lateness * 1000, 3),
+            clamped_values=clamped,
+            saturated=bool(reasons),
+            reasons=tuple(reasons),
+        )

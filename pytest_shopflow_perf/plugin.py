@@ -1,0 +1,131 @@
+"""pytest hooks of pytest-shopflow-perf; the work lives in the modules they call."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .session import PerfSession, perf_session_key
+
+if TYPE_CHECKING:
+    from .runner import LoadRunner
+
+MARKER_HELP = (
+    "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
+    "think_time=None, iterations=None, workers=1, base_url=None, name=None): run this test as a load test; "
+    "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s)."
+)
+XDIST_GROUP = "shopflow-perf"
+
+# ---- options ---------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("shopflow-perf", "load testing (pytest-shopflow-perf)")
+
+    def option(flag: str, ini_help: str, ini_type: Any = "string", ini_default: Any = None, **kwargs: Any) -> None:
+        dest = flag.lstrip("-").replace("-", "_")
+        group.addoption(flag, dest=dest, default=None, **kwargs)
+        parser.addini(dest if ini_type != "linelist" else dest + "s", ini_help, type=ini_type, default=ini_default)
+
+    option("--perf-base-url", "target base URL (default: the embedded ShopFlow service)", metavar="URL",
+           help="target of load tests (env SHOPFLOW_BASE_URL); default: the embedded ShopFlow service")
+    option("--perf-app", "module:app of the embedded service (trailing () = factory)", metavar="MODULE:APP",
+           help="ASGI app to start under uvicorn when no base URL is set (default: the ShopFlow reference service)")
+    option("--perf-scale", "multiply every duration and stage", metavar="FACTOR",
+           help="multiply every duration and stage, e.g. 0.1 for pre-merge CI (env SHOPFLOW_PERF_SCALE)")
+    option("--perf-users", "default number of virtual users", metavar="N",
+           help="override the users of every load test (env SHOPFLOW_PERF_USERS)")
+    option("--perf-duration", "default run duration", metavar="DURATION",
+           help="override the duration of every load test, e.g. 30s (env SHOPFLOW_PERF_DURATION)")
+    option("--perf-baseline-dir", "where baselines are kept", metavar="DIR",
+           help="directory of the JSON baselines (default: baselines/)")
+    option("--perf-save-baseline", "append each run to its baseline", ini_type="bool", ini_default=False,
+           action="store_true", help="append this run to the baseline of each load test")
+    option("--perf-no-compare", "skip baseline comparison", ini_type="bool", ini_default=False,
+           action="store_true", help="do not compare runs with their baselines")
+    option("--perf-fail-on", "lowest regression tier that fails a test", metavar="TIER",
+           choices=("minor", "major", "critical", "never"),
+           help="fail on regressions of this tier or worse: minor|major|critical|never (default: major)")
+    option("--perf-report-dir", "directory for JSON/CSV results and summary.md", metavar="DIR",
+           help="write per-test JSON and CSV results and summary.md here")
+    option("--perf-seed", "seed of the virtual users' random choices", metavar="N",
+           help="seed the virtual users' random choices for a reproducible run")
+    option("--perf-allow-host", "non-loopback hosts that may be load-tested", ini_type="linelist",
+           ini_default=[], metavar="HOST", action="append",
+           help="allow load against this non-loopback host (repeatable); loopback only otherwise")
+    for key, text in (("ramp_up", "default ramp-up"), ("ramp_down", "default ramp-down"),
+                      ("think_time", "default think time between iterations, e.g. 1, 3"),
+                      ("max_users", "default cap of open-model users"), ("timeout", "default request timeout"),
+                      ("graceful_stop", "time in-flight iterations get at the end of a run")):
+        parser.addini(f"perf_{key}", text, type="string", default="")
+
+
+# ---- session ----------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    session = PerfSession(config)
+    config.stash[perf_session_key] = session
+    if config.pluginmanager.hasplugin("xdist"):
+        from .xdist import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(), "shopflow-perf-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(perf_session_key, None)
+    if session is not None:
+        session.stop()
+
+
+@pytest.fixture
+def load(request: pytest.FixtureRequest) -> LoadRunner:
+    """Runs journeys with the profile of the test's ``@pytest.mark.load`` marker."""
+    from .runner import LoadRunner
+
+    marker = request.node.get_closest_marker("load")
+    if marker is not None and marker.args:
+        raise pytest.UsageError(
+            f"@pytest.mark.load takes keyword arguments only (e.g. users=10, duration='30s'), got {marker.args!r}"
+        )
+    session = request.config.stash[perf_session_key]
+    return LoadRunner(session, request.node.nodeid, dict(marker.kwargs) if marker else {})
+
+
+# ---- reports ------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    session = item.config.stash.get(perf_session_key, None)
+    if session is None or item.get_closest_marker("load") is None:
+        return report
+    results = session.results.get(item.nodeid)
+    if results and report.when == "call":
+        # Plain JSON on the report: it travels to the xdist controller and feeds every reporter.
+        report.shopflow_perf = [result.summary_dict() for result in results]
+    if report.failed and session.server is not None:
+        report.sections.append(("shopflow-perf service log", session.server.log_tail()))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from .reporting.terminal import write_summary
+
+    summaries = [
+        summary
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for summary in getattr(report, "shopflow_perf", None) or []
+    ]
+    session = terminalreporter.config.stash.get(perf_session_key, None)
+    if session is not None:
+        summaries += [result.summary_dict() for result in session.orphan_results]
+    if summaries:
+        terminalreporter.section("shopflow perf")
+        write_summary(terminalreporter, summaries)

@@ -1,0 +1,78 @@
+"""The end-of-session table: one block per load run, one row per endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+COLUMNS = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors %")
+
+
+class Writer(Protocol):
+    def write_line(self, line: str, **markup: bool) -> None: ...
+
+
+def _row(name: str, stats: Mapping[str, Any]) -> tuple[str, ...]:
+    requests = int(stats["requests"])
+    errors = int(stats["errors"])
+    error_pct = 100.0 * min(1.0, errors / requests) if requests else (100.0 if errors else 0.0)
+    return (
+        name,
+        f"{requests:,}",
+        f"{stats['rps']:.1f}",
+        f"{stats['p50_ms']:.1f}",
+        f"{stats['p95_ms']:.1f}",
+        f"{stats['p99_ms']:.1f}",
+        f"{stats['max_ms']:.1f}",
+        f"{error_pct:.2f}",
+    )
+
+
+def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+def _heading(summary: Mapping[str, Any]) -> str:
+    profile = summary.get("profile") or {}
+    label = summary.get("name") or summary.get("test") or "load run"
+    parts = [f"{summary.get('model', 'closed')} model", f"{summary.get('duration_s', 0):.1f} s"]
+    generator = summary.get("generator") or {}
+    if generator.get("peak_users"):
+        parts.append(f"{generator['peak_users']} users peak")
+    if profile.get("rate"):
+        parts.append(f"{profile['rate']:g}/s arrivals")
+    if summary.get("interrupted"):
+        parts.append("INTERRUPTED: partial results")
+    return f"{label} ({', '.join(parts)})"
+
+
+def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]]) -> None:
+    for summary in summaries:
+        writer.write_line(_heading(summary), bold=True)
+        rows = [COLUMNS]
+        endpoints: Mapping[str, Mapping[str, Any]] = summary.get("endpoints", {})
+        for name, stats in sorted(endpoints.items(), key=lambda item: -item[1]["requests"]):
+            rows.append(_row(name, stats))
+        rows.append(_row("total", summary["total"]))
+        for line in format_table(rows):
+            writer.write_line("  " + line)
+        generator = summary.get("generator") or {}
+        notes = []
+        if generator.get("dropped_iterations"):
+            notes.append(f"{generator['dropped_iterations']} dropped iterations")
+        if generator.get("late_iterations"):
+            notes.append(
+                f"{generator['late_iterations']} late iterations (max {generator.get('max_lateness_ms', 0):.0f} ms late)"
+            )
+        if generator.get("saturated"):
+            notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
+        for note in notes:
+            writer.write_line("  " + note, yellow=True)
+        writer.write_line("")

@@ -1,0 +1,367 @@
+"""The outcome of a load run as plain data: what assertions, regression and reports read.
+
+Latency figures are seconds as floats (``result.percentile(95)``); the JSON
+record (``to_dict``) uses milliseconds with ``_ms`` names, the baseline schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .metrics import WINDOW_S, WindowSeries, decode_histogram, encode_histogram, new_histogram
+
+if TYPE_CHECKING:
+    from hdrh.histogram import HdrHistogram
+
+RUN_SCHEMA = "shopflow-perf/run/1"
+SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+
+
+@dataclass(frozen=True)
+class TimelineWindow:
+    """One 1-second window of the run. Latencies in seconds."""
+
+    t: float
+    count: int
+    errors: int
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+    max: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else (1.0 if self.errors else 0.0)
+
+
+@dataclass(frozen=True)
+class GeneratorStats:
+    """How the load generator itself coped: a saturated generator distorts latency."""
+
+    loop_lag_p50_ms: float = 0.0
+    loop_lag_p99_ms: float = 0.0
+    loop_lag_max_ms: float = 0.0
+    cpu_percent: float = 0.0
+    cpu_max_percent: float = 0.0
+    peak_users: int = 0
+    iterations: int = 0
+    late_iterations: int = 0
+    dropped_iterations: int = 0
+    max_lateness_ms: float = 0.0
+    clamped_values: int = 0
+    saturated: bool = False
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorStats:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["reasons"] = tuple(known.get("reasons", ()))
+        return cls(**known)
+
+
+class Stats:
+    """Request statistics of one endpoint, or of the whole run."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        requests: int,
+        errors: int,
+        errors_by_kind: Mapping[str, int],
+        histogram: HdrHistogram,
+        series: WindowSeries,
+        duration: float,
+        uncorrected: HdrHistogram | None = None,
+    ) -> None:
+        self.name = name
+        self.requests = requests
+        self.errors = errors
+        self.errors_by_kind: dict[str, int] = dict(sorted(errors_by_kind.items(), key=lambda kv: -kv[1]))
+        self.histogram = histogram
+        self.uncorrected_histogram = uncorrected
+        self.series = series
+        self.duration = duration
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} requests={self.requests} errors={self.errors} "
+            f"p95={self.percentile(95) * 1000:.1f}ms>"
+        )
+
+    @property
+    def error_rate(self) -> float:
+        """Errors per request; errors are events (failed checks count too), capped at 1."""
+        if not self.requests:
+            return 1.0 if self.errors else 0.0
+        return min(1.0, self.errors / self.requests)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration if self.duration > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency at percentile ``q`` (0-100) in seconds, from the full HDR histogram."""
+        if not 0.0 <= q <= 100.0:
+            raise ValueError(f"percentile q={q!r} must lie between 0 and 100")
+        if not self.histogram.get_total_count():
+            return 0.0
+        return float(self.histogram.get_value_at_percentile(q)) / 1_000_000
+
+    @property
+    def mean(self) -> float:
+        if not self.histogram.get_total_count():
+            return 0.0
+        return float(self.histogram.get_mean_value()) / 1_000_000
+
+    @property
+    def max(self) -> float:
+        if not self.histogram.get_total_count():
+            return 0.0
+        return float(self.histogram.get_max_value()) / 1_000_000
+
+    @property
+    def min(self) -> float:
+        if not self.histogram.get_total_count():
+            return 0.0
+        return float(self.histogram.get_min_value()) / 1_000_000
+
+    @property
+    def timeline(self) -> list[TimelineWindow]:
+        s = self.series
+        return [
+            TimelineWindow(
+                t=s.t_s[i],
+                count=s.count[i],
+                errors=s.errors[i],
+                p50=s.p50_ms[i] / 1000,
+                p95=s.p95_ms[i] / 1000,
+                p99=s.p99_ms[i] / 1000,
+                mean=s.mean_ms[i] / 1000,
+                max=s.max_ms[i] / 1000,
+            )
+            for i in range(len(s.t_s))
+        ]
+
+    @property
+    def corrected(self) -> Stats:
+        """Latency from the intended start (open model); the main figures already are these."""
+        return self
+
+    @property
+    def uncorrected(self) -> Stats:
+        """Latency from the actual send time; equal to the main figures in closed model."""
+        if self.uncorrected_histogram is None:
+            return self
+        return Stats(
+            name=self.name,
+            requests=self.requests,
+            errors=self.errors,
+            errors_by_kind=self.errors_by_kind,
+            histogram=self.uncorrected_histogram,
+            series=self.series,
+            duration=self.duration,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The STATS figures of the run schema, without windows and histogram."""
+        values = (
+            self.histogram.get_percentile_to_value_dict(list(SUMMARY_PERCENTILES))
+            if self.histogram.get_total_count()
+            else dict.fromkeys(SUMMARY_PERCENTILES, 0)
+        )
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 6),
+            "rps": round(self.rps, 3),
+            "mean_ms": round(self.mean * 1000, 3),
+            "p50_ms": values[50.0] / 1000,
+            "p90_ms": values[90.0] / 1000,
+            "p95_ms": values[95.0] / 1000,
+            "p99_ms": values[99.0] / 1000,
+            "max_ms": round(self.max * 1000, 3),
+            "errors_by_kind": dict(self.errors_by_kind),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.summary()
+        data["hdr"] = encode_histogram(self.histogram)
+        data["windows"] = self.series.to_dict()
+        if self.uncorrected_histogram is not None:
+            raw = self.uncorrected
+            raw_summary = raw.summary()
+            data["uncorrected"] = {
+                key: raw_summary[key] for key in ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+            }
+            data["uncorrected"]["hdr"] = encode_histogram(self.uncorrected_histogram)
+        return data
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any], duration: float) -> Stats:
+        histogram = decode_histogram(data["hdr"]) if data.get("hdr") else new_histogram()
+        raw = data.get("uncorrected")
+        return cls(
+            name=name,
+            requests=int(data["requests"]),
+            errors=int(data["errors"]),
+            errors_by_kind=data.get("errors_by_kind", {}),
+            histogram=histogram,
+            series=WindowSeries.from_dict(data.get("windows", {})),
+            duration=duration,
+            uncorrected=decode_histogram(raw["hdr"]) if raw and raw.get("hdr") else None,
+        )
+
+
+class EndpointMap(Mapping[str, Stats]):
+    """``result.endpoints[name]``, with an error that lists the names that exist."""
+
+    def __init__(self, endpoints: Mapping[str, Stats]) -> None:
+        self._endpoints = dict(endpoints)
+
+    def __getitem__(self, name: str) -> Stats:
+        try:
+            return self._endpoints[name]
+        except KeyError:
+            known = ", ".join(repr(n) for n in self._endpoints) or "none"
+            raise KeyError(f"no endpoint {name!r} in this run; endpoints: {known}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._endpoints)
+
+    def __len__(self) -> int:
+        return len(self._endpoints)
+
+
+@dataclass
+class CheckCount:
+    passes: int = 0
+    fails: int = 0
+
+
+class LoadResult(Stats):
+    """What one ``load.run`` measured: totals, per-endpoint figures, timeline, generator health."""
+
+    def __init__(
+        self,
+        *,
+        total: Stats,
+        endpoints: Mapping[str, Stats],
+        profile: Mapping[str, Any],
+        started_at: str,
+        generator: GeneratorStats,
+        checks: Mapping[str, CheckCount] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        interrupted: bool = False,
+        target: str = "",
+        test: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            name="total",
+            requests=total.requests,
+            errors=total.errors,
+            errors_by_kind=total.errors_by_kind,
+            histogram=total.histogram,
+            series=total.series,
+            duration=total.duration,
+            uncorrected=total.uncorrected_histogram,
+        )
+        self.endpoints = EndpointMap(endpoints)
+        self.profile = dict(profile)
+        self.started_at = started_at
+        self.generator = generator
+        self.checks: dict[str, CheckCount] = dict(checks or {})
+        self.environment = dict(environment or {})
+        self.interrupted = interrupted
+        self.target = target
+        self.test = test
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    @property
+    def dropped_iterations(self) -> int:
+        return self.generator.dropped_iterations
+
+    @property
+    def late_iterations(self) -> int:
+        return self.generator.late_iterations
+
+    @property
+    def iterations(self) -> int:
+        return self.generator.iterations
+
+    @property
+    def model(self) -> str:
+        return str(self.profile.get("model", "closed"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe run record (schema ``shopflow-perf/run/1``): also the baseline entry."""
+        return {
+            "schema": RUN_SCHEMA,
+            "test": self.test,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration, 3),
+            "window_s": WINDOW_S,
+            "model": self.model,
+            "target": self.target,
+            "interrupted": self.interrupted,
+            "profile": dict(self.profile),
+            "environment": dict(self.environment),
+            "generator": self.generator.to_dict(),
+            "checks": {name: asdict(count) for name, count in self.checks.items()},
+            "total": super().to_dict(),
+            "endpoints": {name: stats.to_dict() for name, stats in self.endpoints.items()},
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def summary_dict(self) -> dict[str, Any]:
+        """Small enough to travel on every test report (xdist) and feed the terminal table."""
+        return {
+            "test": self.test,
+            "name": self.profile.get("name"),
+            "model": self.model,
+            "profile": dict(self.profile),
+            "duration_s": round(self.duration, 3),
+            "interrupted": self.interrupted,
+            "total": self.summary(),
+            "endpoints": {name: stats.summary() for name, stats in self.endpoints.items()},
+            "generator": self.generator.to_dict(),
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], duration: float | None = None) -> LoadResult:  # type: ignore[override]
+        """Rebuild a result from its record (reports, baselines, results from xdist workers)."""
+        if data.get("schema") != RUN_SCHEMA:
+            raise ValueError(f"not a run record of schema {RUN_SCHEMA!r}: schema={data.get('schema')!r}")
+        run_duration = float(data["duration_s"]) if duration is None else duration
+        return cls(
+            total=Stats.from_dict("total", data["total"], run_duration),
+            endpoints={
+                name: Stats.from_dict(name, stats, run_duration) for name, stats in data.get("endpoints", {}).items()
+            },
+            profile=data.get("profile", {}),
+            started_at=str(data.get("started_at", "")),
+            generator=GeneratorStats.from_dict(data.get("generator", {})),
+            checks={name: CheckCount(**count) for name, count in data.get("checks", {}).items()},
+            environment=data.get("environment", {}),
+            interrupted=bool(data.get("interrupted", False)),
+            target=str(data.get("target", "")),
+            test=str(data.get("test", "")),
+            extra=data.get("extra", {}),
+        )
+
+
+@dataclass
+class RunLog:
+    """Results of a test, in call order (a test may call ``load.run`` several times)."""
+
+    results: list[LoadResult] = field(default_factory=list)

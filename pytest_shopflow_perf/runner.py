@@ -1,0 +1,169 @@
+"""The ``load`` fixture: turns the test's profile and journeys into an engine run."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .engine import Engine, Hook, JourneySpec, TransportFactory
+    from .profile import LoadProfile
+    from .result import LoadResult
+    from .session import PerfSession
+
+
+@contextmanager
+def _stop_on_interrupt(engine: Engine) -> Iterator[None]:
+    """First Ctrl-C ends the run gracefully and keeps its results; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if engine.stop_reason == "interrupted":
+            raise KeyboardInterrupt
+        engine.request_stop("interrupted")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class LoadRunner:
+    """What a load test receives as ``load``: ``load.run(journeys)`` or ``await load.arun(journeys)``."""
+
+    def __init__(self, session: PerfSession, nodeid: str, marker_kwargs: dict[str, Any]) -> None:
+        self._session = session
+        self.nodeid = nodeid
+        self._marker_kwargs = marker_kwargs
+        self.profile: LoadProfile = session.resolve_profile(marker_kwargs, self._label(marker_kwargs))
+        self.results: list[LoadResult] = []
+
+    @staticmethod
+    def _label(kwargs: dict[str, Any], call: str = "@pytest.mark.load") -> str:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        return f"{call}({arguments})"
+
+    @property
+    def base_url(self) -> str:
+        return self._session.base_url_for(self.profile)
+
+    def _engine(
+        self,
+        journeys: JourneySpec,
+        *,
+        on_start: Hook | None,
+        on_stop: Hook | None,
+        app: Any,
+        transport_factory: TransportFactory | None,
+        overrides: dict[str, Any],
+    ) -> Engine:
+        from .engine import Engine
+
+        profile = self.profile
+        if overrides:
+            merged = {**self._marker_kwargs, **overrides}
+            profile = self._session.resolve_profile(merged, self._label(overrides, "load.run"))
+        if profile.workers != 1:
+            raise pytest.UsageError(
+                f"workers={profile.workers}: multi-process load generation is not available yet; "
+                "remove `workers` (one process drives the load)"
+            )
+        if app is not None:
+            import httpx
+
+            def asgi_transport() -> httpx.AsyncBaseTransport:
+                return httpx.ASGITransport(app=app)
+
+            transport_factory = asgi_transport
+            base_url = profile.base_url or "http://shopflow.inprocess"
+        else:
+            base_url = self._session.base_url_for(profile)
+        try:
+            return Engine(
+                profile,
+                journeys,
+                base_url=base_url,
+                transport_factory=transport_factory,
+                on_start=on_start,
+                on_stop=on_stop,
+                on_progress=self._session.progress_printer(self.nodeid.rsplit("::", 1)[-1]),
+                test=self.nodeid,
+                environment=self._session.environment(),
+            )
+        except TypeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def run(
+        self,
+        journeys: JourneySpec,
+        *,
+        on_start: Hook | None = None,
+        on_stop: Hook | None = None,
+        app: Any = None,
+        transport_factory: TransportFactory | None = None,
+        **overrides: Any,
+    ) -> LoadResult:
+        """Run the load in this (sync) test and return what was measured.
+
+        :param journeys: ``browse``, ``[browse, search]`` or ``{browse: 3, checkout: 1}``.
+        :param app: an ASGI app to drive in-process (smoke runs without a server).
+        :param overrides: profile keys for this run only (e.g. ``users=20`` in a stress loop).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("load.run() was called inside a running event loop; in an async test use `await load.arun(...)`")
+        import anyio
+
+        engine = self._engine(
+            journeys, on_start=on_start, on_stop=on_stop, app=app, transport_factory=transport_factory, overrides=overrides
+        )
+        with _stop_on_interrupt(engine):
+            result = anyio.run(engine.run, backend="asyncio", backend_options=_backend_options())
+        return self._finish(result)
+
+    async def arun(
+        self,
+        journeys: JourneySpec,
+        *,
+        on_start: Hook | None = None,
+        on_stop: Hook | None = None,
+        app: Any = None,
+        transport_factory: TransportFactory | None = None,
+        **overrides: Any,
+    ) -> LoadResult:
+        """Like ``run``, inside the running event loop of an async test (anyio or pytest-asyncio)."""
+        engine = self._engine(
+            journeys, on_start=on_start, on_stop=on_stop, app=app, transport_factory=transport_factory, overrides=overrides
+        )
+        with _stop_on_interrupt(engine):
+            result = await engine.run()
+        return self._finish(result)
+
+    def _finish(self, result: LoadResult) -> LoadResult:
+        self._session.end_progress()
+        self.results.append(result)
+        self._session.results.setdefault(self.nodeid, []).append(result)
+        if result.interrupted and result.extra.get("stop_reason") == "interrupted":
+            self._session.orphan_results.append(result)
+            raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
+        return result
+
+
+def _backend_options() -> dict[str, Any]:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}

@@ -1,0 +1,190 @@
+"""Per-session state of the plugin, kept in one object in ``config.stash``."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .profile import ENV_VARS, INI_KEYS, LoadProfile, ProfileError, Source, env_source, parse_scale, resolve_profile
+from .target import DEFAULT_APP, EmbeddedServer, TargetError, check_target
+
+if TYPE_CHECKING:
+    from .engine import Progress
+    from .result import LoadResult
+
+NON_TTY_PROGRESS_EVERY_S = 5
+
+
+
+
+@dataclass
+class Settings:
+    """The session-wide settings, read once from the command line, ini and environment."""
+
+    base_url: str | None
+    app: str
+    scale: float
+    seed: int
+    allowed_hosts: list[str]
+    cli_users: str | None
+    cli_duration: str | None
+    baseline_dir: str
+    save_baseline: bool
+    no_compare: bool
+    fail_on: str
+    report_dir: str | None
+    ini_profile: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        def cli(name: str) -> Any:
+            return config.getoption(name, default=None)
+
+        def ini(name: str) -> Any:
+            return config.getini(name)
+
+        scale_raw = cli("perf_scale") or os.environ.get(ENV_VARS["scale"]) or ini("perf_scale") or "1"
+        scale_label = (
+            "--perf-scale"
+            if cli("perf_scale")
+            else (ENV_VARS["scale"] if os.environ.get(ENV_VARS["scale"]) else "ini perf_scale")
+        )
+        try:
+            scale = parse_scale(scale_label, scale_raw)
+        except ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        seed_raw = cli("perf_seed") or ini("perf_seed")
+        try:
+            seed = int(seed_raw) if seed_raw not in (None, "") else random.SystemRandom().randrange(2**31)
+        except ValueError:
+            raise pytest.UsageError(f"--perf-seed={seed_raw!r} is not valid: expected a whole number") from None
+        fail_on = cli("perf_fail_on") or ini("perf_fail_on") or "major"
+        if fail_on not in ("minor", "major", "critical", "never"):
+            raise pytest.UsageError(f"--perf-fail-on={fail_on!r} is not valid: expected minor, major, critical or never")
+        return cls(
+            base_url=cli("perf_base_url") or None,
+            app=cli("perf_app") or ini("perf_app") or DEFAULT_APP,
+            scale=scale,
+            seed=seed,
+            allowed_hosts=[*(cli("perf_allow_host") or []), *ini("perf_allow_hosts")],
+            cli_users=cli("perf_users"),
+            cli_duration=cli("perf_duration"),
+            baseline_dir=cli("perf_baseline_dir") or ini("perf_baseline_dir") or "baselines",
+            save_baseline=bool(cli("perf_save_baseline") or ini("perf_save_baseline")),
+            no_compare=bool(cli("perf_no_compare") or ini("perf_no_compare")),
+            fail_on=fail_on,
+            report_dir=cli("perf_report_dir") or ini("perf_report_dir") or None,
+            ini_profile={key: ini(f"perf_{key}") for key in INI_KEYS if ini(f"perf_{key}")},
+        )
+
+
+class PerfSession:
+    """Settings, the embedded target, and the results of every load test of this session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.settings = Settings.from_config(config)
+        self.results: dict[str, list[LoadResult]] = {}
+        self.orphan_results: list[LoadResult] = []  # from tests interrupted before they had a report
+        self.server: EmbeddedServer | None = None
+        self._server_lock = threading.Lock()
+        self._environment: dict[str, Any] | None = None
+
+    # ---- profile and target ----------------------------------------------------
+
+    def resolve_profile(self, marker_kwargs: dict[str, Any], label: str) -> LoadProfile:
+        settings = self.settings
+        cli_values = {"users": settings.cli_users, "duration": settings.cli_duration, "base_url": settings.base_url}
+        try:
+            return resolve_profile(
+                ini=Source("ini", settings.ini_profile),
+                marker=Source(label, marker_kwargs),
+                env=env_source(os.environ),
+                cli=Source("command line", {k: v for k, v in cli_values.items() if v is not None}),
+                scale=settings.scale,
+                seed=settings.seed,
+            )
+        except ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def base_url_for(self, profile: LoadProfile) -> str:
+        """The profile's target, or the embedded service started on first use."""
+        base_url = profile.base_url or self.config.getini("perf_base_url") or None
+        if base_url is None:
+            base_url = self.start_embedded()
+        try:
+            check_target(base_url, self.settings.allowed_hosts)
+        except TargetError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        return base_url
+
+    def start_embedded(self) -> str:
+        with self._server_lock:
+            if self.server is None or not self.server.running:
+                self.server = EmbeddedServer(self.settings.app)
+                try:
+                    self.server.start()
+                except TargetError as exc:
+                    raise pytest.UsageError(
+                        f"{exc}\nSet a target with --perf-base-url / SHOPFLOW_BASE_URL, or an app with --perf-app."
+                    ) from None
+            return self.server.base_url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def environment(self) -> dict[str, Any]:
+        if self._environment is None:
+            from .baseline import environment_fingerprint
+
+            self._environment = environment_fingerprint()
+        return self._environment
+
+    # ---- progress ----------------------------------------------------------------
+
+    def progress_printer(self, label: str) -> Callable[[Progress], None] | None:
+        config = self.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or config.get_verbosity() < 0 or hasattr(config, "workerinput"):
+            return None
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        tty = bool(getattr(reporter, "isatty", False))
+
+        def show(progress: Progress) -> None:
+            second = round(progress.elapsed)
+            if not tty and second % NON_TTY_PROGRESS_EVERY_S:
+                return
+            error_pct = 100.0 * progress.errors / progress.requests if progress.requests else 0.0
+            line = (
+                f"  {label}  {progress.elapsed:5.1f}/{progress.duration:.0f}s  users {progress.users:>4}  "
+                f"req/s {progress.rps:>7.0f}  p95 {progress.p95 * 1000:7.1f} ms  "
+                f"errors {progress.errors} ({error_pct:.2f}%)"
+            )
+            disabled = getattr(capture, "global_and_fixture_disabled", None)
+            if disabled is None:
+                return
+            with disabled():
+                if tty:
+                    reporter.rewrite(line, erase=True)
+                else:
+                    reporter.write_line(line)
+
+        return show
+
+    def end_progress(self) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        disabled = getattr(capture, "global_and_fixture_disabled", None)
+        if reporter is not None and getattr(reporter, "isatty", False) and disabled is not None:
+            with disabled():
+                reporter.rewrite("", erase=True)
+
+
+perf_session_key = pytest.StashKey[PerfSession]()

@@ -1,0 +1,156 @@
+"""Where the load goes: loopback safety, and the embedded service under uvicorn.
+
+Never load-test production by accident: any host that is not loopback must be
+named with ``--perf-allow-host``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_APP = "pytest_shopflow_perf.service:create_app()"
+HEALTH_PATH = "/health"
+STARTUP_TIMEOUT_S = 30.0
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+class TargetError(Exception):
+    """The target is refused or could not be started; the message says how to fix it."""
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_target(base_url: str, allowed_hosts: Iterable[str]) -> None:
+    """Refuse non-loopback hosts unless allowed explicitly. Names are not resolved: no DNS tricks."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetError(f"target {base_url!r} is not an http:// or https:// URL with a host")
+    host = parts.hostname
+    if is_loopback_host(host):
+        return
+    allowed = {h.strip().lower() for h in allowed_hosts if h.strip()}
+    if host.lower() in allowed or (parts.port and f"{host.lower()}:{parts.port}" in allowed):
+        return
+    raise TargetError(
+        f"refusing to load-test {base_url!r}: host {host!r} is not loopback (127.0.0.0/8, ::1, localhost). "
+        f"If this is a test environment you own, allow it explicitly with `--perf-allow-host {host}` "
+        f"(or ini `perf_allow_hosts`). Never point a load test at production."
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedServer:
+    """An ASGI app under uvicorn in a subprocess on a free loopback port, health-checked.
+
+    :param app: ``module:attribute``; a trailing ``()`` means the attribute is a factory.
+    """
+
+    def __init__(
+        self,
+        app: str = DEFAULT_APP,
+        *,
+        env: Mapping[str, str] | None = None,
+        health_path: str = HEALTH_PATH,
+        startup_timeout: float = STARTUP_TIMEOUT_S,
+    ) -> None:
+        self.app = app
+        self.env = dict(env or {})
+        self.health_path = health_path
+        self.startup_timeout = startup_timeout
+        self.base_url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_dir = Path(tempfile.mkdtemp(prefix="shopflow-perf-"))
+        self.log_path = self._log_dir / "service.log"
+
+    def start(self) -> str:
+        last_error: TargetError | None = None
+        for _ in range(3):  # a free port can be taken between probing and binding
+            try:
+                return self._start_once()
+            except TargetError as exc:
+                last_error = exc
+                if "address already in use" not in self.log_tail().lower():
+                    break
+        assert last_error is not None
+        raise last_error
+
+    def _command(self, port: int) -> list[str]:
+        app, factory = (self.app[:-2], True) if self.app.endswith("()") else (self.app, False)
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--no-access-log", "--log-level", "info", "--timeout-graceful-shutdown", "3"]
+        if factory:
+            command.append("--factory")
+        return command
+
+    def _start_once(self) -> str:
+        import httpx
+
+        port = _free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.env}
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                self._command(port), stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    self._process = None
+                    raise TargetError(
+                        f"the embedded service {self.app!r} exited during start-up; its log:\n{self.log_tail()}"
+                    )
+                try:
+                    client.get(self.health_path)
+                    return self.base_url  # any HTTP answer means it is serving
+                except httpx.TransportError:
+                    time.sleep(0.05)
+        self.stop()
+        raise TargetError(
+            f"the embedded service {self.app!r} did not answer on {self.base_url} within "
+            f"{self.startup_timeout:.0f} s; its log:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])

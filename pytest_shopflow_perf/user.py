@@ -1,0 +1,209 @@
+"""The virtual user a journey receives, and the transport that times its requests.
+
+Timing happens in the transport, as close to the wire as httpx allows: the
+clock starts after httpx has built the request and stops when the last byte of
+the body has arrived, so client-side request building is not counted as the
+service's latency.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import AsyncIterator, Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .metrics import collapse_path
+from .units import parse_duration
+
+if TYPE_CHECKING:
+    from .metrics import Recorder
+
+RECORDED = "__shopflow_perf_recorded__"
+ERROR_EXTENSION = "shopflow_perf.error"
+
+
+class StopUser(BaseException):
+    """Raised inside a journey when its virtual user must stop (ramp-down, end of run).
+
+    A BaseException so that a journey's own ``except Exception`` does not swallow it.
+    """
+
+
+def mark_recorded(exc: BaseException) -> None:
+    setattr(exc, RECORDED, True)
+
+
+def is_recorded(exc: BaseException) -> bool:
+    if getattr(exc, RECORDED, False):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return ERROR_EXTENSION in exc.response.extensions
+    return False
+
+
+class UserContext:
+    """Per-user state shared between the ``User`` and its transport."""
+
+    __slots__ = ("checks", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
+
+    def __init__(self, recorder: Recorder, checks: dict[str, list[int]]) -> None:
+        self.recorder = recorder
+        self.checks = checks
+        self.last_endpoint: str | None = None
+        self.pending_lateness = 0.0
+        self.should_stop: Callable[[], bool] = lambda: False
+        self.wake: Any = None  # an anyio.Event set when the user must stop
+
+    def take_lateness(self) -> float:
+        lateness = self.pending_lateness
+        self.pending_lateness = 0.0
+        return lateness
+
+
+def _transport_error_kind(exc: BaseException) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "protocol"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.NetworkError)):
+        return "reset"
+    if isinstance(exc, httpx.TransportError):
+        return "transport"
+    return f"exception {type(exc).__name__}"
+
+
+class _TimedStream(httpx.AsyncByteStream):
+    """Stops the clock at the last byte of the body, or at close if the body was not read."""
+
+    __slots__ = ("_context", "_done", "_error", "_inner", "_name", "_start")
+
+    def __init__(
+        self, inner: httpx.AsyncByteStream, context: UserContext, name: str, start: float, error: str | None
+    ) -> None:
+        self._inner = inner
+        self._context = context
+        self._name = name
+        self._start = start
+        self._error = error
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except Exception as exc:
+            if not self._done:
+                self._finish(_transport_error_kind(exc))
+                mark_recorded(exc)
+            raise
+        if not self._done:
+            self._finish(self._error)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if not self._done:
+                self._finish(self._error)
+
+    def _finish(self, error: str | None) -> None:
+        self._done = True
+        now = perf_counter()
+        context = self._context
+        context.recorder.record(self._name, now - self._start, now, error, context.take_lateness())
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Wraps any httpx transport (pool, ASGI, a faster one later) and records every request."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, context: UserContext) -> None:
+        self._inner = inner
+        self._context = context
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        extensions = request.extensions
+        name = extensions.get("name") or f"{request.method} {collapse_path(request.url.path)}"
+        context = self._context
+        context.last_endpoint = name
+        start = perf_counter()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception as exc:
+            now = perf_counter()
+            context.recorder.record(name, now - start, now, _transport_error_kind(exc), context.take_lateness())
+            mark_recorded(exc)
+            raise
+        expect = extensions.get("expect")
+        status = response.status_code
+        error = None
+        if (status not in expect) if expect else status >= 400:
+            error = f"HTTP {status}"
+            response.extensions[ERROR_EXTENSION] = error
+        response.stream = _TimedStream(response.stream, context, name, start, error)  # type: ignore[arg-type]
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class User:
+    """One virtual user: its own client (cookies, pool), id, state and seeded random.
+
+    :param id: 0-based index, for partitioning test data (``customer{user.id}``).
+    """
+
+    def __init__(
+        self, *, id: int, client: httpx.AsyncClient, rng: _random.Random, context: UserContext
+    ) -> None:
+        self.id = id
+        self.client = client
+        self.random = rng
+        self.state: dict[str, Any] = {}
+        self.iteration = 0
+        self._context = context
+
+    def __repr__(self) -> str:
+        return f"<User id={self.id} iteration={self.iteration}>"
+
+    @property
+    def stopping(self) -> bool:
+        return self._context.should_stop()
+
+    async def think(self, low: float | str, high: float | str | None = None) -> None:
+        """Pause like a person would: uniform between ``low`` and ``high`` seconds.
+
+        Returns early, by raising ``StopUser``, when the user is told to stop.
+        """
+        import anyio
+
+        low_s = parse_duration(low, what="think low")
+        high_s = low_s if high is None else parse_duration(high, what="think high")
+        delay = self.random.uniform(low_s, high_s) if high_s > low_s else low_s
+        context = self._context
+        if context.should_stop():
+            raise StopUser
+        if delay <= 0:
+            return
+        with anyio.move_on_after(delay):
+            await context.wake.wait()
+        if context.should_stop():
+            raise StopUser
+
+    def check(self, condition: object, name: str) -> bool:
+        """Count a pass or fail for ``name`` (k6 ``check``); a failure is an error, never raised."""
+        counts = self._context.checks.get(name)
+        if counts is None:
+            counts = self._context.checks[name] = [0, 0]
+        ok = bool(condition)
+        if ok:
+            counts[0] += 1
+        else:
+            counts[1] += 1
+            now = perf_counter()
+            self._context.recorder.record_error(self._context.last_endpoint or "(no request)", f"check: {name}", now)
+        return ok
