@@ -9,6 +9,7 @@ request (one look-up costs ~0.5 ms).
 
 from __future__ import annotations
 
+import functools
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -40,6 +41,55 @@ def decode_histogram(encoded: str) -> HdrHistogram:
     from hdrh.histogram import HdrHistogram
 
     return HdrHistogram.decode(encoded.encode("ascii"))
+
+
+@functools.cache
+def _index_values() -> tuple[Any, Any, Any]:
+    """Lowest, highest and median equivalent value of every counts index (same for all our histograms)."""
+    import numpy as np
+
+    histogram = new_histogram()
+    lowest = np.array([histogram.get_value_from_index(i) for i in range(histogram.counts_len)], dtype=np.int64)
+    highest = np.array([histogram.get_highest_equivalent_value(int(v)) for v in lowest], dtype=np.int64)
+    median = lowest + ((highest - lowest + 1) >> 1)
+    return lowest, highest, median.astype(np.float64)
+
+
+def _counts(histogram: HdrHistogram) -> Any:
+    import numpy as np
+
+    return np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
+
+
+def percentiles(histogram: HdrHistogram, quantiles: list[float]) -> dict[float, int]:
+    """Exactly ``HdrHistogram.get_value_at_percentile`` for each q, in one vectorised pass (~20x faster)."""
+    import numpy as np
+
+    total = histogram.get_total_count()
+    if not total:
+        return dict.fromkeys(quantiles, 0)
+    lowest, highest, _ = _index_values()
+    cumulative = np.cumsum(_counts(histogram))
+    result = {}
+    for q in quantiles:
+        index = int(np.searchsorted(cumulative, histogram.get_target_count_at_percentile(q)))
+        index = min(index, len(cumulative) - 1)
+        result[q] = int(highest[index] if q else lowest[index])
+    return result
+
+
+def mean_us(histogram: HdrHistogram) -> float:
+    """Exactly ``HdrHistogram.get_mean_value``, vectorised (the pure-Python one takes ~30 ms)."""
+    total = histogram.get_total_count()
+    if not total:
+        return 0.0
+    _, _, median = _index_values()
+    return float((_counts(histogram) * median).sum() / total)
+
+
+def warm_up() -> None:
+    """Build the index tables before a run starts, not during it."""
+    _index_values()
 
 
 def to_us(seconds: float) -> int:
@@ -88,7 +138,7 @@ class WindowSeries:
         self.count.append(count)
         self.errors.append(errors)
         if histogram is not None and histogram.get_total_count():
-            values = histogram.get_percentile_to_value_dict(list(WINDOW_PERCENTILES))
+            values = percentiles(histogram, list(WINDOW_PERCENTILES))
             self.p50_ms.append(values[50.0] / 1000.0)
             self.p95_ms.append(values[95.0] / 1000.0)
             self.p99_ms.append(values[99.0] / 1000.0)
@@ -236,14 +286,14 @@ class Recorder:
                 )
                 if endpoint.win_count:
                     total.add(endpoint.win_hist)
-                    endpoint.win_hist.reset()
+                    endpoint.win_hist = new_histogram()  # ~0.1 ms, where reset() takes ~1 ms
                 count += endpoint.win_count
                 errors += endpoint.win_errors
                 total_us += endpoint.win_total_us
                 endpoint.win_count = endpoint.win_errors = endpoint.win_total_us = 0
         self.total_series.append(t_s, count, errors, total if count else None, total_us)
         if count:
-            total.reset()
+            self._total_win_hist = new_histogram()
         self._window_index += 1
         self._window_end = self.start + (self._window_index + 1) * WINDOW_S
         for listener in self.window_listeners:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .metrics import WINDOW_S, WindowSeries, decode_histogram, encode_histogram, new_histogram
+from .metrics import WINDOW_S, WindowSeries, decode_histogram, encode_histogram, mean_us, new_histogram, percentiles
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
@@ -112,15 +112,11 @@ class Stats:
         """Latency at percentile ``q`` (0-100) in seconds, from the full HDR histogram."""
         if not 0.0 <= q <= 100.0:
             raise ValueError(f"percentile q={q!r} must lie between 0 and 100")
-        if not self.histogram.get_total_count():
-            return 0.0
-        return float(self.histogram.get_value_at_percentile(q)) / 1_000_000
+        return percentiles(self.histogram, [q])[q] / 1_000_000
 
     @property
     def mean(self) -> float:
-        if not self.histogram.get_total_count():
-            return 0.0
-        return float(self.histogram.get_mean_value()) / 1_000_000
+        return mean_us(self.histogram) / 1_000_000
 
     @property
     def max(self) -> float:
@@ -173,11 +169,7 @@ class Stats:
 
     def summary(self) -> dict[str, Any]:
         """The STATS figures of the run schema, without windows and histogram."""
-        values = (
-            self.histogram.get_percentile_to_value_dict(list(SUMMARY_PERCENTILES))
-            if self.histogram.get_total_count()
-            else dict.fromkeys(SUMMARY_PERCENTILES, 0)
-        )
+        values = percentiles(self.histogram, list(SUMMARY_PERCENTILES))
         return {
             "requests": self.requests,
             "errors": self.errors,

@@ -144,7 +144,11 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if (status not in expect) if expect else status >= 400:
             error = f"HTTP {status}"
             response.extensions[ERROR_EXTENSION] = error
-        response.stream = _TimedStream(response.stream, context, name, start, error)  # type: ignore[arg-type]
+        if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock transports)
+            now = perf_counter()
+            context.recorder.record(name, now - start, now, error, context.take_lateness())
+        else:
+            response.stream = _TimedStream(response.stream, context, name, start, error)  # type: ignore[arg-type]
         return response
 
     async def aclose(self) -> None:

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SUPPORT = Path(__file__).parent / "support"
+
+
+@pytest.fixture(scope="session")
+def delay_server() -> Iterator[str]:
+    """The known-latency server, in its own process so it never shares the engine's GIL."""
+    process = subprocess.Popen(
+        [sys.executable, str(SUPPORT / "delay_server.py")], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    port = process.stdout.readline().strip()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()

@@ -1,0 +1,90 @@
+"""A tiny HTTP/1.1 server with known latency, for accuracy tests of the engine.
+
+Raw asyncio, no framework, so its own overhead stays far below the delays it
+injects. Run as a script: it prints its port on the first line of stdout. Each response
+carries ``X-Service-Time-Us``: how long the server really held the request
+(asyncio timers fire up to ~1 ms late), the true value accuracy tests compare to.
+
+Paths:
+  /delay/<ms>                        every response after <ms>
+  /mixed/<fast_ms>/<slow_ms>/<every> every <every>-th request slow, the rest fast
+  /stall-after/<n>/<ms>              request number <n> starts a stall of <ms>: every
+                                     request arriving until it ends waits for its end
+  /status/<code>                     answers with that status
+  anything else                      200 with a small JSON body
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import defaultdict
+
+counters: defaultdict[str, int] = defaultdict(int)
+stall_until = 0.0
+
+
+async def delay_for(path: str) -> tuple[int, float]:
+    global stall_until
+    parts = path.split("?")[0].strip("/").split("/")
+    head = parts[0]
+    if head == "delay":
+        return 200, float(parts[1]) / 1000
+    if head == "mixed":
+        counters[path] += 1
+        fast, slow, every = float(parts[1]), float(parts[2]), int(parts[3])
+        return 200, (slow if counters[path] % every == 0 else fast) / 1000
+    if head == "stall-after":
+        counters[path] += 1
+        now = time.monotonic()
+        if counters[path] == int(parts[1]):
+            stall_until = now + float(parts[2]) / 1000
+        return 200, max(0.0, stall_until - now)
+    if head == "status":
+        return int(parts[1]), 0.0
+    return 200, 0.0
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            length = 0
+            for line in lines[1:]:
+                if line.lower().startswith("content-length:"):
+                    length = int(line.split(":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+            started = time.perf_counter()
+            status, delay = await delay_for(path)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = json.dumps({"items": [{"id": 1}, {"id": 2}], "path": path}).encode()
+            service_us = int((time.perf_counter() - started) * 1_000_000)
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"X-Service-Time-Us: {service_us}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(port: int) -> None:
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    asyncio.run(main(parser.parse_args().port))

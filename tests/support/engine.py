@@ -1,0 +1,24 @@
+"""Run the engine directly (no pytest plugin in between) in the plugin's own tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from pytest_shopflow_perf.engine import Engine
+from pytest_shopflow_perf.profile import LoadProfile, Source, resolve_profile
+from pytest_shopflow_perf.result import LoadResult
+
+
+def profile(**marker: Any) -> LoadProfile:
+    empty = Source("none", {})
+    return resolve_profile(ini=empty, marker=Source("@pytest.mark.load", marker), env=empty, cli=empty, seed=1)
+
+
+def run(journeys: Any, *, base_url: str = "http://test", **kwargs: Any) -> LoadResult:
+    """``run(journey, users=2, duration=1, transport_factory=...)``: engine kwargs and marker keys."""
+    engine_keys = {"transport_factory", "on_start", "on_stop", "on_progress"}
+    engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in engine_keys}
+    engine = Engine(profile(**kwargs), journeys, base_url=base_url, **engine_kwargs)
+    return anyio.run(engine.run)
