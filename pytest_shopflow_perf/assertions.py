@@ -6,6 +6,7 @@ result (``result.extra["slo"]``) so reports can show them too.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -224,7 +225,15 @@ def assert_latency(
 ) -> None:
     """Fail unless every given latency is at or under its limit (seconds or "500ms")."""
     __tracebackhide__ = True
-    limits: dict[str, Any] = {"p50": p50, "p90": p90, "p95": p95, "p99": p99, "p99.9": p999, "max": max, "mean": mean}
+    limits: dict[str, Any] = {
+        "p50": p50,
+        "p90": p90,
+        "p95": p95,
+        "p99": p99,
+        "p99.9": p999,
+        "max": max,
+        "mean": mean,
+    }
     thresholds = [_latency_threshold(m, v, endpoint) for m, v in limits.items() if v is not None]
     if not thresholds:
         raise SloError("assert_latency needs at least one limit, e.g. assert_latency(result, p95='500ms')")
@@ -260,6 +269,42 @@ def assert_slo(result: LoadResult, *expressions: str) -> None:
 def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> None:
     """Fail when the run regressed against its baseline at or above ``fail_on`` (``--perf-fail-on``)."""
     __tracebackhide__ = True
-    from .regression import check_result
+    from .regression import FAIL_ON_CHOICES, Verdict
 
-    check_result(result, fail_on=fail_on)
+    fail_on = fail_on or str(result.extra.get("regression_fail_on", "major"))
+    if fail_on not in FAIL_ON_CHOICES:
+        raise SloError(f"fail_on={fail_on!r} is not valid: expected one of {', '.join(FAIL_ON_CHOICES)}")
+    record = result.extra.get("regression")
+    if record is None:
+        return  # no baseline yet, or comparison disabled: the reason is in result.extra["regression_note"]
+    verdict = Verdict.from_dict(record)
+    if verdict.failed(fail_on):
+        raise AssertionError(format_regression(verdict, fail_on))
+
+
+def format_regression(verdict: Any, fail_on: str) -> str:
+    """A table of the findings at or above ``fail_on``, worst first."""
+    from .regression import TIERS
+    from .reporting.terminal import format_table
+
+    rank: dict[str, int] = {tier: index for index, tier in enumerate(TIERS)}
+    findings = sorted(verdict.findings, key=lambda f: (-rank[f.tier], f.endpoint, f.metric))
+    shown = [f for f in findings if f.tier in ("minor", "major", "critical") and rank[f.tier] >= rank[fail_on]]
+    rows: list[tuple[str, ...]] = [("tier", "endpoint", "metric", "baseline", "current", "change", "95% CI", "p")]
+    for f in shown:
+        low, high = (math.nan if v is None else v for v in f.ci) if f.ci else (math.nan, math.nan)
+        rows.append(
+            (
+                f.tier,
+                f.endpoint,
+                f.metric,
+                f"{f.baseline:.4g}{f.unit}" if f.baseline is not None else "-",
+                f"{f.current:.4g}{f.unit}" if f.current is not None else "-",
+                f"{f.change * 100:+.1f}%" if f.change is not None and math.isfinite(f.change) else "new",
+                f"[{low * 100:+.0f}%, {high * 100:+.0f}%]" if math.isfinite(low) and math.isfinite(high) else "-",
+                f"{f.p_value:.3g}" if f.p_value is not None else "-",
+            )
+        )
+    head = f"performance regression: {verdict.tier} (fails at {fail_on} or worse)"
+    notes = [f"  note: {note}" for note in verdict.notes]
+    return "\n".join([head, *("  " + line for line in format_table(rows)), *notes])

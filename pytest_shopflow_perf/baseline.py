@@ -71,9 +71,7 @@ class BaselineError(ValueError):
 
 def _check_schema(data: object, kind: str, expected: str, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise BaselineError(
-            f'{source}: expected a JSON object with "schema": "{expected}", got {type(data).__name__}'
-        )
+        raise BaselineError(f'{source}: expected a JSON object with "schema": "{expected}", got {type(data).__name__}')
     schema = data.get("schema")
     if schema == expected:
         return data
@@ -172,8 +170,7 @@ def load_baseline(path: Path, *, nodeid: str | None = None) -> dict[str, Any] | 
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
-            f"{path}: corrupt baseline file (invalid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}); {fix}"
+            f"{path}: corrupt baseline file (invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}); {fix}"
         ) from exc
     try:
         baseline = validate_baseline(data, str(path))
@@ -188,9 +185,7 @@ def load_baseline(path: Path, *, nodeid: str | None = None) -> dict[str, Any] | 
     return baseline
 
 
-def append_run(
-    path: Path, nodeid: str, run_record: Mapping[str, Any], keep: int = DEFAULT_KEEP
-) -> dict[str, Any]:
+def append_run(path: Path, nodeid: str, run_record: Mapping[str, Any], keep: int = DEFAULT_KEEP) -> dict[str, Any]:
     """Append ``run_record`` to the baseline at ``path``, keep the newest ``keep`` runs, write atomically.
 
     Creates the file (and its directory) when missing. Refuses to touch a file

@@ -21,12 +21,13 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, Union
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 import httpx
+from anyio.streams.memory import MemoryObjectSendStream
 
 from .metrics import Recorder, new_histogram, warm_up
 from .monitor import GeneratorMonitor
@@ -35,7 +36,7 @@ from .result import CheckCount, LoadResult, Stats
 from .user import RecordingTransport, StopUser, User, UserContext, is_recorded
 
 Journey = Callable[[User], Awaitable[Any]]
-JourneySpec = Union[Journey, Mapping[Journey, float], Sequence[Journey]]
+JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
 Hook = Callable[[User], Awaitable[Any]]
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 ProgressCallback = Callable[["Progress"], None]
@@ -75,7 +76,9 @@ def normalize_journeys(spec: JourneySpec) -> tuple[list[Journey], list[float]]:
     elif isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
         pairs = [(journey, 1.0) for journey in spec]
     else:
-        raise TypeError(f"journeys must be an async function, a list of them or a {{journey: weight}} dict, not {spec!r}")
+        raise TypeError(
+            f"journeys must be an async function, a list of them or a {{journey: weight}} dict, not {spec!r}"
+        )
     if not pairs:
         raise TypeError("load.run() needs at least one journey: load.run(browse) or load.run({browse: 3, checkout: 1})")
     journeys: list[Journey] = []
@@ -431,7 +434,7 @@ class Engine:
 
     # ---- open model ------------------------------------------------------------
 
-    async def _dispatch(self, send: anyio.abc.ObjectSendStream[float]) -> None:
+    async def _dispatch(self, send: MemoryObjectSendStream[float]) -> None:
         profile = self.profile
         peak = max(profile.peak, 1.0)
         for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)))):

@@ -231,10 +231,7 @@ class Recorder:
             self.roll(now)
         endpoint = self._endpoint(name)
         value = int(latency_s * 1_000_000 + 0.5)
-        if lateness_s > 0.0:
-            corrected = value + int(lateness_s * 1_000_000 + 0.5)
-        else:
-            corrected = value
+        corrected = value + int(lateness_s * 1000000 + 0.5) if lateness_s > 0.0 else value
         if corrected > HIGHEST_US:
             self.clamped += 1
             corrected = HIGHEST_US

@@ -30,36 +30,95 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, dest=dest, default=None, **kwargs)
         parser.addini(dest if ini_type != "linelist" else dest + "s", ini_help, type=ini_type, default=ini_default)
 
-    option("--perf-base-url", "target base URL (default: the embedded ShopFlow service)", metavar="URL",
-           help="target of load tests (env SHOPFLOW_BASE_URL); default: the embedded ShopFlow service")
-    option("--perf-app", "module:app of the embedded service (trailing () = factory)", metavar="MODULE:APP",
-           help="ASGI app to start under uvicorn when no base URL is set (default: the ShopFlow reference service)")
-    option("--perf-scale", "multiply every duration and stage", metavar="FACTOR",
-           help="multiply every duration and stage, e.g. 0.1 for pre-merge CI (env SHOPFLOW_PERF_SCALE)")
-    option("--perf-users", "default number of virtual users", metavar="N",
-           help="override the users of every load test (env SHOPFLOW_PERF_USERS)")
-    option("--perf-duration", "default run duration", metavar="DURATION",
-           help="override the duration of every load test, e.g. 30s (env SHOPFLOW_PERF_DURATION)")
-    option("--perf-baseline-dir", "where baselines are kept", metavar="DIR",
-           help="directory of the JSON baselines (default: baselines/)")
-    option("--perf-save-baseline", "append each run to its baseline", ini_type="bool", ini_default=False,
-           action="store_true", help="append this run to the baseline of each load test")
-    option("--perf-no-compare", "skip baseline comparison", ini_type="bool", ini_default=False,
-           action="store_true", help="do not compare runs with their baselines")
-    option("--perf-fail-on", "lowest regression tier that fails a test", metavar="TIER",
-           choices=("minor", "major", "critical", "never"),
-           help="fail on regressions of this tier or worse: minor|major|critical|never (default: major)")
-    option("--perf-report-dir", "directory for JSON/CSV results and summary.md", metavar="DIR",
-           help="write per-test JSON and CSV results and summary.md here")
-    option("--perf-seed", "seed of the virtual users' random choices", metavar="N",
-           help="seed the virtual users' random choices for a reproducible run")
-    option("--perf-allow-host", "non-loopback hosts that may be load-tested", ini_type="linelist",
-           ini_default=[], metavar="HOST", action="append",
-           help="allow load against this non-loopback host (repeatable); loopback only otherwise")
-    for key, text in (("ramp_up", "default ramp-up"), ("ramp_down", "default ramp-down"),
-                      ("think_time", "default think time between iterations, e.g. 1, 3"),
-                      ("max_users", "default cap of open-model users"), ("timeout", "default request timeout"),
-                      ("graceful_stop", "time in-flight iterations get at the end of a run")):
+    option(
+        "--perf-base-url",
+        "target base URL (default: the embedded ShopFlow service)",
+        metavar="URL",
+        help="target of load tests (env SHOPFLOW_BASE_URL); default: the embedded ShopFlow service",
+    )
+    option(
+        "--perf-app",
+        "module:app of the embedded service (trailing () = factory)",
+        metavar="MODULE:APP",
+        help="ASGI app to start under uvicorn when no base URL is set (default: the ShopFlow reference service)",
+    )
+    option(
+        "--perf-scale",
+        "multiply every duration and stage",
+        metavar="FACTOR",
+        help="multiply every duration and stage, e.g. 0.1 for pre-merge CI (env SHOPFLOW_PERF_SCALE)",
+    )
+    option(
+        "--perf-users",
+        "default number of virtual users",
+        metavar="N",
+        help="override the users of every load test (env SHOPFLOW_PERF_USERS)",
+    )
+    option(
+        "--perf-duration",
+        "default run duration",
+        metavar="DURATION",
+        help="override the duration of every load test, e.g. 30s (env SHOPFLOW_PERF_DURATION)",
+    )
+    option(
+        "--perf-baseline-dir",
+        "where baselines are kept",
+        metavar="DIR",
+        help="directory of the JSON baselines (default: baselines/)",
+    )
+    option(
+        "--perf-save-baseline",
+        "append each run to its baseline",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        help="append this run to the baseline of each load test",
+    )
+    option(
+        "--perf-no-compare",
+        "skip baseline comparison",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        help="do not compare runs with their baselines",
+    )
+    option(
+        "--perf-fail-on",
+        "lowest regression tier that fails a test",
+        metavar="TIER",
+        choices=("minor", "major", "critical", "never"),
+        help="fail on regressions of this tier or worse: minor|major|critical|never (default: major)",
+    )
+    option(
+        "--perf-report-dir",
+        "directory for JSON/CSV results and summary.md",
+        metavar="DIR",
+        help="write per-test JSON and CSV results and summary.md here",
+    )
+    option(
+        "--perf-seed",
+        "seed of the virtual users' random choices",
+        metavar="N",
+        help="seed the virtual users' random choices for a reproducible run",
+    )
+    option(
+        "--perf-allow-host",
+        "non-loopback hosts that may be load-tested",
+        ini_type="linelist",
+        ini_default=[],
+        metavar="HOST",
+        action="append",
+        help="allow load against this non-loopback host (repeatable); loopback only otherwise",
+    )
+    parser.addini("perf_baseline_keep", "how many recent runs a baseline keeps (default 5)", type="string", default="")
+    for key, text in (
+        ("ramp_up", "default ramp-up"),
+        ("ramp_down", "default ramp-down"),
+        ("think_time", "default think time between iterations, e.g. 1, 3"),
+        ("max_users", "default cap of open-model users"),
+        ("timeout", "default request timeout"),
+        ("graceful_stop", "time in-flight iterations get at the end of a run"),
+    ):
         parser.addini(f"perf_{key}", text, type="string", default="")
 
 
@@ -106,6 +165,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if session is None or item.get_closest_marker("load") is None:
         return report
     results = session.results.get(item.nodeid)
+    if results and report.when == "call" and report.passed:
+        for result in results:
+            saved = session.save_baseline(result)
+            if saved is not None:
+                result.extra["baseline_saved"] = str(saved)
     if results and report.when == "call":
         # Plain JSON on the report: it travels to the xdist controller and feeds every reporter.
         report.shopflow_perf = [result.summary_dict() for result in results]

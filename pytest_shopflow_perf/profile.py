@@ -39,7 +39,16 @@ MARKER_KEYS = (
     "graceful_stop",
 )
 # Settings that make sense as suite-wide defaults in ini.
-INI_KEYS = ("users", "duration", "ramp_up", "ramp_down", "think_time", "max_users", "timeout", "graceful_stop")
+INI_KEYS = (
+    "users",
+    "duration",
+    "ramp_up",
+    "ramp_down",
+    "think_time",
+    "max_users",
+    "timeout",
+    "graceful_stop",
+)
 # What the CI may override from the environment or the command line.
 OVERRIDE_KEYS = ("users", "duration", "base_url")
 
@@ -252,13 +261,17 @@ def resolve_profile(
     unknown = sorted(set(marker.values) - set(MARKER_KEYS))
     if unknown:
         raise ProfileError(
-            f"{marker.label}: unknown argument(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(MARKER_KEYS)}"
+            f"{marker.label}: unknown argument(s) {', '.join(unknown)}; accepted: {', '.join(MARKER_KEYS)}"
         )
     parsed: dict[str, tuple[object, str]] = {}
     marker_has_stages = "stages" in marker.values
     marker_has_iterations = "iterations" in marker.values
-    for source, allowed in ((ini, INI_KEYS), (marker, MARKER_KEYS), (env, OVERRIDE_KEYS), (cli, OVERRIDE_KEYS)):
+    for source, allowed in (
+        (ini, INI_KEYS),
+        (marker, MARKER_KEYS),
+        (env, OVERRIDE_KEYS),
+        (cli, OVERRIDE_KEYS),
+    ):
         for key, raw in source.values.items():
             if key not in allowed or raw is None:
                 continue

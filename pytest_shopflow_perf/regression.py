@@ -256,9 +256,7 @@ class _Pending:
     note: str = ""
 
 
-def compare(
-    baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: RegressionPolicy | None = None
-) -> Verdict:
+def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: RegressionPolicy | None = None) -> Verdict:
     """Compare ``run`` (a run record) with ``baseline`` (a baseline file's content).
 
     Raises :class:`BaselineError` when either is not a record of the expected schema.
@@ -652,9 +650,7 @@ def _error_rate(name: str, base: list[_Series], run: _Series, policy: Regression
             f"+{(new_rate - base_rate) * 100:.2g} percentage points is below the absolute floor of "
             f"{policy.error_rate_floor * 100:.2g}"
         )
-    return _Pending(
-        name, "error_rate", "fraction", base_rate, new_rate, change, change, ci, p_raw, mde, above, note
-    )
+    return _Pending(name, "error_rate", "fraction", base_rate, new_rate, change, change, ci, p_raw, mde, above, note)
 
 
 # ---- tiers ----------------------------------------------------------------------------

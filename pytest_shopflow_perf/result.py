@@ -10,7 +10,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .metrics import WINDOW_S, WindowSeries, decode_histogram, encode_histogram, mean_us, new_histogram, percentiles
+from .metrics import (
+    WINDOW_S,
+    WindowSeries,
+    decode_histogram,
+    encode_histogram,
+    mean_us,
+    new_histogram,
+    percentiles,
+)
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram

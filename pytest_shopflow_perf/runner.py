@@ -123,11 +123,18 @@ class LoadRunner:
         except RuntimeError:
             pass
         else:
-            raise RuntimeError("load.run() was called inside a running event loop; in an async test use `await load.arun(...)`")
+            raise RuntimeError(
+                "load.run() was called inside a running event loop; in an async test use `await load.arun(...)`"
+            )
         import anyio
 
         engine = self._engine(
-            journeys, on_start=on_start, on_stop=on_stop, app=app, transport_factory=transport_factory, overrides=overrides
+            journeys,
+            on_start=on_start,
+            on_stop=on_stop,
+            app=app,
+            transport_factory=transport_factory,
+            overrides=overrides,
         )
         with _stop_on_interrupt(engine):
             result = anyio.run(engine.run, backend="asyncio", backend_options=_backend_options())
@@ -145,7 +152,12 @@ class LoadRunner:
     ) -> LoadResult:
         """Like ``run``, inside the running event loop of an async test (anyio or pytest-asyncio)."""
         engine = self._engine(
-            journeys, on_start=on_start, on_stop=on_stop, app=app, transport_factory=transport_factory, overrides=overrides
+            journeys,
+            on_start=on_start,
+            on_stop=on_stop,
+            app=app,
+            transport_factory=transport_factory,
+            overrides=overrides,
         )
         with _stop_on_interrupt(engine):
             result = await engine.run()
@@ -153,7 +165,11 @@ class LoadRunner:
 
     def _finish(self, result: LoadResult) -> LoadResult:
         self._session.end_progress()
+        if self.results:  # several runs in one test each get their own baseline
+            result.test = f"{self.nodeid}@{result.profile.get('name') or len(self.results) + 1}"
         self.results.append(result)
+        if not result.interrupted:
+            self._session.compare_with_baseline(result)
         self._session.results.setdefault(self.nodeid, []).append(result)
         if result.interrupted and result.extra.get("stop_reason") == "interrupted":
             self._session.orphan_results.append(result)

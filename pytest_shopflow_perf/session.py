@@ -7,11 +7,21 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .profile import ENV_VARS, INI_KEYS, LoadProfile, ProfileError, Source, env_source, parse_scale, resolve_profile
+from .profile import (
+    ENV_VARS,
+    INI_KEYS,
+    LoadProfile,
+    ProfileError,
+    Source,
+    env_source,
+    parse_scale,
+    resolve_profile,
+)
 from .target import DEFAULT_APP, EmbeddedServer, TargetError, check_target
 
 if TYPE_CHECKING:
@@ -19,8 +29,6 @@ if TYPE_CHECKING:
     from .result import LoadResult
 
 NON_TTY_PROGRESS_EVERY_S = 5
-
-
 
 
 @dataclass
@@ -66,7 +74,9 @@ class Settings:
             raise pytest.UsageError(f"--perf-seed={seed_raw!r} is not valid: expected a whole number") from None
         fail_on = cli("perf_fail_on") or ini("perf_fail_on") or "major"
         if fail_on not in ("minor", "major", "critical", "never"):
-            raise pytest.UsageError(f"--perf-fail-on={fail_on!r} is not valid: expected minor, major, critical or never")
+            raise pytest.UsageError(
+                f"--perf-fail-on={fail_on!r} is not valid: expected minor, major, critical or never"
+            )
         return cls(
             base_url=cli("perf_base_url") or None,
             app=cli("perf_app") or ini("perf_app") or DEFAULT_APP,
@@ -100,7 +110,11 @@ class PerfSession:
 
     def resolve_profile(self, marker_kwargs: dict[str, Any], label: str) -> LoadProfile:
         settings = self.settings
-        cli_values = {"users": settings.cli_users, "duration": settings.cli_duration, "base_url": settings.base_url}
+        cli_values = {
+            "users": settings.cli_users,
+            "duration": settings.cli_duration,
+            "base_url": settings.base_url,
+        }
         try:
             return resolve_profile(
                 ini=Source("ini", settings.ini_profile),
@@ -142,10 +156,51 @@ class PerfSession:
 
     def environment(self) -> dict[str, Any]:
         if self._environment is None:
-            from .baseline import environment_fingerprint
+            from .baseline import environment_fingerprint, git_commit
 
-            self._environment = environment_fingerprint()
+            self._environment = {**environment_fingerprint(), "git_commit": git_commit(self.config.rootpath)}
         return self._environment
+
+    # ---- baselines ---------------------------------------------------------------
+
+    def baseline_file(self, test: str) -> Path:
+        from .baseline import baseline_path
+
+        directory = Path(self.settings.baseline_dir)
+        if not directory.is_absolute():
+            directory = self.config.rootpath / directory
+        return baseline_path(directory, test)
+
+    def compare_with_baseline(self, result: LoadResult) -> None:
+        """Attach the regression verdict (or why there is none) for ``assert_no_regression`` and reports."""
+        from .baseline import BaselineError, load_baseline
+        from .regression import compare
+
+        result.extra["regression_fail_on"] = self.settings.fail_on
+        if self.settings.no_compare:
+            result.extra["regression_note"] = "comparison disabled (--perf-no-compare)"
+            return
+        path = self.baseline_file(result.test)
+        try:
+            baseline = load_baseline(path, nodeid=result.test)
+        except BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if baseline is None:
+            shown = path.relative_to(self.config.rootpath) if path.is_relative_to(self.config.rootpath) else path
+            result.extra["regression_note"] = f"no baseline yet ({shown}); record one with --perf-save-baseline"
+            return
+        result.extra["regression"] = compare(baseline, result.to_dict()).to_dict()
+
+    def save_baseline(self, result: LoadResult) -> Path | None:
+        """Append a finished run to its baseline (atomic write); interrupted runs are never saved."""
+        from .baseline import DEFAULT_KEEP, append_run
+
+        if not self.settings.save_baseline or result.interrupted:
+            return None
+        path = self.baseline_file(result.test)
+        keep = int(self.config.getini("perf_baseline_keep") or DEFAULT_KEEP)
+        append_run(path, result.test, result.to_dict(), keep=keep)
+        return path
 
     # ---- progress ----------------------------------------------------------------
 

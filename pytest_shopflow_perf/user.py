@@ -161,9 +161,7 @@ class User:
     :param id: 0-based index, for partitioning test data (``customer{user.id}``).
     """
 
-    def __init__(
-        self, *, id: int, client: httpx.AsyncClient, rng: _random.Random, context: UserContext
-    ) -> None:
+    def __init__(self, *, id: int, client: httpx.AsyncClient, rng: _random.Random, context: UserContext) -> None:
         self.id = id
         self.client = client
         self.random = rng

@@ -13,9 +13,7 @@ SUPPORT = Path(__file__).parent / "support"
 @pytest.fixture(scope="session")
 def delay_server() -> Iterator[str]:
     """The known-latency server, in its own process so it never shares the engine's GIL."""
-    process = subprocess.Popen(
-        [sys.executable, str(SUPPORT / "delay_server.py")], stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, str(SUPPORT / "delay_server.py")], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     port = process.stdout.readline().strip()
     try:

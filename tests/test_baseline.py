@@ -52,10 +52,7 @@ def test_baseline_path_is_readable_and_stable(tmp_path):
     path = baseline_path(tmp_path, NODE)
     assert path == tmp_path / "tests_performance_test_x.py__test_peak_a_.json"
     assert baseline_path(tmp_path, NODE) == path
-    assert (
-        baseline_path(tmp_path, "tests/test_y.py::TestA::test_b")
-        == tmp_path / "tests_test_y.py__TestA__test_b.json"
-    )
+    assert baseline_path(tmp_path, "tests/test_y.py::TestA::test_b") == tmp_path / "tests_test_y.py__TestA__test_b.json"
 
 
 @pytest.mark.parametrize(
@@ -117,9 +114,7 @@ def test_file_of_another_test_is_refused(tmp_path):
     path = tmp_path / "b.json"
     append_run(path, "t.py::test_one", run_record(1))
     assert load_baseline(path, nodeid="t.py::test_one") is not None
-    with pytest.raises(
-        BaselineError, match=r"holds the baseline of 't\.py::test_one', not of 't\.py::test_two'"
-    ):
+    with pytest.raises(BaselineError, match=r"holds the baseline of 't\.py::test_one', not of 't\.py::test_two'"):
         load_baseline(path, nodeid="t.py::test_two")
     with pytest.raises(BaselineError, match="test_one"):
         append_run(path, "t.py::test_two", run_record(2))

@@ -116,9 +116,7 @@ def test_latency_tiers(scale, tier):
     assert verdict.tier == tier
     p95 = finding(verdict, "p95")
     assert p95.tier == tier
-    assert p95.change == pytest.approx(
-        scale / math.exp(sum(math.log(1 + 0.004 * (i - 2)) for i in range(5)) / 5) - 1
-    )
+    assert p95.change == pytest.approx(scale / math.exp(sum(math.log(1 + 0.004 * (i - 2)) for i in range(5)) / 5) - 1)
 
 
 def test_thresholds_are_strict_greater_than():
@@ -442,17 +440,13 @@ def test_numpy_and_scipy_are_imported_lazily():
             name
             for node in tree.body
             if isinstance(node, (ast.Import, ast.ImportFrom))
-            for name in (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            )
+            for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])
         ]
         assert not [n for n in top_level if n.split(".")[0] in {"numpy", "scipy"}], module.__name__
 
 
 def test_verdict_round_trips_through_json():
-    verdict = compare(
-        stable_baseline(), record(stats(1.3, phase=2)), policy=RegressionPolicy(noise_floor=0.02)
-    )
+    verdict = compare(stable_baseline(), record(stats(1.3, phase=2)), policy=RegressionPolicy(noise_floor=0.02))
     again = Verdict.from_dict(json.loads(json.dumps(verdict.to_dict())))
     assert again == verdict
     with pytest.raises(ValueError, match="unknown tier"):

@@ -227,15 +227,9 @@ AA = {
         ar_phi=0.9,
         ar_sd=0.1,
     ),
-    "aa_noise_k1": Scenario(
-        "A/A 5% run-to-run noise, K=1", 105, 1, _three(PLAIN), _three(PLAIN), run_noise=0.05
-    ),
-    "aa_noise_k3": Scenario(
-        "A/A 5% run-to-run noise, K=3", 106, 3, _three(PLAIN), _three(PLAIN), run_noise=0.05
-    ),
-    "aa_noise_k5": Scenario(
-        "A/A 5% run-to-run noise, K=5", 107, 5, _three(PLAIN), _three(PLAIN), run_noise=0.05
-    ),
+    "aa_noise_k1": Scenario("A/A 5% run-to-run noise, K=1", 105, 1, _three(PLAIN), _three(PLAIN), run_noise=0.05),
+    "aa_noise_k3": Scenario("A/A 5% run-to-run noise, K=3", 106, 3, _three(PLAIN), _three(PLAIN), run_noise=0.05),
+    "aa_noise_k5": Scenario("A/A 5% run-to-run noise, K=5", 107, 5, _three(PLAIN), _three(PLAIN), run_noise=0.05),
     "aa_bursty_errors_k3": Scenario(
         "A/A bursty errors 1% (beta-binomial, concentration 20), K=3",
         108,
@@ -257,12 +251,8 @@ AB = {
     "tail15": _shift("+15% p95 tail-only (above p90), K=3", 204, Stream(tail=0.15)),
     "tail35": _shift("+35% p95 tail-only (above p90), K=3", 205, Stream(tail=0.35)),
     "tail75": _shift("+75% p95 tail-only (above p90), K=3", 206, Stream(tail=0.75)),
-    "uniform35_noise_k5": _shift(
-        "+35% uniform, 5% run noise, K=5", 207, Stream(shift=0.35), k=5, run_noise=0.05
-    ),
-    "tail35_noise_k5": _shift(
-        "+35% tail-only, 5% run noise, K=5", 208, Stream(tail=0.35), k=5, run_noise=0.05
-    ),
+    "uniform35_noise_k5": _shift("+35% uniform, 5% run noise, K=5", 207, Stream(shift=0.35), k=5, run_noise=0.05),
+    "tail35_noise_k5": _shift("+35% tail-only, 5% run noise, K=5", 208, Stream(tail=0.35), k=5, run_noise=0.05),
     "improvement30": _shift("-30% improvement, K=3", 209, Stream(shift=-0.30)),
     "huge_n_plus1": Scenario(
         "+1% with 10^6 requests per run, K=3",
@@ -299,9 +289,7 @@ def rates(key: str) -> Rates:
 # ---- A/A: false positives -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "key", ["aa_iid_k3", "aa_ar_k3", "aa_noise_k3", "aa_noise_k5", "aa_bursty_errors_k3"]
-)
+@pytest.mark.parametrize("key", ["aa_iid_k3", "aa_ar_k3", "aa_noise_k3", "aa_noise_k5", "aa_bursty_errors_k3"])
 def test_aa_false_positives_with_three_or_more_baseline_runs(key):
     assert rates(key).flagged <= 0.02
 

@@ -32,7 +32,9 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=False)
+        ]
         lines.append("  ".join(cells).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
@@ -56,7 +58,7 @@ def _heading(summary: Mapping[str, Any]) -> str:
 def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]]) -> None:
     for summary in summaries:
         writer.write_line(_heading(summary), bold=True)
-        rows = [COLUMNS]
+        rows: list[tuple[str, ...]] = [COLUMNS]
         endpoints: Mapping[str, Mapping[str, Any]] = summary.get("endpoints", {})
         for name, stats in sorted(endpoints.items(), key=lambda item: -item[1]["requests"]):
             rows.append(_row(name, stats))
@@ -68,9 +70,8 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]]) -> Non
         if generator.get("dropped_iterations"):
             notes.append(f"{generator['dropped_iterations']} dropped iterations")
         if generator.get("late_iterations"):
-            notes.append(
-                f"{generator['late_iterations']} late iterations (max {generator.get('max_lateness_ms', 0):.0f} ms late)"
-            )
+            late_ms = generator.get("max_lateness_ms", 0)
+            notes.append(f"{generator['late_iterations']} late iterations (max {late_ms:.0f} ms late)")
         if generator.get("saturated"):
             notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
         for note in notes:

@@ -141,9 +141,7 @@ class ServiceConfig:
 class ApiError(Exception):
     """A client error with its HTTP status; rendered as the JSON error envelope."""
 
-    def __init__(
-        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -381,9 +379,7 @@ class Service:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         challenge = {"WWW-Authenticate": "Bearer"}
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(
-                401, "unauthorized", "a bearer token is required: POST /api/login", headers=challenge
-            )
+            raise ApiError(401, "unauthorized", "a bearer token is required: POST /api/login", headers=challenge)
         payload, _, signature = token.strip().rpartition(".")
         user, _, expires = payload.partition(".")
         if (
@@ -411,11 +407,7 @@ class Service:
         category_id: int | None = None
         if category is not None:
             category_id = self.db.categories.get(category.lower())
-            if (
-                category_id is None
-                and _ID.fullmatch(category)
-                and int(category) in self.db.categories.values()
-            ):
+            if category_id is None and _ID.fullmatch(category) and int(category) in self.db.categories.values():
                 category_id = int(category)
             if category_id is None:
                 raise _invalid(f"unknown category {category!r}: see GET /api/categories")
@@ -446,16 +438,12 @@ class Service:
         if user_id is None:
             raise ApiError(401, "invalid_credentials", "unknown email or wrong password")
         token = self._token(user_id)
-        return _json(
-            {"token": token, "user_id": user_id, "token_type": "bearer", "expires_in": self.config.token_ttl}
-        )
+        return _json({"token": token, "user_id": user_id, "token_type": "bearer", "expires_in": self.config.token_ttl})
 
     async def list_products(self, request: Request) -> Response:
         query = self._product_query(request, search=False)
         fts = self.db.fts
-        return await self._cached(
-            query.cache_key(), lambda: self._read(lambda c: db.list_products(c, query, fts=fts))
-        )
+        return await self._cached(query.cache_key(), lambda: self._read(lambda c: db.list_products(c, query, fts=fts)))
 
     async def search(self, request: Request) -> Response:
         query = self._product_query(request, search=True)
@@ -469,9 +457,7 @@ class Service:
 
     async def product(self, request: Request) -> Response:
         product_id = _path_id(request, "product_id")
-        return await self._cached(
-            f"product:{product_id}", lambda: self._read(lambda c: db.get_product(c, product_id))
-        )
+        return await self._cached(f"product:{product_id}", lambda: self._read(lambda c: db.get_product(c, product_id)))
 
     async def categories(self, request: Request) -> Response:
         return await self._cached("categories", lambda: self._read(db.list_categories))

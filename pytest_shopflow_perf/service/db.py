@@ -214,8 +214,7 @@ def _generate_users(rng: random.Random, count: int) -> list[tuple[object, ...]]:
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS categories (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE,"
-    " name TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS categories (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS products (id INTEGER PRIMARY KEY, sku TEXT NOT NULL UNIQUE,"
     " category_id INTEGER NOT NULL REFERENCES categories(id), name TEXT NOT NULL,"
     " description TEXT NOT NULL, price_cents INTEGER NOT NULL CHECK (price_cents >= 0),"
@@ -314,9 +313,7 @@ class Database:
             "INSERT INTO categories (id, slug, name) VALUES (?, ?, ?)",
             [(index + 1, slug, name) for index, (slug, name, _, _) in enumerate(_CATEGORIES)],
         )
-        conn.executemany(
-            "INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _generate_products(rng, products)
-        )
+        conn.executemany("INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _generate_products(rng, products))
         conn.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?)", _generate_users(rng, users))
         if self.fts:
             conn.execute(_FTS_SCHEMA)
@@ -437,9 +434,7 @@ def list_products(conn: sqlite3.Connection, query: ProductQuery, *, fts: bool) -
     elif query.terms:
         for term in query.terms:
             pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(
-                "(p.name LIKE ? ESCAPE '\\' OR p.description LIKE ? ESCAPE '\\' OR c.name LIKE ? ESCAPE '\\')"
-            )
+            where.append("(p.name LIKE ? ESCAPE '\\' OR p.description LIKE ? ESCAPE '\\' OR c.name LIKE ? ESCAPE '\\')")
             params += [pattern, pattern, pattern]
     if query.category_id is not None:
         where.append("p.category_id = ?")
@@ -500,9 +495,7 @@ def set_stock(conn: sqlite3.Connection, product_id: int, stock: int) -> Row:
 
 def check_login(conn: sqlite3.Connection, email: str, password: str) -> int | None:
     """The user id when the credentials are right, else None (no hint which part was wrong)."""
-    row = conn.execute(
-        "SELECT id, salt, password_hash FROM users WHERE email = ?", (email.lower(),)
-    ).fetchone()
+    row = conn.execute("SELECT id, salt, password_hash FROM users WHERE email = ?", (email.lower(),)).fetchone()
     if row is None or not hmac.compare_digest(row[2], _hash_password(row[1], password)):
         return None
     return int(row[0])
@@ -588,9 +581,7 @@ def checkout(conn: sqlite3.Connection, user_id: int) -> Row:
     if not lines:
         raise DomainError("conflict", "empty_cart", "the cart is empty")
     short = [
-        {"product_id": pid, "requested": qty, "available": stock}
-        for pid, _, _, qty, stock in lines
-        if stock < qty
+        {"product_id": pid, "requested": qty, "available": stock} for pid, _, _, qty, stock in lines if stock < qty
     ]
     if short:
         raise DomainError("conflict", "insufficient_stock", "not enough stock for some items", short)
@@ -623,10 +614,7 @@ def list_orders(conn: sqlite3.Connection, user_id: int, page: int, per_page: int
         " FROM orders o WHERE o.user_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?",
         (user_id, per_page, (page - 1) * per_page),
     ).fetchall()
-    items = [
-        {"id": r[0], "status": r[1], "total": _price(r[2]), "created_at": r[3], "item_count": r[4]}
-        for r in rows
-    ]
+    items = [{"id": r[0], "status": r[1], "total": _price(r[2]), "created_at": r[3], "item_count": r[4]} for r in rows]
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
@@ -639,8 +627,7 @@ def get_order(conn: sqlite3.Connection, user_id: int, order_id: int) -> Row:
     if row is None:
         raise DomainError("not_found", "order_not_found", f"no order with id {order_id}")
     lines = conn.execute(
-        "SELECT product_id, name, price_cents, quantity FROM order_items"
-        " WHERE order_id = ? ORDER BY product_id",
+        "SELECT product_id, name, price_cents, quantity FROM order_items WHERE order_id = ? ORDER BY product_id",
         (order_id,),
     ).fetchall()
     return {

@@ -109,8 +109,7 @@ class FaultSettings:
         """The same shape :meth:`from_json` accepts, so GET output can be PUT back."""
         return {
             "latency": {
-                route: {"fixed_ms": spec.fixed_ms, "jitter_ms": spec.jitter_ms}
-                for route, spec in self.latency.items()
+                route: {"fixed_ms": spec.fixed_ms, "jitter_ms": spec.jitter_ms} for route, spec in self.latency.items()
             },
             "error_ratio": dict(self.error_ratio),
             "db_delay_ms": self.db_delay_ms,
@@ -212,9 +211,7 @@ class FaultMiddleware:
         if delay > 0:
             await anyio.sleep(delay)
         if self.faults.should_fail(path):
-            body = json.dumps(
-                {"error": {"code": "injected_fault", "message": f"injected error for {path}"}}
-            ).encode()
+            body = json.dumps({"error": {"code": "injected_fault", "message": f"injected error for {path}"}}).encode()
             headers = [*_INJECTED_HEADERS, (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -190,9 +190,7 @@ async def test_login_and_token_checks(shop):
     assert bad.json()["error"]["code"] == "invalid_credentials"
     unknown = await shop.client.post("/api/login", json={"email": "who@example.com", "password": "secret1"})
     assert unknown.status_code == 401
-    ok = await shop.client.post(
-        "/api/login", json={"email": "Customer39@shopflow.test", "password": "secret39"}
-    )
+    ok = await shop.client.post("/api/login", json={"email": "Customer39@shopflow.test", "password": "secret39"})
     assert ok.status_code == 200
     assert ok.json()["user_id"] == 40
     token = ok.json()["token"]
@@ -206,6 +204,4 @@ async def test_login_and_token_checks(shop):
             assert r.status_code == 401, (method, url, headers)
             assert r.headers["www-authenticate"] == "Bearer"
             assert r.json()["error"]["code"] in {"unauthorized", "invalid_token"}
-    assert (
-        await shop.client.get("/api/cart", headers={"Authorization": f"Bearer {token}"})
-    ).status_code == 200
+    assert (await shop.client.get("/api/cart", headers={"Authorization": f"Bearer {token}"})).status_code == 200

@@ -44,9 +44,7 @@ async def test_cart_operations(shop):
     again = await shop.client.delete("/api/cart/items/5", headers=headers)
     assert again.status_code == 404
     assert again.json()["error"]["code"] == "not_in_cart"
-    missing = await shop.client.post(
-        "/api/cart/items", json={"product_id": 999, "quantity": 1}, headers=headers
-    )
+    missing = await shop.client.post("/api/cart/items", json={"product_id": 999, "quantity": 1}, headers=headers)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "product_not_found"
     await shop.client.post("/api/cart/items", json={"product_id": 7, "quantity": 100}, headers=headers)

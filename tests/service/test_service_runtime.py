@@ -150,9 +150,7 @@ def _redis(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.mark.anyio
-@pytest.mark.skipif(
-    REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)"
-)
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)")
 async def test_redis_outage_falls_back_to_the_database_and_recovers(start_service, tmp_path, caplog):
     pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
     port = _free_port()

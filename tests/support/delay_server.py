@@ -52,7 +52,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
+            _method, path, _ = lines[0].split(" ", 2)
             length = 0
             for line in lines[1:]:
                 if line.lower().startswith("content-length:"):
