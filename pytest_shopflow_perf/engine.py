@@ -11,7 +11,9 @@ The engine knows nothing of pytest; it reports progress through a callback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import importlib
 import functools
 import inspect
 import math
@@ -194,6 +196,9 @@ class Engine:
     async def _warm_up(self) -> None:
         """Pay one-off costs (CA bundle, lazy imports: ~100 ms) before the clock starts."""
         warm_up()
+        for module in ("h11", "httpcore._async.http11", "httpcore._backends.anyio", "httpcore._backends.auto"):
+            with contextlib.suppress(ImportError):  # imported on first connect otherwise: ~10 ms on the clock
+                importlib.import_module(module)
         client = self._new_client(UserContext(Recorder(open_model=False, start=0.0), {}))
         await client.aclose()
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .session import PerfSession, perf_session_key
+from .xdist import XDIST_GROUP
 
 if TYPE_CHECKING:
     from .runner import LoadRunner
@@ -17,7 +18,6 @@ MARKER_HELP = (
     "think_time=None, iterations=None, workers=1, base_url=None, name=None): run this test as a load test; "
     "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s)."
 )
-XDIST_GROUP = "shopflow-perf"
 
 # ---- options ---------------------------------------------------------------
 
@@ -130,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = PerfSession(config)
     config.stash[perf_session_key] = session
     if config.pluginmanager.hasplugin("xdist"):
-        from .xdist import XdistHooks
+        from .xdist import XdistHooks  # noqa: PLC0415
 
         config.pluginmanager.register(XdistHooks(), "shopflow-perf-xdist")
 
@@ -152,7 +152,9 @@ def load(request: pytest.FixtureRequest) -> LoadRunner:
             f"@pytest.mark.load takes keyword arguments only (e.g. users=10, duration='30s'), got {marker.args!r}"
         )
     session = request.config.stash[perf_session_key]
-    return LoadRunner(session, request.node.nodeid, dict(marker.kwargs) if marker else {})
+    # xdist --dist loadgroup suffixes node ids with the group; baselines must not depend on it.
+    nodeid = request.node.nodeid.removesuffix(f"@{XDIST_GROUP}")
+    return LoadRunner(session, nodeid, dict(marker.kwargs) if marker else {})
 
 
 # ---- reports ------------------------------------------------------------------
@@ -164,7 +166,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     session = item.config.stash.get(perf_session_key, None)
     if session is None or item.get_closest_marker("load") is None:
         return report
-    results = session.results.get(item.nodeid)
+    results = session.results.get(item.nodeid.removesuffix(f"@{XDIST_GROUP}"))
     if results and report.when == "call" and report.passed:
         for result in results:
             saved = session.save_baseline(result)
