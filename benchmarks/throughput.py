@@ -394,7 +394,9 @@ def engine_worker(url: str, users: int, duration: float) -> Measurement:
 
     result = anyio.run(Engine(profile, journey, base_url=url).run)
     generator = result.generator
-    notes = [*generator.reasons, f"event-loop lag p99 {generator.loop_lag_p99_ms:.1f} ms"]
+    notes = list(generator.reasons)
+    if not any("lag" in reason for reason in notes):
+        notes.append(f"event-loop lag p99 {generator.loop_lag_p99_ms:.1f} ms")
     return Measurement(
         generator="shopflow-perf engine",
         requests=result.requests,
@@ -616,7 +618,7 @@ def report_notes(results: list[Measurement]) -> list[str]:
         if m.errors:
             notes.append(f"{m.generator}: {m.errors} of {m.requests} requests failed")
         if m.saturated:
-            why = "; ".join(note for note in m.notes if "%" in note or "lag" in note)
+            why = "; ".join(note for note in m.notes if "%" in note or "lag" in note) or "CPU"
             notes.append(f"{m.generator} was saturated ({why}): it is the bottleneck, not the target")
         elif m.cpu_percent is not None and m.cpu_percent < 60 and not m.generator.startswith("wrk"):
             notes.append(
@@ -624,9 +626,12 @@ def report_notes(results: list[Measurement]) -> list[str]:
                 "another process on that core limited it"
             )
         if m.target_cpu_percent is not None and m.target_cpu_percent > SATURATION_CPU_PERCENT:
-            notes.append(
-                f"target CPU {m.target_cpu_percent:.0f} % during {m.generator}: the target was the limit"
+            limit = (
+                "wrk reached the target's capacity (expected: it is the reference)"
+                if m.generator.startswith("wrk")
+                else "the target was the limit, not the generator"
             )
+            notes.append(f"target CPU {m.target_cpu_percent:.0f} % during {m.generator}: {limit}")
     busy = [m for m in results if (m.others_cpu_percent or 0.0) > OTHERS_CPU_NOTE_PERCENT]
     if busy:
         worst = max(busy, key=lambda m: m.others_cpu_percent or 0.0)

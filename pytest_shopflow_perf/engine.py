@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import importlib
 import functools
+import importlib
 import inspect
 import math
 import random

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .session import PerfSession, perf_session_key
-from .xdist import XDIST_GROUP
+from .xdist import XDIST_GROUP, XdistHooks
 
 if TYPE_CHECKING:
     from .runner import LoadRunner
@@ -130,8 +130,6 @@ def pytest_configure(config: pytest.Config) -> None:
     session = PerfSession(config)
     config.stash[perf_session_key] = session
     if config.pluginmanager.hasplugin("xdist"):
-        from .xdist import XdistHooks  # noqa: PLC0415
-
         config.pluginmanager.register(XdistHooks(), "shopflow-perf-xdist")
 
 

@@ -77,18 +77,47 @@ def _transport_error_kind(exc: BaseException) -> str:
     return f"exception {type(exc).__name__}"
 
 
+class _WireClock:
+    """httpcore's ``trace`` hook: time from the first byte of the request to the last of the response.
+
+    This leaves out httpcore's pool bookkeeping (~0.4 ms here) and, as k6's
+    ``http_req_duration`` does, the connect of a new connection. Transports
+    without trace events (ASGI, mocks) keep the times taken around the call.
+    """
+
+    __slots__ = ("chained", "end", "start")
+
+    def __init__(self, start: float, chained: Any) -> None:
+        self.start = start
+        self.end = 0.0
+        self.chained = chained
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_headers.started"):
+            self.start = perf_counter()
+        elif event.endswith("receive_response_body.complete"):
+            self.end = perf_counter()
+        if self.chained is not None:
+            await self.chained(event, info)
+
+    def elapsed(self, now: float) -> tuple[float, float]:
+        """(latency, completion time)."""
+        end = self.end or now
+        return end - self.start, end
+
+
 class _TimedStream(httpx.AsyncByteStream):
     """Stops the clock at the last byte of the body, or at close if the body was not read."""
 
-    __slots__ = ("_context", "_done", "_error", "_inner", "_name", "_start")
+    __slots__ = ("_clock", "_context", "_done", "_error", "_inner", "_name")
 
     def __init__(
-        self, inner: httpx.AsyncByteStream, context: UserContext, name: str, start: float, error: str | None
+        self, inner: httpx.AsyncByteStream, context: UserContext, name: str, clock: _WireClock, error: str | None
     ) -> None:
         self._inner = inner
         self._context = context
         self._name = name
-        self._start = start
+        self._clock = clock
         self._error = error
         self._done = False
 
@@ -113,9 +142,9 @@ class _TimedStream(httpx.AsyncByteStream):
 
     def _finish(self, error: str | None) -> None:
         self._done = True
-        now = perf_counter()
+        latency, end = self._clock.elapsed(perf_counter())
         context = self._context
-        context.recorder.record(self._name, now - self._start, now, error, context.take_lateness())
+        context.recorder.record(self._name, latency, end, error, context.take_lateness())
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
@@ -130,12 +159,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         name = extensions.get("name") or f"{request.method} {collapse_path(request.url.path)}"
         context = self._context
         context.last_endpoint = name
-        start = perf_counter()
+        clock = _WireClock(perf_counter(), extensions.get("trace"))
+        extensions["trace"] = clock
         try:
             response = await self._inner.handle_async_request(request)
         except Exception as exc:
-            now = perf_counter()
-            context.recorder.record(name, now - start, now, _transport_error_kind(exc), context.take_lateness())
+            latency, end = clock.elapsed(perf_counter())
+            context.recorder.record(name, latency, end, _transport_error_kind(exc), context.take_lateness())
             mark_recorded(exc)
             raise
         expect = extensions.get("expect")
@@ -145,10 +175,10 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             error = f"HTTP {status}"
             response.extensions[ERROR_EXTENSION] = error
         if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock transports)
-            now = perf_counter()
-            context.recorder.record(name, now - start, now, error, context.take_lateness())
+            latency, end = clock.elapsed(perf_counter())
+            context.recorder.record(name, latency, end, error, context.take_lateness())
         else:
-            response.stream = _TimedStream(response.stream, context, name, start, error)  # type: ignore[arg-type]
+            response.stream = _TimedStream(response.stream, context, name, clock, error)  # type: ignore[arg-type]
         return response
 
     async def aclose(self) -> None:

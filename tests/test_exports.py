@@ -24,10 +24,7 @@ def test_importing_the_plugin_does_not_import_heavy_modules() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import sys, pytest_shopflow_perf.plugin as p; "
-        "heavy = [m for m in ('httpx', 'scipy', 'numpy', 'hdrh', 'matplotlib', 'pytest_html', 'anyio') if m in sys.modules]; "
-        "print(heavy)"
-    )
+    heavy = ("httpx", "scipy", "numpy", "hdrh", "matplotlib", "pytest_html", "anyio")
+    code = f"import sys, pytest_shopflow_perf.plugin; print([m for m in {heavy!r} if m in sys.modules])"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
