@@ -480,9 +480,7 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_generator(
-    name: str, kind: str, target: Target, users: int, duration: float, pin: bool
-) -> Measurement:
+def run_generator(name: str, kind: str, target: Target, users: int, duration: float, pin: bool) -> Measurement:
     script = str(Path(__file__).resolve())
     worker_args = ["--worker", kind, "--url", target.url, "--users", str(users), "--duration", f"{duration}s"]
     if kind == "engine":
@@ -686,9 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         "--wrk", action=argparse.BooleanOptionalAction, default=True,
         help=f"also run wrk -t1 for {WRK_MAX_SECONDS:g} s when installed: the target's headroom; default on",
     )  # fmt: skip
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON line on stdout (the table goes to stderr)"
-    )
+    parser.add_argument("--json", action="store_true", help="print one JSON line on stdout (the table goes to stderr)")
     workers = ("engine", "locust-fast", "locust-http", "server")
     parser.add_argument("--worker", choices=workers, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -725,17 +721,11 @@ def main(argv: list[str] | None = None) -> int:
         wrk = shutil.which("wrk")
         if args.wrk and wrk:
             results.append(run_wrk(wrk, target, args.users, args.duration, pin))
-        results.append(
-            run_generator("shopflow-perf engine", "engine", target, args.users, args.duration, pin)
-        )
+        results.append(run_generator("shopflow-perf engine", "engine", target, args.users, args.duration, pin))
         if has_locust:
-            results.append(
-                run_generator("Locust FastHttpUser", "locust-fast", target, args.users, args.duration, pin)
-            )
+            results.append(run_generator("Locust FastHttpUser", "locust-fast", target, args.users, args.duration, pin))
             if args.locust_http:
-                results.append(
-                    run_generator("Locust HttpUser", "locust-http", target, args.users, args.duration, pin)
-                )
+                results.append(run_generator("Locust HttpUser", "locust-http", target, args.users, args.duration, pin))
     finally:
         target_cm.__exit__(*sys.exc_info())
 

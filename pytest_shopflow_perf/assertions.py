@@ -197,6 +197,11 @@ def format_failure(outcomes: list[CheckOutcome]) -> str:
 
 def check(result: LoadResult, thresholds: list[Threshold]) -> None:
     __tracebackhide__ = True
+    if not result.requests and not result.errors:
+        raise AssertionError(
+            "no request was measured in this run: there is nothing to hold the thresholds against "
+            "(did every user fail in on_start, or did the journeys make no requests?)"
+        )
     outcomes = evaluate(result, thresholds)
     result.extra.setdefault("slo", []).extend(asdict(o) for o in outcomes)
     if not all(o.passed for o in outcomes):

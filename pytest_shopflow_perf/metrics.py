@@ -9,8 +9,10 @@ request (one look-up costs ~0.5 ms).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import re
+import sys
 from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,20 @@ def new_histogram() -> HdrHistogram:
     from hdrh.histogram import HdrHistogram
 
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+
+
+def reset_histogram(histogram: HdrHistogram) -> None:
+    """``HdrHistogram.reset`` zeroes its counts in a Python loop (~1 ms); a memset is microseconds.
+
+    Reusing the window histograms also avoids ~90 KB of cyclic garbage (histogram <->
+    encoder) per endpoint per second, which only the cycle collector would free.
+    """
+    ctypes.memset(ctypes.addressof(histogram.counts), 0, ctypes.sizeof(histogram.counts))
+    histogram.total_count = 0
+    histogram.min_value = sys.maxsize
+    histogram.max_value = 0
+    histogram.start_time_stamp_msec = sys.maxsize
+    histogram.end_time_stamp_msec = 0
 
 
 def encode_histogram(histogram: HdrHistogram) -> str:
@@ -213,7 +229,7 @@ class Recorder:
         self._window_index = 0
         self._window_end = start + WINDOW_S
         self.clamped = 0
-        self.window_listeners: list[Any] = []
+        self.inflight: set[Any] = set()  # requests sent and not yet answered (their clocks)
 
     def _endpoint(self, name: str) -> EndpointRecorder:
         endpoint = self.endpoints.get(name)
@@ -260,18 +276,30 @@ class Recorder:
         endpoint.win_errors += 1
         endpoint.errors_by_kind[kind] = endpoint.errors_by_kind.get(kind, 0) + 1
 
+    def write_off_inflight(self, now: float) -> int:
+        """Requests still unanswered when the run ends count as errors, timed up to now.
+
+        Dropping them would let a hung service pass every threshold with zero requests.
+        """
+        unfinished = list(self.inflight)
+        for clock in unfinished:
+            clock.done = True
+            self.record(clock.name, now - clock.start, now, "unfinished")
+        self.inflight.clear()
+        return len(unfinished)
+
     def roll(self, now: float) -> None:
         """Close every window that ended before ``now``."""
         while now >= self._window_end:
-            self._close_window(self._window_end)
+            self._close_window()
 
     def finish(self, now: float) -> None:
         """Close the windows up to ``now`` and the partial last one."""
         self.roll(now)
         if now > self._window_end - WINDOW_S + 1e-3 or not len(self.total_series.t_s):
-            self._close_window(now)
+            self._close_window()
 
-    def _close_window(self, end: float) -> None:
+    def _close_window(self) -> None:
         t_s = self._window_index * WINDOW_S
         total = self._total_win_hist
         count = errors = 0
@@ -283,15 +311,13 @@ class Recorder:
                 )
                 if endpoint.win_count:
                     total.add(endpoint.win_hist)
-                    endpoint.win_hist = new_histogram()  # ~0.1 ms, where reset() takes ~1 ms
+                    reset_histogram(endpoint.win_hist)
                 count += endpoint.win_count
                 errors += endpoint.win_errors
                 total_us += endpoint.win_total_us
                 endpoint.win_count = endpoint.win_errors = endpoint.win_total_us = 0
         self.total_series.append(t_s, count, errors, total if count else None, total_us)
         if count:
-            self._total_win_hist = new_histogram()
+            reset_histogram(total)
         self._window_index += 1
         self._window_end = self.start + (self._window_index + 1) * WINDOW_S
-        for listener in self.window_listeners:
-            listener(t_s, end - (self.start + t_s))

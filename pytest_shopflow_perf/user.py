@@ -85,12 +85,14 @@ class _WireClock:
     without trace events (ASGI, mocks) keep the times taken around the call.
     """
 
-    __slots__ = ("chained", "end", "start")
+    __slots__ = ("chained", "done", "end", "name", "start")
 
-    def __init__(self, start: float, chained: Any) -> None:
+    def __init__(self, name: str, start: float, chained: Any) -> None:
+        self.name = name
         self.start = start
         self.end = 0.0
         self.chained = chained
+        self.done = False  # recorded, or written off as unfinished when the run ended
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event.endswith("send_request_headers.started"):
@@ -100,51 +102,44 @@ class _WireClock:
         if self.chained is not None:
             await self.chained(event, info)
 
-    def elapsed(self, now: float) -> tuple[float, float]:
-        """(latency, completion time)."""
-        end = self.end or now
-        return end - self.start, end
+    def finish(self, context: UserContext, error: str | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        context.recorder.inflight.discard(self)
+        end = self.end or perf_counter()
+        context.recorder.record(self.name, end - self.start, end, error, context.take_lateness())
 
 
 class _TimedStream(httpx.AsyncByteStream):
     """Stops the clock at the last byte of the body, or at close if the body was not read."""
 
-    __slots__ = ("_clock", "_context", "_done", "_error", "_inner", "_name")
+    __slots__ = ("_clock", "_context", "_error", "_inner")
 
     def __init__(
-        self, inner: httpx.AsyncByteStream, context: UserContext, name: str, clock: _WireClock, error: str | None
+        self, inner: httpx.AsyncByteStream, context: UserContext, clock: _WireClock, error: str | None
     ) -> None:
         self._inner = inner
         self._context = context
-        self._name = name
         self._clock = clock
         self._error = error
-        self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._inner:
                 yield chunk
         except Exception as exc:
-            if not self._done:
-                self._finish(_transport_error_kind(exc))
+            if not self._clock.done:
+                self._clock.finish(self._context, _transport_error_kind(exc))
                 mark_recorded(exc)
             raise
-        if not self._done:
-            self._finish(self._error)
+        self._clock.finish(self._context, self._error)
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
-            if not self._done:
-                self._finish(self._error)
-
-    def _finish(self, error: str | None) -> None:
-        self._done = True
-        latency, end = self._clock.elapsed(perf_counter())
-        context = self._context
-        context.recorder.record(self._name, latency, end, error, context.take_lateness())
+            self._clock.finish(self._context, self._error)
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
@@ -159,13 +154,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         name = extensions.get("name") or f"{request.method} {collapse_path(request.url.path)}"
         context = self._context
         context.last_endpoint = name
-        clock = _WireClock(perf_counter(), extensions.get("trace"))
+        clock = _WireClock(name, perf_counter(), extensions.get("trace"))
         extensions["trace"] = clock
+        context.recorder.inflight.add(clock)
         try:
             response = await self._inner.handle_async_request(request)
         except Exception as exc:
-            latency, end = clock.elapsed(perf_counter())
-            context.recorder.record(name, latency, end, _transport_error_kind(exc), context.take_lateness())
+            clock.finish(context, _transport_error_kind(exc))
             mark_recorded(exc)
             raise
         expect = extensions.get("expect")
@@ -175,10 +170,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             error = f"HTTP {status}"
             response.extensions[ERROR_EXTENSION] = error
         if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock transports)
-            latency, end = clock.elapsed(perf_counter())
-            context.recorder.record(name, latency, end, error, context.take_lateness())
+            clock.finish(context, error)
         else:
-            response.stream = _TimedStream(response.stream, context, name, clock, error)  # type: ignore[arg-type]
+            response.stream = _TimedStream(response.stream, context, clock, error)  # type: ignore[arg-type]
         return response
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ Paths:
   /stall-after/<n>/<ms>              request number <n> starts a stall of <ms>: every
                                      request arriving until it ends waits for its end
   /status/<code>                     answers with that status
+  /hang                              never answers (within an hour)
   anything else                      200 with a small JSON body
 """
 
@@ -42,6 +43,8 @@ async def delay_for(path: str) -> tuple[int, float]:
         if counters[path] == int(parts[1]):
             stall_until = now + float(parts[2]) / 1000
         return 200, max(0.0, stall_until - now)
+    if head == "hang":
+        return 200, 3600.0
     if head == "status":
         return int(parts[1]), 0.0
     return 200, 0.0

@@ -1,0 +1,69 @@
+"""Endpoint naming, window bookkeeping and flat memory of the recorder."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import pytest
+
+from pytest_shopflow_perf.metrics import MAX_ENDPOINTS, OVERFLOW_ENDPOINT, Recorder, collapse_path
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/products/123", "/api/products/{id}"),
+        ("/api/orders/ord_8f3a2c9d/items/7", "/api/orders/{id}/items/{id}"),
+        ("/api/users/3fa85f64-5717-4562-b3fc-2c963f66afa6", "/api/users/{id}"),
+        ("/api/v1/products", "/api/v1/products"),
+        ("/files/report2024", "/files/report2024"),
+        ("/t/9f86d081884c7d659a2feaa0c55ad015", "/t/{id}"),
+        ("/api/cart", "/api/cart"),
+    ],
+)
+def test_ids_are_collapsed_and_names_kept(path, name) -> None:
+    assert collapse_path(path) == name
+
+
+def test_windows_close_per_second_and_keep_only_figures() -> None:
+    recorder = Recorder(open_model=False, start=100.0)
+    for i in range(300):
+        recorder.record("GET /a", 0.010 + (i % 10) / 1000, 100.0 + i / 100, "HTTP 500" if i % 50 == 0 else None)
+    recorder.finish(103.0)
+    series = recorder.total_series
+    assert list(series.t_s) == [0.0, 1.0, 2.0]
+    assert list(series.count) == [100, 100, 100]
+    assert list(series.errors) == [2, 2, 2]
+    assert series.p50_ms[0] == pytest.approx(14.0, abs=0.02)
+    assert recorder.endpoints["GET /a"].requests == 300
+
+
+def test_endpoint_cardinality_is_capped() -> None:
+    recorder = Recorder(open_model=False, start=0.0)
+    for i in range(MAX_ENDPOINTS + 50):
+        recorder.record(f"GET /unique/{i}", 0.001, 0.5, None)
+    assert len(recorder.endpoints) == MAX_ENDPOINTS + 1  # the first 200 names, then one bucket
+    assert recorder.endpoints[OVERFLOW_ENDPOINT].requests == 50
+
+
+def test_memory_stays_flat_over_a_long_run() -> None:
+    """A simulated hour (3,600 windows, 5 endpoints): only per-window figures accumulate."""
+    rng = random.Random(1)
+    recorder = Recorder(open_model=True, start=0.0)
+
+    def simulate(start_s: int, end_s: int) -> None:
+        for second in range(start_s, end_s):
+            for k in range(20):
+                recorder.record(f"GET /e{k % 5}", rng.lognormvariate(-3, 0.5), second + k / 20, None, 0.001)
+
+    simulate(0, 60)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    simulate(60, 3600)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    # 3,540 windows x 6 series (5 endpoints + total) x 8 figures x 8 bytes ~ 1.4 MB; a live
+    # histogram per window would be 6 x 188 KB x 3,540 = 4 GB.
+    assert grown < 4_000_000
+    assert len(recorder.total_series.t_s) == 3599
