@@ -85,6 +85,9 @@ class RegressionPolicy:
         recorded together may not show, added to the one they do show; with a
         single baseline run it is the only estimate there is.
     :param metrics: metrics to compare, a subset of :data:`METRICS`.
+    :param min_baseline_runs: fewer baseline runs than this cannot tell a slowdown
+        from run-to-run noise (measured here: short runs of one machine differ by
+        25 % and more), so findings stay "inconclusive" until the baseline has them.
     """
 
     alpha: float = 0.05
@@ -94,6 +97,7 @@ class RegressionPolicy:
     error_rate_floor: float = 0.001
     noise_floor: float = 0.03
     metrics: tuple[str, ...] = METRICS
+    min_baseline_runs: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -107,6 +111,8 @@ class RegressionPolicy:
             raise ValueError(f"error_rate_floor={self.error_rate_floor!r} must lie in [0, 1)")
         if not 0.0 <= self.noise_floor < 1.0:
             raise ValueError(f"noise_floor={self.noise_floor!r} must lie in [0, 1)")
+        if self.min_baseline_runs < 1:
+            raise ValueError(f"min_baseline_runs={self.min_baseline_runs!r} must be at least 1")
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
@@ -280,6 +286,12 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
                 pending.append(_error_rate(name, base_series, run_series, policy))
 
     findings = _finalise(pending, policy)
+    if len(runs) < policy.min_baseline_runs and any(f.tier in FAILING_TIERS for f in findings):
+        notes.append(
+            f"{len(runs)} baseline run(s) cannot tell a slowdown from run-to-run noise: regressions are "
+            f"reported as inconclusive until the baseline holds {policy.min_baseline_runs} runs"
+        )
+        findings = [_downgrade(f) for f in findings]
     mismatch = _fingerprint_mismatch(runs, current)
     if mismatch:
         notes.append(mismatch)
@@ -760,7 +772,10 @@ def _note_profile_change(runs: list[dict[str, Any]], current: Mapping[str, Any],
     profile = current.get("profile")
     previous = runs[-1].get("profile")
     if isinstance(profile, Mapping) and isinstance(previous, Mapping) and dict(profile) != dict(previous):
-        changed = sorted(k for k in set(profile) | set(previous) if profile.get(k) != previous.get(k))
+        # The seed picks which products users view, not how much load there is.
+        changed = sorted(k for k in (set(profile) | set(previous)) - {"seed"} if profile.get(k) != previous.get(k))
+        if not changed:
+            return
         notes.append(f"load profile differs from the latest baseline run ({', '.join(map(str, changed))})")
 
 

@@ -137,7 +137,7 @@ class LoadRunner:
             overrides=overrides,
         )
         with _stop_on_interrupt(engine):
-            result = anyio.run(engine.run, backend="asyncio", backend_options=_backend_options())
+            result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
         return self._finish(result)
 
     async def arun(
@@ -160,8 +160,17 @@ class LoadRunner:
             overrides=overrides,
         )
         with _stop_on_interrupt(engine):
-            result = await engine.run()
+            result = await self._drive(engine, app)
         return self._finish(result)
+
+    @staticmethod
+    async def _drive(engine: Engine, app: Any) -> LoadResult:
+        if app is None:
+            return await engine.run()
+        from .asgi import lifespan
+
+        async with lifespan(app):
+            return await engine.run()
 
     def _finish(self, result: LoadResult) -> LoadResult:
         self._session.end_progress()

@@ -76,4 +76,18 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]]) -> Non
             notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
         for note in notes:
             writer.write_line("  " + note, yellow=True)
+        extra = summary.get("extra") or {}
+        verdict = extra.get("regression")
+        if verdict:
+            worst = [f for f in verdict.get("findings", []) if f.get("tier") == verdict["tier"]][:3]
+            detail = ", ".join(f"{f['endpoint']} {f['metric']} {(f.get('change') or 0) * 100:+.0f}%" for f in worst)
+            line = f"  regression vs {verdict.get('baseline_runs', 0)} baseline run(s): {verdict['tier']}"
+            tier = verdict["tier"]
+            writer.write_line(
+                line + (f" ({detail})" if detail and tier not in ("none",) else ""),
+                red=tier in ("major", "critical"),
+                yellow=tier in ("minor", "inconclusive"),
+            )
+        elif extra.get("regression_note"):
+            writer.write_line(f"  regression: {extra['regression_note']}")
         writer.write_line("")

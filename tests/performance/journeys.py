@@ -14,13 +14,15 @@ from pytest_shopflow_perf import User
 SEARCH_TERMS = ("shoe", "jacket", "backpack", "headphones", "laptop", "tent", "desk", "watch", "coffee", "yoga")
 CATEGORIES = ("shoes", "shirts", "jackets", "bags", "audio", "computers", "kitchen", "outdoor", "sports", "books")
 SEEDED_CUSTOMERS = int(os.environ.get("SHOPFLOW_USERS", "1000"))
-# Think times of a person; SHOPFLOW_PERF_THINK scales them (0 in stress tests).
+# Think times of a person; SHOPFLOW_PERF_THINK scales them for the whole suite, and a
+# scenario can scale them per user (``user.state["think"]``: stress users hurry).
 THINK = float(os.environ.get("SHOPFLOW_PERF_THINK", "1"))
 
 
 async def think(user: User, low: float, high: float) -> None:
-    if THINK > 0:
-        await user.think(low * THINK, high * THINK)
+    factor = THINK * user.state.get("think", 1.0)
+    if factor > 0:
+        await user.think(low * factor, high * factor)
 
 
 async def login(user: User) -> None:
@@ -73,6 +75,12 @@ async def checkout(user: User) -> None:
     order = await user.client.post("/api/checkout")
     user.check(order.status_code == 201, "checkout creates an order")
     await think(user, 0.5, 1.0)
+
+
+async def hurried_login(user: User) -> None:
+    """``on_start`` of stress users: think times of 50-150 ms instead of about a second."""
+    user.state["think"] = 0.1
+    await login(user)
 
 
 SHOPPING_MIX = {browse: 6, search: 3, checkout: 1}

@@ -1,30 +1,109 @@
-"""The ShopFlow load suite (run with ``pytest -m load``); thresholds from PLAN.md.
+"""The ShopFlow load suite: the scenarios of PLAN.md as tests (run with ``pytest -m load``).
 
-Scaled by the environment: SHOPFLOW_PERF_SCALE (durations), SHOPFLOW_PERF_USERS,
-SHOPFLOW_PERF_DURATION, SHOPFLOW_BASE_URL (a deployment you own; loopback by default).
+Scaled by the environment (see README.md next to this file): SHOPFLOW_PERF_SCALE
+multiplies every duration, SHOPFLOW_PERF_USERS / SHOPFLOW_PERF_DURATION override
+the profiles, SHOPFLOW_BASE_URL points the suite at a deployment you own
+(loopback unless --perf-allow-host names it). Thresholds (PLAN.md): p95 < 500 ms,
+p99 < 1 s, mean < 200 ms, error rate < 1 %.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
+
 import pytest
-from journeys import SHOPPING_MIX, checkout, login
+from journeys import SHOPPING_MIX, checkout, hurried_login, login
 
-from pytest_shopflow_perf import assert_error_rate, assert_latency, assert_no_regression, assert_slo
+from pytest_shopflow_perf import LoadResult, assert_error_rate, assert_latency, assert_no_regression, assert_slo
 
-pytestmark = pytest.mark.load
+pytestmark = [pytest.mark.load, pytest.mark.usefixtures("shopflow_test_data")]
+
+NORMAL_USERS = 20  # about 20 req/s with a person's think times: ShopFlow's normal day
+PEAK_USERS = 10 * NORMAL_USERS  # the seasonal spike the stakeholders worry about
+STRESS_LEVELS = [int(n) for n in os.environ.get("SHOPFLOW_PERF_STRESS_LEVELS", "50,100,200,400").split(",")]
 
 
-@pytest.mark.load(users=20, duration="30s", ramp_up="5s", name="baseline: normal shopping load")
+def assert_plan_thresholds(result: LoadResult) -> None:
+    assert_latency(result, p95="500ms", p99="1s", mean="200ms")
+    assert_error_rate(result, max="1%")
+
+
+def windows_after(result: LoadResult, start_s: float) -> list:
+    return [w for w in result.timeline if w.t >= start_s and w.count]
+
+
+@pytest.mark.load(users=NORMAL_USERS, duration="20s", ramp_up="5s", name="baseline: normal shopping load")
 def test_baseline_normal_load(load):
     """Normal traffic: browsing dominates, checkout is rare."""
     result = load.run(SHOPPING_MIX, on_start=login)
-    assert_latency(result, p95="500ms", p99="1s", mean="200ms")
-    assert_error_rate(result, max="1%")
+    assert_plan_thresholds(result)
     assert_slo(result, "GET /api/products/{id}: p(95)<300ms", "POST /api/checkout: p(95)<800ms")
     assert_no_regression(result)
 
 
-@pytest.mark.load(rate=5, duration="20s", max_users=100, name="open model: checkout at 5 orders/s")
+@pytest.mark.load(users=PEAK_USERS, duration="20s", ramp_up="5s", name="peak: 10x normal load")
+def test_peak_ten_times_normal(load):
+    """The seasonal spike: ten times the normal users must not degrade the experience."""
+    result = load.run(SHOPPING_MIX, on_start=login)
+    assert_plan_thresholds(result)
+    assert_no_regression(result)
+
+
+@pytest.mark.load(duration="6s", ramp_up="1s", name="stress")
+def test_stress_finds_the_breaking_point(load):
+    """Step up hurried users until an SLO breaks; report the breaking point (or the generator's limit)."""
+    steps = []
+    breaking_point = None
+    for users in STRESS_LEVELS:
+        result = load.run(SHOPPING_MIX, on_start=hurried_login, users=users, name=f"stress: {users} users")
+        p95, error_rate = result.percentile(95), result.error_rate
+        steps.append({"users": users, "rps": round(result.rps, 1), "p95_ms": round(p95 * 1000, 1),
+                      "error_rate": round(error_rate, 4), "saturated": result.generator.saturated})  # fmt: skip
+        if p95 > 0.5 or error_rate > 0.01:
+            breaking_point = steps[-1]
+            break
+        if result.generator.saturated:
+            break  # the generator, not the service, is the limit: stepping further measures nothing
+    summary = {"steps": steps, "breaking_point": breaking_point, "limit": "service" if breaking_point else
+               ("generator" if steps[-1]["saturated"] else "none up to the last level")}  # fmt: skip
+    result.extra["stress"] = summary
+    print("stress:", summary)
+    first = steps[0]
+    assert first["p95_ms"] < 500, f"the lowest stress level already breaks: {first}"
+    assert first["error_rate"] < 0.01, f"the lowest stress level already breaks: {first}"
+
+
+@pytest.mark.load(
+    stages=[("8s", NORMAL_USERS), ("1s", PEAK_USERS), ("8s", PEAK_USERS), ("1s", NORMAL_USERS), ("8s", NORMAL_USERS)],
+    name="spike: normal, sudden 10x, back to normal",
+)
+def test_spike_and_recovery(load):
+    """A sudden 10x spike: errors stay in budget and latency is back within the SLO once it passes."""
+    result = load.run(SHOPPING_MIX, on_start=login)
+    assert_error_rate(result, max="1%")
+    after = windows_after(result, result.duration - 5)
+    assert after, "no traffic after the spike"
+    recovered_p95 = max(w.p95 for w in after)
+    assert recovered_p95 < 0.5, f"p95 {recovered_p95 * 1000:.0f} ms in the last 5 s: not recovered"
+    assert sum(w.errors for w in after) == 0
+    assert_latency(result, p99="1s")
+
+
+@pytest.mark.load(users=30, duration="30s", ramp_up="3s", name="soak: constant load")
+def test_soak_constant_load(load):
+    """Constant load; short by default, hours with SHOPFLOW_PERF_SCALE. Latency must not drift upward."""
+    result = load.run(SHOPPING_MIX, on_start=login)
+    assert_plan_thresholds(result)
+    busy = [w for w in result.timeline if w.count]
+    third = max(1, len(busy) // 3)
+    early = statistics.median(w.p95 for w in busy[third : 2 * third])
+    late = statistics.median(w.p95 for w in busy[-third:])
+    assert late <= max(1.5 * early, early + 0.005), f"p95 drifted from {early * 1000:.1f} to {late * 1000:.1f} ms"
+    assert_no_regression(result)
+
+
+@pytest.mark.load(rate=5, duration="15s", max_users=100, name="open model: checkout at 5 orders/s")
 def test_open_model_checkout(load):
     """Orders arrive on schedule whether or not the service keeps up: latency counts from the intended start."""
     result = load.run(checkout, on_start=login)
