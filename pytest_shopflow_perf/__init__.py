@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .assertions import (
+        Slo,
         assert_error_rate,
         assert_latency,
         assert_no_regression,
@@ -27,6 +28,7 @@ __all__ = [
     "LoadProfile",
     "LoadResult",
     "Progress",
+    "Slo",
     "Stats",
     "TimelineWindow",
     "User",
@@ -42,6 +44,7 @@ _HOMES = {
     "LoadProfile": "profile",
     "LoadResult": "result",
     "Progress": "engine",
+    "Slo": "assertions",
     "Stats": "result",
     "TimelineWindow": "result",
     "User": "user",

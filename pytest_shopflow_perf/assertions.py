@@ -1,30 +1,40 @@
 """SLO assertions: thresholds on a ``LoadResult`` that fail a test with a readable table.
 
-Every breach is listed, not just the first; passing checks are recorded on the
-result (``result.extra["slo"]``) so reports can show them too.
+Every breach is listed, not just the first; every outcome, passing ones too, is
+recorded on the result (``result.extra["slo"]``) so reports can show them.
+Whole-run figures hide a crash in the last seconds, so a threshold can be
+scoped to a phase (``during stage 2``, ``during 10s..20s``) or to every span of
+a given width (``over any 10s``). A result measured by a saturated generator
+says nothing about the service: the helpers then skip the test as
+inconclusive instead of passing or failing it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .units import UnitError, parse_duration, parse_fraction
 
 if TYPE_CHECKING:
-    from .result import LoadResult, Stats
+    from .metrics import Recorder
+    from .result import LoadResult, Span, Stats
 
 GRAMMAR = (
-    "[ENDPOINT: ]METRIC OP VALUE, where METRIC is p(N), avg, med, min, max (latency; VALUE in us, ms or s, "
-    "ms when no unit), error_rate or rate (VALUE as 1% or 0.01), rps, count or errors (numbers), and OP is "
-    "<, <=, >, >= or ==; e.g. 'p(95)<500ms', 'error_rate<1%', 'rps>50', 'GET /api/products: p(99)<1s'"
+    "[ENDPOINT: ]METRIC OP VALUE [over any DURATION] [during stage N | during START..END], where METRIC is "
+    "p(N), avg, med, min, max (latency; VALUE in us, ms or s, ms when no unit), error_rate or rate (VALUE as "
+    "1% or 0.01), rps, count or errors (numbers), and OP is <, <=, >, >= or ==; e.g. 'p(95)<500ms', "
+    "'error_rate<1%', 'rps>50', 'GET /api/products: p(99)<1s', 'error_rate<5% over any 10s', "
+    "'p(95)<800ms during stage 2', 'p(95)<500ms during 20s..end'"
 )
 _EXPRESSION = re.compile(
     r"^\s*(?:(?P<endpoint>.+?)\s*:\s+)?(?P<metric>p\(\s*\d+(?:\.\d+)?\s*\)|[a-z_]+)\s*"
-    r"(?P<op><=|>=|==|<|>)\s*(?P<value>[^\s].*?)\s*$"
+    r"(?P<op><=|>=|==|<|>)\s*(?P<value>[^\s]+?)"
+    r"(?:\s+over\s+any\s+(?P<span>\S+))?"
+    r"(?:\s+during\s+(?:stage\s+(?P<stage>\d+)|(?P<start>[^\s.]+)\.\.(?P<end>\S+)))?\s*$"
 )
 _LATENCY_METRICS = {"avg": "mean", "mean": "mean", "med": "p50", "min": "min", "max": "max"}
 _OPS = {
@@ -34,6 +44,7 @@ _OPS = {
     ">=": lambda a, b: a >= b,
     "==": lambda a, b: a == b,
 }
+DEFAULT_ABORT_GRACE_S = 5.0
 
 
 class SloError(ValueError):
@@ -42,17 +53,60 @@ class SloError(ValueError):
 
 @dataclass(frozen=True)
 class Threshold:
-    """One parsed threshold: ``metric op value`` on an endpoint (None = the whole run)."""
+    """One parsed threshold: ``metric op value`` on an endpoint (None = the whole run), maybe scoped in time."""
 
     metric: str  # "p95", "p99.9", "mean", "min", "max", "error_rate", "rps", "count", "errors"
     op: str
     value: float  # seconds for latency, fraction for rates
     endpoint: str | None = None
     text: str = ""
+    span: float | None = None  # "over any 10s": every span of this width must hold
+    stage: int | None = None  # "during stage 2" (1-based)
+    between: tuple[float, float] | None = None  # "during 10s..20s" (end may be inf)
 
     @property
     def is_latency(self) -> bool:
         return self.metric.startswith("p") or self.metric in ("mean", "min", "max")
+
+    @property
+    def scope(self) -> str:
+        parts = []
+        if self.span is not None:
+            parts.append(f"any {self.span:g} s")
+        if self.stage is not None:
+            parts.append(f"stage {self.stage}")
+        if self.between is not None:
+            start, end = self.between
+            parts.append(f"{start:g}-{'end' if math.isinf(end) else f'{end:g}'} s")
+        return ", ".join(parts) or "whole run"
+
+
+@dataclass(frozen=True)
+class Slo:
+    """A declared threshold (marker ``slo=[...]``, ``@pytest.mark.slo``, ini ``perf_slo``), checked after each run.
+
+    :param abort: stop the load early once the threshold is breached beyond
+        recovery (no remaining requests could bring it back), after ``grace``.
+    """
+
+    expression: str
+    abort: bool = False
+    grace: float | str = DEFAULT_ABORT_GRACE_S
+
+    def __post_init__(self) -> None:
+        parse_threshold(self.expression)  # fail at declaration, with the grammar
+        try:
+            parse_duration(self.grace, what="grace")
+        except UnitError as exc:
+            raise SloError(str(exc)) from None
+
+    @property
+    def threshold(self) -> Threshold:
+        return parse_threshold(self.expression)
+
+    @property
+    def grace_s(self) -> float:
+        return parse_duration(self.grace, what="grace")
 
 
 @dataclass(frozen=True)
@@ -68,6 +122,8 @@ class CheckOutcome:
     passed: bool
     worst_endpoint: str | None = None
     unit: str = ""
+    scope: str = "whole run"
+    at: float | None = None  # start of the worst span, seconds into the run
 
     def margin(self) -> float:
         """Relative distance to the limit; positive means breached by that much."""
@@ -104,9 +160,47 @@ def parse_threshold(expression: str) -> Threshold:
             metric, value = metric_text, float(value_text)
         else:
             raise SloError(f"unknown metric {metric_text!r}")
+        span = parse_duration(match.group("span"), what="over any") if match.group("span") else None
+        if span is not None and span <= 0:
+            raise SloError("'over any' needs a span longer than 0 s")
+        stage = int(match.group("stage")) if match.group("stage") else None
+        if stage is not None and stage < 1:
+            raise SloError("stages are numbered from 1")
+        between = None
+        if match.group("start"):
+            end_text = match.group("end")
+            end = math.inf if end_text == "end" else parse_duration(end_text, what="during end")
+            between = (parse_duration(match.group("start"), what="during start"), end)
+            if between[1] <= between[0]:
+                raise SloError("'during START..END' needs END after START")
     except (UnitError, ValueError) as exc:
         raise SloError(f"cannot read SLO expression {expression!r}: {exc}; expected {GRAMMAR}") from None
-    return Threshold(metric=metric, op=op, value=value, endpoint=match.group("endpoint"), text=expression.strip())
+    return Threshold(
+        metric=metric,
+        op=op,
+        value=value,
+        endpoint=match.group("endpoint"),
+        text=expression.strip(),
+        span=span,
+        stage=stage,
+        between=between,
+    )
+
+
+def as_slos(items: Iterable[object], source: str) -> list[Slo]:
+    """Strings and ``Slo`` objects from a marker or ini, validated (errors name the source)."""
+    slos = []
+    for item in items:
+        if isinstance(item, Slo):
+            slos.append(item)
+        elif isinstance(item, str):
+            try:
+                slos.append(Slo(item))
+            except SloError as exc:
+                raise SloError(f"{source}: {exc}") from None
+        else:
+            raise SloError(f"{source}: {item!r} is not an SLO; give strings like 'p(95)<500ms' or Slo(...) objects")
+    return slos
 
 
 def _latency_value(text: str) -> float:
@@ -117,7 +211,10 @@ def _latency_value(text: str) -> float:
         return parse_duration(stripped, what="latency")
 
 
-def _measure(stats: Stats, metric: str) -> float:
+# ---- measuring -----------------------------------------------------------------
+
+
+def _measure(stats: Stats | Span, metric: str) -> float:
     if metric.startswith("p"):
         return stats.percentile(float(metric[1:]))
     if metric == "mean":
@@ -137,19 +234,42 @@ def _measure(stats: Stats, metric: str) -> float:
     raise SloError(f"unknown metric {metric!r}")
 
 
-def _scope(result: LoadResult, endpoint: str | None) -> Stats:
-    if endpoint is None:
-        return result
-    return result.endpoints[endpoint]
+def _phase(result: LoadResult, threshold: Threshold) -> tuple[float, float]:
+    if threshold.stage is not None:
+        stages = result.profile.get("stages") or []
+        if threshold.stage > len(stages):
+            raise SloError(f"{threshold.text!r}: the run has {len(stages)} stage(s), no stage {threshold.stage}")
+        start = sum(float(stage[0]) for stage in stages[: threshold.stage - 1])
+        return start, start + float(stages[threshold.stage - 1][0])
+    if threshold.between is not None:
+        return threshold.between
+    return 0.0, math.inf
+
+
+def _worst(spans: Sequence[Span], threshold: Threshold) -> tuple[float, float | None]:
+    """The value of the span that is furthest on the wrong side of the limit, and where it starts."""
+    relevant = [span for span in spans if span.requests or span.errors or threshold.metric in ("rps", "count")]
+    if not relevant:
+        return 0.0, None
+    values = [(_measure(span, threshold.metric), span.start) for span in relevant]
+    lower_is_worse = threshold.op in (">", ">=")
+    return min(values) if lower_is_worse else max(values)
 
 
 def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckOutcome]:
     outcomes = []
     for threshold in thresholds:
-        stats = _scope(result, threshold.endpoint)
-        measured = _measure(stats, threshold.metric)
+        stats = result if threshold.endpoint is None else result.endpoints[threshold.endpoint]
+        at: float | None = None
+        if threshold.span is None and threshold.stage is None and threshold.between is None:
+            measured = _measure(stats, threshold.metric)
+        else:
+            start, end = _phase(result, threshold)
+            spans = stats.spans(threshold.span, start, end) if threshold.span else [stats.span(start, end)]
+            measured, at = _worst(spans, threshold)
         worst = None
-        if threshold.endpoint is None and len(result.endpoints) > 1 and threshold.metric not in ("rps", "count"):
+        whole_run = at is None and threshold.endpoint is None
+        if whole_run and len(result.endpoints) > 1 and threshold.metric not in ("rps", "count"):
             worst = max(result.endpoints, key=lambda name: _measure(result.endpoints[name], threshold.metric))
         outcomes.append(
             CheckOutcome(
@@ -162,6 +282,8 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckO
                 passed=bool(_OPS[threshold.op](measured, threshold.value)),
                 worst_endpoint=worst,
                 unit="s" if threshold.is_latency else ("%" if threshold.metric == "error_rate" else ""),
+                scope=threshold.scope,
+                at=at,
             )
         )
     return outcomes
@@ -175,27 +297,51 @@ def _show(value: float, unit: str) -> str:
     return f"{value:,.1f}"
 
 
-def format_failure(outcomes: list[CheckOutcome]) -> str:
+def format_failure(outcomes: list[CheckOutcome], head: str | None = None) -> str:
     from .reporting.terminal import format_table
 
     failed = [o for o in outcomes if not o.passed]
-    rows: list[tuple[str, ...]] = [("metric", "endpoint", "measured", "threshold", "margin", "worst endpoint")]
+    scoped = any(o.scope != "whole run" for o in failed)
+    scope_column = ("scope",) if scoped else ()
+    header = ("metric", "endpoint", *scope_column, "measured", "threshold", "margin", "worst endpoint")
+    rows: list[tuple[str, ...]] = [header]
     for o in failed:
+        scope = (f"{o.scope}" + (f" (worst at {o.at:g} s)" if o.at is not None else ""),) if scoped else ()
         rows.append(
             (
                 o.metric,
                 o.endpoint,
+                *scope,
                 _show(o.measured, o.unit),
                 f"{o.op} {_show(o.limit, o.unit)}",
                 f"{o.margin() * 100:+.1f}%",
                 o.worst_endpoint or "",
             )
         )
-    head = f"SLO breached: {len(failed)} of {len(outcomes)} threshold(s) failed"
+    head = head or f"SLO breached: {len(failed)} of {len(outcomes)} threshold(s) failed"
     return "\n".join([head, *("  " + line for line in format_table(rows))])
 
 
-def check(result: LoadResult, thresholds: list[Threshold]) -> None:
+def _judgeable(result: LoadResult, outcomes: list[CheckOutcome]) -> None:
+    """A saturated generator measured itself: skip as inconclusive, naming the figure and what it saw."""
+    __tracebackhide__ = True
+    generator = result.generator
+    if not generator.saturated:
+        return
+    import pytest
+
+    seen = "; ".join(
+        f"{o.metric} {_show(o.measured, o.unit)} {'meets' if o.passed else 'breaks'} {o.op} {_show(o.limit, o.unit)}"
+        for o in outcomes
+    )
+    pytest.skip(
+        f"inconclusive: the load generator was saturated ({'; '.join(generator.reasons)}), so its latencies "
+        f"describe the generator, not the service; thresholds not judged ({seen}). Lower the load per "
+        "generator or give it more CPU."
+    )
+
+
+def check(result: LoadResult, thresholds: list[Threshold], *, head: str | None = None) -> None:
     __tracebackhide__ = True
     if not result.requests and not result.errors:
         raise AssertionError(
@@ -204,8 +350,95 @@ def check(result: LoadResult, thresholds: list[Threshold]) -> None:
         )
     outcomes = evaluate(result, thresholds)
     result.extra.setdefault("slo", []).extend(asdict(o) for o in outcomes)
-    if not all(o.passed for o in outcomes):
-        raise AssertionError(format_failure(outcomes))
+    _judgeable(result, outcomes)
+    if head is not None or not all(o.passed for o in outcomes):
+        raise AssertionError(format_failure(outcomes, head))
+
+
+# ---- abort on fail -----------------------------------------------------------------
+
+
+def abort_reason(slos: Sequence[Slo], recorder: Recorder, elapsed: float, duration: float) -> str | None:
+    """Why the run should stop now: an abort threshold that no remaining request can bring back.
+
+    Called once per closed window. The remaining requests are assumed to arrive at
+    the rate seen so far and to be perfect (no errors, zero latency), so a reason
+    is only given when the threshold is lost whatever happens next.
+    """
+    from .metrics import count_above, mean_us
+
+    for slo in slos:
+        threshold = slo.threshold
+        if not slo.abort or elapsed < slo.grace_s or threshold.op in (">", ">="):
+            continue
+        if threshold.stage is not None or threshold.between is not None:
+            continue  # a phase is judged when the run ends
+        endpoints = [e for name, e in recorder.endpoints.items() if threshold.endpoint in (None, name)]
+        requests = sum(e.requests for e in endpoints)
+        if not requests:
+            continue
+        if threshold.span is not None:
+            if _span_breached(threshold, recorder):
+                return f"{threshold.text!r} breached in a {threshold.span:g} s span"
+            continue
+        expected_total = requests + requests / max(elapsed, 1e-9) * max(0.0, duration - elapsed)
+        metric, limit = threshold.metric, threshold.value
+        if metric.startswith("p"):
+            # pN stays above the limit once more than (100 - N) % of all requests are above it.
+            above = sum(count_above(e.hist, limit * 1e6) for e in endpoints)
+            lost = above > (1 - float(metric[1:]) / 100) * expected_total
+        else:
+            if metric == "error_rate":
+                bound = sum(e.errors for e in endpoints) / expected_total
+            elif metric == "errors":
+                bound = float(sum(e.errors for e in endpoints))
+            elif metric == "count":
+                bound = float(requests)
+            elif metric == "max":
+                bound = max(e.hist.get_max_value() for e in endpoints) / 1e6
+            else:  # mean
+                bound = sum(mean_us(e.hist) * e.requests for e in endpoints) / expected_total / 1e6
+            lost = not _OPS[threshold.op](bound, limit)
+        if lost:
+            return f"{threshold.text!r} is breached beyond recovery after {elapsed:.0f} s"
+    return None
+
+
+def _span_breached(threshold: Threshold, recorder: Recorder) -> bool:
+    """Whether the span ending at the newest closed window breaks the threshold."""
+    from .metrics import WINDOW_S, counts_mean_us, counts_percentiles, merge_snapshots
+
+    if threshold.endpoint is None:
+        series = recorder.total_series
+    elif threshold.endpoint in recorder.endpoints:
+        series = recorder.endpoints[threshold.endpoint].series
+    else:
+        return False
+    windows = max(1, round((threshold.span or WINDOW_S) / WINDOW_S))
+    chosen = range(max(0, len(series.t_s) - windows), len(series.t_s))
+    requests = sum(series.count[i] for i in chosen)
+    errors = sum(series.errors[i] for i in chosen)
+    metric = threshold.metric
+    if not requests and not errors:
+        return False
+    if metric == "error_rate":
+        value = errors / requests if requests else 1.0
+    elif metric in ("errors", "count"):
+        value = float(errors if metric == "errors" else requests)
+    else:
+        snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
+        if not snapshots:
+            return False
+        counts = merge_snapshots(snapshots)
+        if metric == "mean":
+            value = counts_mean_us(counts) / 1e6
+        else:
+            q = 100.0 if metric == "max" else 0.0 if metric == "min" else float(metric[1:])
+            value = counts_percentiles(counts, [q])[q] / 1e6
+    return not _OPS[threshold.op](value, threshold.value)
+
+
+# ---- the helpers ---------------------------------------------------------------------
 
 
 def _latency_threshold(metric: str, limit: object, endpoint: str | None) -> Threshold:
@@ -230,29 +463,46 @@ def assert_latency(
 ) -> None:
     """Fail unless every given latency is at or under its limit (seconds or "500ms")."""
     __tracebackhide__ = True
-    limits: dict[str, Any] = {
-        "p50": p50,
-        "p90": p90,
-        "p95": p95,
-        "p99": p99,
-        "p99.9": p999,
-        "max": max,
-        "mean": mean,
-    }
+    limits: dict[str, Any] = {"p50": p50, "p90": p90, "p95": p95, "p99": p99, "p99.9": p999, "max": max, "mean": mean}
     thresholds = [_latency_threshold(m, v, endpoint) for m, v in limits.items() if v is not None]
     if not thresholds:
         raise SloError("assert_latency needs at least one limit, e.g. assert_latency(result, p95='500ms')")
     check(result, thresholds)
 
 
-def assert_error_rate(result: LoadResult, max: float | str = "1%", *, endpoint: str | None = None) -> None:
-    """Fail when more than ``max`` (0.01 or "1%") of requests failed."""
+def assert_error_rate(
+    result: LoadResult, max: float | str = "1%", *, endpoint: str | None = None, kinds: Iterable[str] | None = None
+) -> None:
+    """Fail when more than ``max`` (0.01 or "1%") of requests failed; ``kinds`` counts only those error kinds.
+
+    A kind matches exactly or by prefix: ``kinds=["HTTP 5"]`` counts every 5xx, ``["check"]`` every failed check.
+    """
     __tracebackhide__ = True
     try:
         limit = parse_fraction(max, what="max")
     except UnitError as exc:
         raise SloError(str(exc)) from None
-    check(result, [Threshold("error_rate", "<=", limit, endpoint, f"error_rate<={max}")])
+    if kinds is None:
+        check(result, [Threshold("error_rate", "<=", limit, endpoint, f"error_rate<={max}")])
+        return
+    wanted = [str(kind) for kind in kinds]
+    stats = result if endpoint is None else result.endpoints[endpoint]
+    errors = sum(n for kind, n in stats.errors_by_kind.items() if any(kind.startswith(w) for w in wanted))
+    measured = min(1.0, errors / stats.requests) if stats.requests else (1.0 if errors else 0.0)
+    outcome = CheckOutcome(
+        threshold=f"error_rate[{', '.join(wanted)}]<={max}",
+        metric=f"error_rate[{', '.join(wanted)}]",
+        endpoint=endpoint or "total",
+        measured=measured,
+        limit=limit,
+        op="<=",
+        passed=measured <= limit,
+        unit="%",
+    )
+    result.extra.setdefault("slo", []).append(asdict(outcome))
+    _judgeable(result, [outcome])
+    if not outcome.passed:
+        raise AssertionError(format_failure([outcome]))
 
 
 def assert_throughput(result: LoadResult, min_rps: float, *, endpoint: str | None = None) -> None:
@@ -263,12 +513,21 @@ def assert_throughput(result: LoadResult, min_rps: float, *, endpoint: str | Non
     check(result, [Threshold("rps", ">=", float(min_rps), endpoint, f"rps>={min_rps}")])
 
 
-def assert_slo(result: LoadResult, *expressions: str) -> None:
+def assert_slo(result: LoadResult, *expressions: str | Slo) -> None:
     """k6-style thresholds: ``assert_slo(result, "p(95)<500ms", "error_rate<1%", "rps>50")``."""
     __tracebackhide__ = True
     if not expressions:
         raise SloError(f"assert_slo needs at least one expression: {GRAMMAR}")
-    check(result, [parse_threshold(expression) for expression in expressions])
+    check(result, [slo.threshold for slo in as_slos(expressions, "assert_slo")])
+
+
+def check_declared(result: LoadResult, slos: Sequence[Slo]) -> None:
+    """The marker's and ini's SLOs, after a run; an aborted run fails with its reason."""
+    __tracebackhide__ = True
+    reason = str(result.extra.get("stop_reason", ""))
+    head = f"load aborted early: {reason.removeprefix('aborted: ')}" if reason.startswith("aborted") else None
+    if slos or head:
+        check(result, [slo.threshold for slo in slos], head=head)
 
 
 def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> None:

@@ -43,6 +43,9 @@ JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
 Hook = Callable[[User], Awaitable[Any]]
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 ProgressCallback = Callable[["Progress"], None]
+# Called once per closed window with the live recorder, the elapsed and the planned time;
+# a returned reason stops the run early (abort-on-fail thresholds).
+Watchdog = Callable[[Recorder, float, float], "str | None"]
 
 TICK_S = 0.05
 MAX_EXCEPTION_SAMPLES = 10
@@ -160,6 +163,7 @@ class Engine:
         on_start: Hook | None = None,
         on_stop: Hook | None = None,
         on_progress: ProgressCallback | None = None,
+        watchdog: Watchdog | None = None,
         test: str = "",
         environment: Mapping[str, Any] | None = None,
     ) -> None:
@@ -173,6 +177,7 @@ class Engine:
         self.on_start = on_start
         self.on_stop = on_stop
         self.on_progress = on_progress
+        self.watchdog = watchdog
         self.test = test
         self.environment = dict(environment or {})
         self.stop_reason: str | None = None
@@ -216,6 +221,7 @@ class Engine:
             gc.unfreeze()
 
     async def _run(self) -> LoadResult:
+        self.monitor.start()
         self._t0 = perf_counter()
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0)
@@ -261,6 +267,10 @@ class Engine:
             if windows != last_windows:
                 last_windows = windows
                 self._report_progress(elapsed)
+                if self.watchdog is not None:
+                    reason = self.watchdog(self.recorder, elapsed, profile.duration)
+                    if reason:
+                        self.request_stop(f"aborted: {reason}")
             next_tick += TICK_S
             await anyio.sleep(max(0.0, next_tick - perf_counter()))
             lag = perf_counter() - next_tick
@@ -470,6 +480,7 @@ class Engine:
                     await anyio.sleep(delay)
                 else:
                     await anyio.lowlevel.checkpoint()
+                self.monitor.record_dispatch(perf_counter() - (self._t0 + intended))
                 if self._stopping:
                     break
                 backlog = self._arrivals.statistics().current_buffer_used

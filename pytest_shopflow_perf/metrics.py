@@ -14,6 +14,7 @@ import functools
 import re
 import sys
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,60 @@ def percentiles(histogram: HdrHistogram, quantiles: list[float]) -> dict[float, 
     return result
 
 
+def counts_percentiles(counts: Any, quantiles: list[float]) -> dict[float, int]:
+    """Percentiles of a dense counts array (merged window snapshots), with HDR's own rule."""
+    import numpy as np
+
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    if not total:
+        return dict.fromkeys(quantiles, 0)
+    lowest, highest, _ = _index_values()
+    result = {}
+    for q in quantiles:
+        target = max(int(q / 100.0 * total + 0.5), 1)  # HdrHistogram.get_target_count_at_percentile
+        index = min(int(np.searchsorted(cumulative, target)), len(cumulative) - 1)
+        result[q] = int(highest[index] if q else lowest[index])
+    return result
+
+
+def count_above(histogram_or_counts: Any, limit_us: float) -> int:
+    """How many recorded values exceed ``limit_us`` (for "already breached beyond recovery")."""
+    counts = histogram_or_counts if not hasattr(histogram_or_counts, "counts_len") else _counts(histogram_or_counts)
+    _, highest, _ = _index_values()
+    return int(counts[highest > limit_us].sum())
+
+
+def counts_mean_us(counts: Any) -> float:
+    total = int(counts.sum())
+    return float((counts * _index_values()[2]).sum() / total) if total else 0.0
+
+
+def snapshot(histogram: HdrHistogram) -> bytes:
+    """The non-zero buckets of a window, kept when the window closes (tens of µs, ~8 bytes a bucket).
+
+    Merging snapshots gives exact percentiles over any span of windows (a stage,
+    the worst 10 s), which per-window figures cannot: percentiles do not average.
+    Packed as uint32 indices then uint32 counts (no bucket sees 4e9 requests a second).
+    """
+    import numpy as np
+
+    counts = _counts(histogram)
+    indices = np.flatnonzero(counts)
+    return bytes(np.concatenate([indices, counts[indices]]).astype(np.uint32).tobytes())
+
+
+def merge_snapshots(snapshots: Iterable[bytes]) -> Any:
+    import numpy as np
+
+    dense = np.zeros(len(_index_values()[0]), dtype=np.int64)
+    for packed in snapshots:
+        values = np.frombuffer(packed, dtype=np.uint32)
+        half = len(values) // 2
+        dense[values[:half]] += values[half:]
+    return dense
+
+
 def mean_us(histogram: HdrHistogram) -> float:
     """Exactly ``HdrHistogram.get_mean_value``, vectorised (the pure-Python one takes ~30 ms)."""
     total = histogram.get_total_count()
@@ -148,11 +203,14 @@ class WindowSeries:
     p99_ms: array[float] = field(default_factory=lambda: array("d"))
     mean_ms: array[float] = field(default_factory=lambda: array("d"))
     max_ms: array[float] = field(default_factory=lambda: array("d"))
+    # Live runs only (not in the JSON record): the window's histogram buckets, for spans of windows.
+    snapshots: list[bytes | None] = field(default_factory=list)
 
     def append(self, t_s: float, count: int, errors: int, histogram: HdrHistogram | None, total_us: int) -> None:
         self.t_s.append(round(t_s, 3))
         self.count.append(count)
         self.errors.append(errors)
+        self.snapshots.append(snapshot(histogram) if histogram is not None and histogram.get_total_count() else None)
         if histogram is not None and histogram.get_total_count():
             values = percentiles(histogram, list(WINDOW_PERCENTILES))
             self.p50_ms.append(values[50.0] / 1000.0)

@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 MARKER_HELP = (
     "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
     "think_time=None, iterations=None, workers=1, base_url=None, name=None): run this test as a load test; "
-    "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s)."
+    "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s). "
+    "slo=['p(95)<500ms', ...] declares thresholds checked after every run."
+)
+SLO_MARKER_HELP = (
+    "slo(*expressions): thresholds checked after every load.run of this test, e.g. "
+    "@pytest.mark.slo('p(95)<500ms', 'error_rate<1%', Slo('error_rate<5%', abort=True)); replaces ini perf_slo."
 )
 
 # ---- options ---------------------------------------------------------------
@@ -110,6 +115,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         help="allow load against this non-loopback host (repeatable); loopback only otherwise",
     )
+    parser.addini(
+        "perf_slo",
+        "SLO expressions checked after every load run (unless a test declares its own)",
+        type="linelist",
+        default=[],
+    )
     parser.addini("perf_baseline_keep", "how many recent runs a baseline keeps (default 5)", type="string", default="")
     for key, text in (
         ("ramp_up", "default ramp-up"),
@@ -127,6 +138,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", SLO_MARKER_HELP)
     session = PerfSession(config)
     config.stash[perf_session_key] = session
     if config.pluginmanager.hasplugin("xdist"):
@@ -150,9 +162,11 @@ def load(request: pytest.FixtureRequest) -> LoadRunner:
             f"@pytest.mark.load takes keyword arguments only (e.g. users=10, duration='30s'), got {marker.args!r}"
         )
     session = request.config.stash[perf_session_key]
+    kwargs = dict(marker.kwargs) if marker else {}
+    slos = session.declared_slos(kwargs.pop("slo", None), request.node.iter_markers("slo"))
     # xdist --dist loadgroup suffixes node ids with the group; baselines must not depend on it.
     nodeid = request.node.nodeid.removesuffix(f"@{XDIST_GROUP}")
-    return LoadRunner(session, nodeid, dict(marker.kwargs) if marker else {})
+    return LoadRunner(session, nodeid, kwargs, slos)
 
 
 # ---- reports ------------------------------------------------------------------

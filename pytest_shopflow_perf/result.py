@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 from .metrics import (
     WINDOW_S,
     WindowSeries,
+    counts_mean_us,
+    counts_percentiles,
     decode_histogram,
     encode_histogram,
     mean_us,
+    merge_snapshots,
     new_histogram,
     percentiles,
 )
@@ -73,6 +76,44 @@ class GeneratorStats:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["reasons"] = tuple(known.get("reasons", ()))
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Requests completed in a span of 1-second windows (a stage, the worst 10 s), exact percentiles."""
+
+    start: float
+    end: float
+    requests: int
+    errors: int
+    counts: Any  # merged HDR buckets of the span's windows
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def error_rate(self) -> float:
+        return min(1.0, self.errors / self.requests) if self.requests else (1.0 if self.errors else 0.0)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration if self.duration > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        return counts_percentiles(self.counts, [q])[q] / 1_000_000 if self.counts is not None else 0.0
+
+    @property
+    def mean(self) -> float:
+        return counts_mean_us(self.counts) / 1_000_000 if self.counts is not None else 0.0
+
+    @property
+    def max(self) -> float:
+        return self.percentile(100)
+
+    @property
+    def min(self) -> float:
+        return self.percentile(0)
 
 
 class Stats:
@@ -154,6 +195,29 @@ class Stats:
             )
             for i in range(len(s.t_s))
         ]
+
+    def span(self, start: float, end: float) -> Span:
+        """The windows whose start lies in [start, end) seconds from the start of the run."""
+        s = self.series
+        chosen = [i for i in range(len(s.t_s)) if start <= s.t_s[i] < end]
+        if any(s.count[i] for i in chosen) and len(s.snapshots) != len(s.t_s):
+            raise ValueError("percentiles over a span need the live result of a run (JSON records keep no buckets)")
+        snapshots = [snap for i in chosen if s.count[i] and (snap := s.snapshots[i]) is not None]
+        return Span(
+            start=start,
+            end=min(end, max(self.duration, start + WINDOW_S)),
+            requests=sum(s.count[i] for i in chosen),
+            errors=sum(s.errors[i] for i in chosen),
+            counts=merge_snapshots(snapshots) if snapshots else None,
+        )
+
+    def spans(self, width: float, start: float = 0.0, end: float = float("inf")) -> list[Span]:
+        """Every span of ``width`` seconds (sliding by one window) within [start, end)."""
+        end = min(end, self.duration)
+        windows = max(1, round(width / WINDOW_S))
+        first, last = int(start // WINDOW_S), max(int(start // WINDOW_S) + 1, int(-(-end // WINDOW_S)))
+        starts = range(first, max(first + 1, last - windows + 1))
+        return [self.span(k * WINDOW_S, min(end, (k + windows) * WINDOW_S)) for k in starts]
 
     @property
     def corrected(self) -> Stats:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .assertions import Slo
     from .engine import Engine, Hook, JourneySpec, TransportFactory
     from .profile import LoadProfile
     from .result import LoadResult
@@ -40,11 +41,14 @@ def _stop_on_interrupt(engine: Engine) -> Iterator[None]:
 class LoadRunner:
     """What a load test receives as ``load``: ``load.run(journeys)`` or ``await load.arun(journeys)``."""
 
-    def __init__(self, session: PerfSession, nodeid: str, marker_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, session: PerfSession, nodeid: str, marker_kwargs: dict[str, Any], slos: Sequence[Slo] = ()
+    ) -> None:
         self._session = session
         self.nodeid = nodeid
         self._marker_kwargs = marker_kwargs
         self.profile: LoadProfile = session.resolve_profile(marker_kwargs, self._label(marker_kwargs))
+        self.slos: list[Slo] = list(slos)
         self.results: list[LoadResult] = []
 
     @staticmethod
@@ -65,7 +69,9 @@ class LoadRunner:
         app: Any,
         transport_factory: TransportFactory | None,
         overrides: dict[str, Any],
+        slos: Sequence[Slo],
     ) -> Engine:
+        from .assertions import abort_reason
         from .engine import Engine
 
         profile = self.profile
@@ -96,6 +102,7 @@ class LoadRunner:
                 on_start=on_start,
                 on_stop=on_stop,
                 on_progress=self._session.progress_printer(self.nodeid.rsplit("::", 1)[-1]),
+                watchdog=(lambda rec, t, d: abort_reason(slos, rec, t, d)) if any(s.abort for s in slos) else None,
                 test=self.nodeid,
                 environment=self._session.environment(),
             )
@@ -110,12 +117,15 @@ class LoadRunner:
         on_stop: Hook | None = None,
         app: Any = None,
         transport_factory: TransportFactory | None = None,
+        slo: Sequence[str | Slo] | None = None,
         **overrides: Any,
     ) -> LoadResult:
         """Run the load in this (sync) test and return what was measured.
 
         :param journeys: ``browse``, ``[browse, search]`` or ``{browse: 3, checkout: 1}``.
         :param app: an ASGI app to drive in-process (smoke runs without a server).
+        :param slo: thresholds for this run instead of the declared ones (marker, ini);
+            a breach raises ``AssertionError`` when the run ends, ``Slo(..., abort=True)`` ends it early.
         :param overrides: profile keys for this run only (e.g. ``users=20`` in a stress loop).
         """
         try:
@@ -128,6 +138,7 @@ class LoadRunner:
             )
         import anyio
 
+        slos = self._slos(slo)
         engine = self._engine(
             journeys,
             on_start=on_start,
@@ -135,10 +146,11 @@ class LoadRunner:
             app=app,
             transport_factory=transport_factory,
             overrides=overrides,
+            slos=slos,
         )
         with _stop_on_interrupt(engine):
             result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
-        return self._finish(result)
+        return self._finish(result, slos)
 
     async def arun(
         self,
@@ -148,9 +160,11 @@ class LoadRunner:
         on_stop: Hook | None = None,
         app: Any = None,
         transport_factory: TransportFactory | None = None,
+        slo: Sequence[str | Slo] | None = None,
         **overrides: Any,
     ) -> LoadResult:
         """Like ``run``, inside the running event loop of an async test (anyio or pytest-asyncio)."""
+        slos = self._slos(slo)
         engine = self._engine(
             journeys,
             on_start=on_start,
@@ -158,10 +172,11 @@ class LoadRunner:
             app=app,
             transport_factory=transport_factory,
             overrides=overrides,
+            slos=slos,
         )
         with _stop_on_interrupt(engine):
             result = await self._drive(engine, app)
-        return self._finish(result)
+        return self._finish(result, slos)
 
     @staticmethod
     async def _drive(engine: Engine, app: Any) -> LoadResult:
@@ -172,7 +187,17 @@ class LoadRunner:
         async with lifespan(app):
             return await engine.run()
 
-    def _finish(self, result: LoadResult) -> LoadResult:
+    def _slos(self, slo: Sequence[str | Slo] | None) -> list[Slo]:
+        if slo is None:
+            return self.slos
+        from .assertions import SloError, as_slos
+
+        try:
+            return as_slos(slo, "load.run(slo=...)")
+        except SloError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def _finish(self, result: LoadResult, slos: Sequence[Slo] = ()) -> LoadResult:
         self._session.end_progress()
         if self.results:  # several runs in one test each get their own baseline
             result.test = f"{self.nodeid}@{result.profile.get('name') or len(self.results) + 1}"
@@ -183,6 +208,9 @@ class LoadRunner:
         if result.interrupted and result.extra.get("stop_reason") == "interrupted":
             self._session.orphan_results.append(result)
             raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
+        from .assertions import check_declared
+
+        check_declared(result, slos)
         return result
 
 

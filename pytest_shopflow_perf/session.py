@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from .profile import (
 from .target import DEFAULT_APP, EmbeddedServer, TargetError, check_target
 
 if TYPE_CHECKING:
+    from .assertions import Slo
     from .engine import Progress
     from .result import LoadResult
 
@@ -125,6 +126,27 @@ class PerfSession:
                 seed=settings.seed,
             )
         except ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def declared_slos(self, marker_slo: object, slo_markers: Iterable[pytest.Mark]) -> list[Slo]:
+        """The test's SLOs (marker ``slo=``, ``@pytest.mark.slo``), else the suite's (ini ``perf_slo``)."""
+        from .assertions import SloError, as_slos
+
+        try:
+            declared: list[Slo] = []
+            if marker_slo is not None:
+                items = [marker_slo] if isinstance(marker_slo, str) else marker_slo
+                if not isinstance(items, Iterable):
+                    raise SloError(f"slo={marker_slo!r} must be a list of expressions such as ['p(95)<500ms']")
+                declared += as_slos(items, "@pytest.mark.load(slo=...)")
+            has_marker = False
+            for mark in slo_markers:
+                has_marker = True
+                declared += as_slos(mark.args, "@pytest.mark.slo")
+            if marker_slo is not None or has_marker:
+                return declared
+            return as_slos(self.config.getini("perf_slo"), "ini perf_slo")
+        except SloError as exc:
             raise pytest.UsageError(str(exc)) from None
 
     def base_url_for(self, profile: LoadProfile) -> str:

@@ -1,54 +1,61 @@
-"""SLO helpers against real (mock-transport) results: messages, grammar, empty runs."""
+"""SLO helpers against real runs on a local server with known latency and errors."""
 
 from __future__ import annotations
 
-import httpx
+import time
+from dataclasses import replace
+
 import pytest
 from support.engine import run
 
-from pytest_shopflow_perf import assert_error_rate, assert_latency, assert_slo, assert_throughput
-from pytest_shopflow_perf.assertions import SloError, parse_threshold
+from pytest_shopflow_perf import Slo, assert_error_rate, assert_latency, assert_slo, assert_throughput
+from pytest_shopflow_perf.assertions import SloError, abort_reason, check_declared, parse_threshold
 
 
-def result_with_errors():
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(500 if request.url.path == "/fail" else 200, json={})
+@pytest.fixture(scope="module")
+def mixed_result(delay_server):
+    """Three 20 ms requests and one 500 per iteration: 25 % errors, p50 ~20 ms."""
 
     async def journey(user):
-        await user.client.get("/ok")
-        await user.client.get("/ok")
-        await user.client.get("/ok")
-        await user.client.get("/fail")
+        for _ in range(3):
+            await user.client.get("/delay/20", extensions={"name": "ok"})
+        await user.client.get("/status/500", extensions={"name": "fail"})
 
-    return run(journey, users=1, iterations=50, transport_factory=lambda: httpx.MockTransport(handler))
-
-
-def test_passing_thresholds_are_recorded() -> None:
-    result = result_with_errors()
-    assert_latency(result, p95="1s", max=5)
-    assert_throughput(result, min_rps=1)
-    assert [o["passed"] for o in result.extra["slo"]] == [True, True, True]
+    return run(journey, base_url=delay_server, users=2, duration="1500ms", think_time=(0, "10ms"))
 
 
-def test_every_breach_is_listed_in_a_table() -> None:
-    result = result_with_errors()
+def test_passing_thresholds_are_recorded(mixed_result) -> None:
+    before = len(mixed_result.extra.get("slo", []))
+    assert_latency(mixed_result, p50="100ms", max=5, endpoint="ok")
+    assert_throughput(mixed_result, min_rps=10)
+    recorded = mixed_result.extra["slo"][before:]
+    assert [o["passed"] for o in recorded] == [True, True, True]
+    assert {o["metric"] for o in recorded} == {"p50", "max", "rps"}
+
+
+def test_every_breach_is_listed_in_a_table(mixed_result) -> None:
     with pytest.raises(AssertionError) as failure:
-        assert_slo(result, "error_rate<1%", "GET /fail: rate<=10%", "p(95)<10s", "count>1000000")
+        assert_slo(mixed_result, "error_rate<1%", "fail: rate<=10%", "p(50)<5ms", "count>1000000", "p(99)<10s")
     message = str(failure.value)
-    assert message.startswith("SLO breached: 3 of 4 threshold(s) failed")
+    assert message.startswith("SLO breached: 4 of 5 threshold(s) failed")
     lines = [line.split() for line in message.splitlines()[1:]]
     assert lines[0] == ["metric", "endpoint", "measured", "threshold", "margin", "worst", "endpoint"]
-    assert ["error_rate", "total", "25.00", "%", "<", "1.00", "%", "+2400.0%", "GET", "/fail"] in lines
-    assert ["error_rate", "GET", "/fail", "100.00", "%", "<=", "10.00", "%", "+900.0%"] in lines
-    assert ["count", "total", "200.0", ">", "1,000,000.0", "+100.0%"] in lines
+    assert ["error_rate", "total", "25.00", "%", "<", "1.00", "%", "+2400.0%", "fail"] in lines
+    assert ["error_rate", "fail", "100.00", "%", "<=", "10.00", "%", "+900.0%"] in lines
+    p50 = next(line for line in lines if line[0] == "p50")
+    assert p50[1] == "total"
+    assert 20.0 <= float(p50[2]) < 30.0
+    assert p50[-1] == "ok"
+    assert any(line[0] == "count" for line in lines)
+    assert not any(line[0] == "p99" for line in lines)
 
 
-def test_error_rate_helper() -> None:
-    result = result_with_errors()
-    assert_error_rate(result, max="30%")
-    with pytest.raises(AssertionError, match="error_rate"):
-        assert_error_rate(result, max="1%")
-    assert_error_rate(result, max=0, endpoint="GET /ok")
+def test_error_rate_by_endpoint_and_kind(mixed_result) -> None:
+    assert_error_rate(mixed_result, max="30%")
+    assert_error_rate(mixed_result, max=0, endpoint="ok")
+    assert_error_rate(mixed_result, max="1%", kinds=["timeout", "connect"])
+    with pytest.raises(AssertionError, match=r"error_rate\[HTTP 5\]"):
+        assert_error_rate(mixed_result, max="1%", kinds=["HTTP 5"])
 
 
 @pytest.mark.parametrize(
@@ -70,16 +77,115 @@ def test_grammar(expression, metric, op, value, endpoint) -> None:
     assert threshold.value == pytest.approx(value)
 
 
-@pytest.mark.parametrize("bad", ["p95<500ms", "p(95)<fast", "latency<1s", "error_rate<200%", "rps>>5", ""])
+def test_grammar_of_scopes() -> None:
+    assert parse_threshold("error_rate<5% over any 10s").span == 10
+    assert parse_threshold("p(95)<800ms during stage 2").stage == 2
+    assert parse_threshold("p(95)<500ms during 20s..end").between == (20.0, float("inf"))
+    assert parse_threshold("checkout: p(99)<1s over any 5s during 10s..30s").between == (10.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["p95<500ms", "p(95)<fast", "latency<1s", "error_rate<200%", "rps>>5", "", "p(95)<1s during stage 0",
+     "p(95)<1s during 20s..10s", "p(95)<1s over any soon"],
+)  # fmt: skip
 def test_bad_expressions_name_the_grammar(bad) -> None:
     with pytest.raises(SloError, match=r"expected \[ENDPOINT: \]METRIC OP VALUE"):
         parse_threshold(bad)
 
 
-def test_an_empty_run_is_not_a_pass() -> None:
+def test_an_empty_run_is_not_a_pass(delay_server) -> None:
     async def journey(user):
         pass
 
-    result = run(journey, users=1, duration="200ms", transport_factory=lambda: httpx.MockTransport(lambda r: None))
+    result = run(journey, base_url=delay_server, users=1, duration="200ms")
     with pytest.raises(AssertionError, match="no request was measured"):
         assert_latency(result, p95="1s")
+
+
+def test_windowed_thresholds_catch_a_burst_the_whole_run_hides(delay_server) -> None:
+    """503s only from 1 s to 2 s of a 3 s run: a third overall, but 100 % in some 1 s window."""
+
+    async def journey(user):
+        await user.client.get(f"/burst/1/1/503/{token}", extensions={"name": "burst"})
+        await user.think(0.01)
+
+    token = time.monotonic_ns()  # a fresh path: the server starts its clock at our first request
+    result = run(journey, base_url=delay_server, users=2, duration="3s")
+    assert 0.15 < result.error_rate < 0.5
+    assert_slo(result, "error_rate<60%", "burst: error_rate<20% during 0s..0.9s")
+    with pytest.raises(AssertionError) as failure:
+        assert_slo(result, "error_rate<60% over any 1s", "burst: error_rate<20% during 0s..0.9s")
+    message = str(failure.value)
+    assert "1 of 2 threshold(s) failed" in message
+    assert "any 1 s (worst at" in message
+
+
+def test_phase_thresholds_use_the_stages(delay_server) -> None:
+    async def journey(user):
+        await user.client.get("/delay/5")
+        await user.think(0.01)
+
+    result = run(journey, base_url=delay_server, stages=[("1s", 1), ("1s", 4), ("1s", 1)])
+    assert_slo(result, "rps>10 during stage 2", "p(95)<100ms during stage 2", "count>5 during stage 3")
+    stage2 = result.span(1.0, 2.0)
+    assert stage2.requests > result.span(0.0, 1.0).requests
+    with pytest.raises(SloError, match="no stage 4"):
+        assert_slo(result, "p(95)<1s during stage 4")
+
+
+def test_abort_on_fail_stops_the_run_early(delay_server) -> None:
+    slos = [Slo("error_rate<5%", abort=True, grace="1s"), Slo("p(95)<1s")]
+
+    async def journey(user):
+        await user.client.get("/status/503")
+        await user.think(0.01)
+
+    started = time.monotonic()
+    result = run(journey, base_url=delay_server, users=2, duration="20s",
+                 watchdog=lambda rec, t, d: abort_reason(slos, rec, t, d))  # fmt: skip
+    assert time.monotonic() - started < 6
+    assert result.extra["stop_reason"].startswith("aborted: 'error_rate<5%' is breached beyond recovery")
+    with pytest.raises(AssertionError, match=r"load aborted early: 'error_rate<5%' is breached beyond recovery"):
+        check_declared(result, slos)
+
+
+def test_abort_waits_while_the_threshold_can_still_be_met(delay_server) -> None:
+    """A few early errors in a long run are recoverable: no abort."""
+    slos = [Slo("error_rate<20%", abort=True, grace="500ms")]
+
+    async def journey(user):
+        await user.client.get("/status/503" if user.iteration <= 2 else "/delay/5")
+        await user.think(0.01)
+
+    result = run(journey, base_url=delay_server, users=2, duration="2s",
+                 watchdog=lambda rec, t, d: abort_reason(slos, rec, t, d))  # fmt: skip
+    assert "stop_reason" not in result.extra
+    assert result.errors == 4
+
+
+def test_a_saturated_generator_is_inconclusive_not_pass_or_fail(delay_server) -> None:
+    """A journey that burns the event loop: the generator measures itself, so the test is skipped."""
+
+    async def journey(user):
+        await user.client.get("/delay/1")
+        deadline = time.perf_counter() + 0.08
+        while time.perf_counter() < deadline:  # blocks the loop: every other user waits
+            pass
+
+    result = run(journey, base_url=delay_server, users=3, duration="1500ms")
+    assert result.generator.saturated
+    assert any("event-loop lag" in reason or "CPU" in reason for reason in result.generator.reasons)
+    for helper in (lambda: assert_latency(result, p95="10s"), lambda: assert_slo(result, "p(95)<1ms")):
+        with pytest.raises(pytest.skip.Exception, match="inconclusive: the load generator was saturated"):
+            helper()
+
+
+def test_saturation_skips_even_a_breach(mixed_result) -> None:
+    saturated = replace(mixed_result.generator, saturated=True, reasons=("generator CPU 97 % > 90 % of a core",))
+    mixed_result.generator, original = saturated, mixed_result.generator
+    try:
+        with pytest.raises(pytest.skip.Exception, match=r"CPU 97 %.*error_rate 25.00 % breaks <= 1.00 %"):
+            assert_error_rate(mixed_result, max="1%")
+    finally:
+        mixed_result.generator = original

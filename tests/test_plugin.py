@@ -362,3 +362,58 @@ def test_long(load):
     assert "INTERRUPTED: partial results" in output, output
     total = next(line for line in output.splitlines() if line.strip().startswith("total"))
     assert int(total.split()[1].replace(",", "")) > 10
+
+
+def test_declared_slos_from_marker_slo_marker_and_ini(pytester: pytest.Pytester, target: str) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from pytest_shopflow_perf import Slo
+
+async def ok(user):
+    await user.client.get("/delay/5")
+    await user.client.get("/status/503", extensions={"name": "fail"})
+    await user.think(0.01)
+
+@pytest.mark.load(users=1, duration="1s", slo=["p(95)<1s"])
+def test_marker_passes(load):
+    result = load.run(ok)
+    assert [o["threshold"] for o in result.extra["slo"]] == ["p(95)<1s"]
+
+@pytest.mark.slo("error_rate<1%", "fail: p(99)<1s")
+@pytest.mark.load(users=1, duration="1s")
+def test_slo_marker_fails(load):
+    load.run(ok)
+
+@pytest.mark.load(users=1, duration="1s")
+def test_ini_applies(load):
+    load.run(ok)
+
+@pytest.mark.load(users=1, duration="20s", slo=[Slo("fail: error_rate<10%", abort=True, grace="1s")])
+def test_abort(load):
+    load.run(ok)
+
+@pytest.mark.load(users=1, duration="1s", slo=["p95<1s"])
+def test_bad_expression(load):
+    load.run(ok)
+"""
+    )
+    pytester.makeini("[pytest]\nperf_slo =\n    error_rate<90%\n    rps>100000\n")
+    started = time.monotonic()
+    result = run(pytester, "--perf-base-url", target)
+    assert time.monotonic() - started < 20  # the abort ended its 20 s run early
+    result.assert_outcomes(passed=1, failed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_bad_expression*",
+            "*@pytest.mark.load(slo=...): cannot read SLO expression 'p95<1s'*",
+            "*test_slo_marker_fails*",
+            "*SLO breached: 1 of 2 threshold(s) failed*",
+            "*error_rate*total*50.00 %*< 1.00 %*",
+            "*test_ini_applies*",
+            "*SLO breached: 1 of 2 threshold(s) failed*",
+            "*rps*total*> 100,000.0*",
+            "*test_abort*",
+            "*load aborted early: 'fail: error_rate<10%' is breached beyond recovery after *",
+        ]
+    )

@@ -15,13 +15,16 @@ import statistics
 import pytest
 from journeys import SHOPPING_MIX, checkout, hurried_login, login
 
-from pytest_shopflow_perf import LoadResult, assert_error_rate, assert_latency, assert_no_regression, assert_slo
+from pytest_shopflow_perf import LoadResult, Slo, assert_error_rate, assert_latency, assert_no_regression, assert_slo
 
 pytestmark = [pytest.mark.load, pytest.mark.usefixtures("shopflow_test_data")]
 
 NORMAL_USERS = 20  # about 20 req/s with a person's think times: ShopFlow's normal day
 PEAK_USERS = 10 * NORMAL_USERS  # the seasonal spike the stakeholders worry about
 STRESS_LEVELS = [int(n) for n in os.environ.get("SHOPFLOW_PERF_STRESS_LEVELS", "50,100,200,400").split(",")]
+PLAN_SLOS = ["p(95)<500ms", "p(99)<1s", "avg<200ms", "error_rate<1%"]
+# Stop a run that cannot pass any more instead of paying for the rest of it.
+HOPELESS = Slo("error_rate<5%", abort=True, grace="5s")
 
 
 def assert_plan_thresholds(result: LoadResult) -> None:
@@ -29,24 +32,26 @@ def assert_plan_thresholds(result: LoadResult) -> None:
     assert_error_rate(result, max="1%")
 
 
-def windows_after(result: LoadResult, start_s: float) -> list:
-    return [w for w in result.timeline if w.t >= start_s and w.count]
-
-
-@pytest.mark.load(users=NORMAL_USERS, duration="20s", ramp_up="5s", name="baseline: normal shopping load")
+@pytest.mark.load(
+    users=NORMAL_USERS,
+    duration="20s",
+    ramp_up="5s",
+    name="baseline: normal shopping load",
+    slo=[*PLAN_SLOS, "GET /api/products/{id}: p(95)<300ms", "POST /api/checkout: p(95)<800ms", HOPELESS],
+)
 def test_baseline_normal_load(load):
-    """Normal traffic: browsing dominates, checkout is rare."""
+    """Normal traffic: browsing dominates, checkout is rare. The declared SLOs are checked by load.run."""
     result = load.run(SHOPPING_MIX, on_start=login)
-    assert_plan_thresholds(result)
-    assert_slo(result, "GET /api/products/{id}: p(95)<300ms", "POST /api/checkout: p(95)<800ms")
     assert_no_regression(result)
 
 
-@pytest.mark.load(users=PEAK_USERS, duration="20s", ramp_up="5s", name="peak: 10x normal load")
+@pytest.mark.load(
+    users=PEAK_USERS, duration="20s", ramp_up="5s", name="peak: 10x normal load", slo=[*PLAN_SLOS, HOPELESS]
+)
 def test_peak_ten_times_normal(load):
     """The seasonal spike: ten times the normal users must not degrade the experience."""
     result = load.run(SHOPPING_MIX, on_start=login)
-    assert_plan_thresholds(result)
+    assert_slo(result, "error_rate<1% over any 5s")  # no burst of errors hidden in the average
     assert_no_regression(result)
 
 
@@ -82,11 +87,8 @@ def test_spike_and_recovery(load):
     """A sudden 10x spike: errors stay in budget and latency is back within the SLO once it passes."""
     result = load.run(SHOPPING_MIX, on_start=login)
     assert_error_rate(result, max="1%")
-    after = windows_after(result, result.duration - 5)
-    assert after, "no traffic after the spike"
-    recovered_p95 = max(w.p95 for w in after)
-    assert recovered_p95 < 0.5, f"p95 {recovered_p95 * 1000:.0f} ms in the last 5 s: not recovered"
-    assert sum(w.errors for w in after) == 0
+    # Stage 3 is the 10x plateau; stage 5 the return to normal, where the SLO must hold again.
+    assert_slo(result, "p(99)<1s during stage 3", "p(95)<500ms during stage 5", "error_rate<1% during stage 5")
     assert_latency(result, p99="1s")
 
 

@@ -12,6 +12,8 @@ Paths:
                                      request arriving until it ends waits for its end
   /status/<code>                     answers with that status
   /hang                              never answers (within an hour)
+  /burst/<after_s>/<for_s>/<code>    <code> from <after_s> to <after_s> + <for_s> seconds after the
+                                     first request to this path, 200 otherwise
   anything else                      200 with a small JSON body
 """
 
@@ -24,6 +26,7 @@ import time
 from collections import defaultdict
 
 counters: defaultdict[str, int] = defaultdict(int)
+first_seen: dict[str, float] = {}
 stall_until = 0.0
 
 
@@ -43,6 +46,11 @@ async def delay_for(path: str) -> tuple[int, float]:
         if counters[path] == int(parts[1]):
             stall_until = now + float(parts[2]) / 1000
         return 200, max(0.0, stall_until - now)
+    if head == "burst":
+        # the first request to this path starts its clock
+        started = first_seen.setdefault(path, time.monotonic())
+        elapsed = time.monotonic() - started
+        return (int(parts[3]) if float(parts[1]) <= elapsed < float(parts[1]) + float(parts[2]) else 200), 0.0
     if head == "hang":
         return 200, 3600.0
     if head == "status":
