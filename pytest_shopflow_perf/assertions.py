@@ -51,6 +51,10 @@ class SloError(ValueError):
     """An SLO expression or threshold could not be read; the message gives the grammar."""
 
 
+class PerformanceRegressionWarning(UserWarning):
+    """A significant slowdown below ``--perf-fail-on``: reported, not failed."""
+
+
 @dataclass(frozen=True)
 class Threshold:
     """One parsed threshold: ``metric op value`` on an endpoint (None = the whole run), maybe scoped in time."""
@@ -544,6 +548,17 @@ def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> N
     verdict = Verdict.from_dict(record)
     if verdict.failed(fail_on):
         raise AssertionError(format_regression(verdict, fail_on))
+    if verdict.regressions:
+        import warnings
+
+        worst = verdict.regressions[0]
+        warnings.warn(
+            PerformanceRegressionWarning(
+                f"{result.test}: {verdict.tier} regression below --perf-fail-on={fail_on}: {worst.endpoint} "
+                f"{worst.metric} {(worst.change or 0) * 100:+.1f}% (p={worst.p_value or 0:.3g})"
+            ),
+            stacklevel=2,
+        )
 
 
 def format_regression(verdict: Any, fail_on: str) -> str:

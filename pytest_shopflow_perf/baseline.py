@@ -36,6 +36,7 @@ __all__ = [
     "environment_fingerprint",
     "git_commit",
     "load_baseline",
+    "prune",
     "validate_baseline",
     "validate_run",
 ]
@@ -209,6 +210,20 @@ def append_run(path: Path, nodeid: str, run_record: Mapping[str, Any], keep: int
         raise BaselineError(f"run record to save is not JSON-safe ({exc}); nothing was written") from exc
     _write_atomically(path, text)
     return baseline
+
+
+def prune(path: Path, keep: int) -> tuple[int, int]:
+    """Keep the newest ``keep`` runs of a baseline (atomic write). Returns (runs before, runs after)."""
+    if keep < 1:
+        raise ValueError(f"keep={keep!r}: a baseline must keep at least one run")
+    baseline = load_baseline(path)
+    if baseline is None:
+        raise BaselineError(f"{path}: no such baseline file")
+    before = len(baseline["runs"])
+    if before > keep:
+        baseline["runs"] = baseline["runs"][-keep:]
+        _write_atomically(Path(path), _dumps_baseline(baseline))
+    return before, min(before, keep)
 
 
 def _dumps_baseline(baseline: Mapping[str, Any]) -> str:

@@ -121,6 +121,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    for name, text in (
+        ("alpha", "significance level of the regression tests (default 0.05)"),
+        ("minor", "relative slowdown that is a minor regression (default 0.10)"),
+        ("major", "relative slowdown that is a major regression (default 0.25)"),
+        ("critical", "relative slowdown that is a critical regression (default 0.50)"),
+        ("error_rate_floor", "smallest absolute error-rate increase that counts (default 0.001)"),
+        ("noise_floor", "run-to-run noise assumed on top of what baselines show (default 0.03)"),
+        ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 2)"),
+    ):
+        parser.addini(f"perf_regression_{name}", text, type="string", default="")
     parser.addini("perf_baseline_keep", "how many recent runs a baseline keeps (default 5)", type="string", default="")
     for key, text in (
         ("ramp_up", "default ramp-up"),

@@ -27,9 +27,20 @@ from .target import DEFAULT_APP, EmbeddedServer, TargetError, check_target
 if TYPE_CHECKING:
     from .assertions import Slo
     from .engine import Progress
+    from .regression import RegressionPolicy
     from .result import LoadResult
 
 NON_TTY_PROGRESS_EVERY_S = 5
+# ini perf_regression_<name> -> RegressionPolicy field
+REGRESSION_INI: dict[str, type] = {
+    "alpha": float,
+    "minor": float,
+    "major": float,
+    "critical": float,
+    "error_rate_floor": float,
+    "noise_floor": float,
+    "min_baseline_runs": int,
+}
 
 
 @dataclass
@@ -211,7 +222,26 @@ class PerfSession:
             shown = path.relative_to(self.config.rootpath) if path.is_relative_to(self.config.rootpath) else path
             result.extra["regression_note"] = f"no baseline yet ({shown}); record one with --perf-save-baseline"
             return
-        result.extra["regression"] = compare(baseline, result.to_dict()).to_dict()
+        result.extra["regression"] = compare(baseline, result.to_dict(), policy=self.regression_policy()).to_dict()
+
+    def regression_policy(self) -> RegressionPolicy:
+        """Tier thresholds and significance from ini (``perf_regression_*``), defaults otherwise."""
+        from .regression import RegressionPolicy
+
+        values: dict[str, Any] = {}
+        for field_name, kind in REGRESSION_INI.items():
+            raw = self.config.getini(f"perf_regression_{field_name}")
+            if raw:
+                try:
+                    values[field_name] = kind(raw)
+                except ValueError:
+                    raise pytest.UsageError(
+                        f"ini perf_regression_{field_name}={raw!r} is not valid: expected a {kind.__name__}"
+                    ) from None
+        try:
+            return RegressionPolicy(**values)
+        except ValueError as exc:
+            raise pytest.UsageError(f"ini perf_regression_*: {exc}") from None
 
     def save_baseline(self, result: LoadResult) -> Path | None:
         """Append a finished run to its baseline (atomic write); interrupted runs are never saved."""

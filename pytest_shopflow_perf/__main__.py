@@ -1,0 +1,10 @@
+"""``python -m pytest_shopflow_perf baseline show|diff|prune``: look at baselines without running load."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Inspect and maintain baseline files from the shell (no load is generated).
+
+    python -m pytest_shopflow_perf baseline show [PATH ...]
+    python -m pytest_shopflow_perf baseline diff BASELINE [RUN.json]
+    python -m pytest_shopflow_perf baseline prune [PATH ...] --keep N [--dry-run]
+
+PATH is a baseline file or a directory of them (default ``baselines/``). ``diff``
+compares a run record (a per-test JSON of ``--perf-report-dir``, or any
+``LoadResult.to_dict()``) with a baseline; without RUN it compares the newest
+run of the baseline with the runs before it (is the last run an outlier?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .baseline import BaselineError, load_baseline, prune, validate_run
+from .reporting.terminal import format_table
+
+DEFAULT_DIR = Path("baselines")
+
+
+def _files(paths: Iterable[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths or [str(DEFAULT_DIR)]:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.glob("*.json") if not p.name.startswith("."))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise BaselineError(f"{path}: no such baseline file or directory")
+    return found
+
+
+def _run_row(run: dict[str, Any]) -> tuple[str, ...]:
+    total = run.get("total", {})
+    requests = int(total.get("requests", 0))
+    errors = int(total.get("errors", 0))
+    commit = (run.get("environment", {}).get("git_commit") or "-")[:10]
+    return (
+        str(run.get("started_at", "-")),
+        commit,
+        f"{float(run.get('duration_s', 0)):.1f}",
+        f"{requests:,}",
+        f"{float(total.get('rps', 0)):.1f}",
+        f"{float(total.get('p50_ms', 0)):.1f}",
+        f"{float(total.get('p95_ms', 0)):.1f}",
+        f"{float(total.get('p99_ms', 0)):.1f}",
+        f"{100.0 * errors / requests if requests else 0.0:.2f}",
+    )
+
+
+def show(paths: Sequence[str]) -> int:
+    for path in _files(paths):
+        baseline = load_baseline(path)
+        assert baseline is not None
+        runs = baseline["runs"]
+        machines = {str(r.get("environment", {}).get("fingerprint", "")).removeprefix("sha256:")[:8] for r in runs}
+        print(f"{baseline.get('test', path.stem)}  ({path}, {len(runs)} run(s), machine {', '.join(sorted(machines))})")
+        header = ("started", "commit", "s", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors %")
+        for line in format_table([header, *(_run_row(run) for run in runs)]):
+            print("  " + line)
+        print()
+    return 0
+
+
+def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
+    from .assertions import format_regression
+    from .regression import compare
+
+    baseline = load_baseline(Path(baseline_path))
+    if baseline is None:
+        raise BaselineError(f"{baseline_path}: no such baseline file")
+    if run_path is None:
+        if len(baseline["runs"]) < 2:
+            raise BaselineError(f"{baseline_path}: needs 2 runs or more to compare its newest run with the others")
+        *older, newest = baseline["runs"]
+        baseline = {**baseline, "runs": older}
+        label = f"newest run ({newest.get('started_at')}) vs the {len(older)} before it"
+    else:
+        try:
+            newest = validate_run(json.loads(Path(run_path).read_text(encoding="utf-8")), run_path)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BaselineError(f"{run_path}: cannot read the run record ({exc})") from exc
+        label = f"{run_path} vs {len(baseline['runs'])} baseline run(s)"
+    verdict = compare(baseline, newest)
+    print(f"{baseline.get('test')}: {label}: {verdict.tier}")
+    rows: list[tuple[str, ...]] = [("tier", "endpoint", "metric", "baseline", "current", "change", "p", "detectable")]
+    for finding in sorted(verdict.findings, key=lambda f: (f.endpoint != "total", f.endpoint, f.metric)):
+        if finding.tier == "none":
+            continue
+        rows.append(
+            (
+                finding.tier,
+                finding.endpoint,
+                finding.metric,
+                f"{finding.baseline:.4g}" if finding.baseline is not None else "-",
+                f"{finding.current:.4g}" if finding.current is not None else "-",
+                f"{finding.change * 100:+.1f}%" if finding.change is not None else "-",
+                f"{finding.p_value:.3g}" if finding.p_value is not None else "-",
+                f">= {finding.mde * 100:.0f}%" if finding.mde is not None else "-",
+            )
+        )
+    if len(rows) > 1:
+        for line in format_table(rows):
+            print("  " + line)
+    for note in verdict.notes:
+        print(f"  note: {note}")
+    if verdict.failed(fail_on):
+        print(format_regression(verdict, fail_on))
+        return 1
+    return 0
+
+
+def prune_files(paths: Sequence[str], keep: int, dry_run: bool) -> int:
+    for path in _files(paths):
+        baseline = load_baseline(path)
+        assert baseline is not None
+        count = len(baseline["runs"])
+        if count <= keep:
+            print(f"{path}: {count} run(s), kept")
+            continue
+        if dry_run:
+            print(f"{path}: would drop {count - keep} oldest run(s), keep {keep}")
+        else:
+            before, after = prune(path, keep)
+            print(f"{path}: dropped {before - after} oldest run(s), kept {after}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_shopflow_perf", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    baseline = commands.add_parser("baseline", help="inspect and maintain baseline files")
+    actions = baseline.add_subparsers(dest="action", required=True)
+    show_parser = actions.add_parser("show", help="the runs of each baseline: when, commit, key figures")
+    show_parser.add_argument("paths", nargs="*", help="baseline files or directories (default: baselines/)")
+    diff_parser = actions.add_parser("diff", help="regression verdict of a run record against a baseline")
+    diff_parser.add_argument("baseline", help="baseline file")
+    diff_parser.add_argument("run", nargs="?", help="run record JSON (default: the baseline's newest run)")
+    diff_parser.add_argument("--fail-on", default="major", choices=("minor", "major", "critical", "never"))
+    prune_parser = actions.add_parser("prune", help="keep only the newest runs")
+    prune_parser.add_argument("paths", nargs="*", help="baseline files or directories (default: baselines/)")
+    prune_parser.add_argument("--keep", type=int, required=True, help="runs to keep in each baseline (>= 1)")
+    prune_parser.add_argument("--dry-run", action="store_true", help="say what would change, write nothing")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "show":
+            return show(args.paths)
+        if args.action == "diff":
+            return diff(args.baseline, args.run, args.fail_on)
+        if args.keep < 1:
+            parser.error("--keep must be at least 1")
+        return prune_files(args.paths, args.keep, args.dry_run)
+    except BaselineError as exc:
+        print(f"error: {exc}")
+        return 2

@@ -1,0 +1,94 @@
+"""The regression gate end to end: record baselines from real runs, slow the server by 40 %, catch it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+INNER = """
+import os, pytest
+from pytest_shopflow_perf import assert_no_regression
+
+async def journey(user):
+    await user.client.get(f"/delay/{os.environ['DELAY_MS']}", extensions={"name": "product"})
+    await user.think(0.005)
+
+@pytest.mark.load(users=4, duration="2s")
+def test_product_page(load):
+    result = load.run(journey)
+    tier = (result.extra.get("regression") or {}).get("tier")
+    print("VERDICT", tier, result.extra.get("regression_note"))
+    assert_no_regression(result)
+"""
+
+
+def test_a_forty_percent_slowdown_fails_and_an_unchanged_run_passes(pytester, delay_server, monkeypatch) -> None:
+    pytester.makepyfile(test_gate=INNER)
+    args = (
+        "--perf-base-url",
+        delay_server,
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+    )
+    monkeypatch.setenv("DELAY_MS", "20")
+    for _ in range(3):  # K=3 baseline runs: the gate calibrates the run-to-run noise on them
+        pytester.runpytest_subprocess(*args, "--perf-save-baseline").assert_outcomes(passed=1)
+    path = pytester.path / "baselines" / "test_gate.py__test_product_page.json"
+    assert len(json.loads(path.read_text())["runs"]) == 3
+
+    monkeypatch.setenv("DELAY_MS", "28")  # the service got 40 % slower
+    slow = pytester.runpytest_subprocess(*args)
+    slow.assert_outcomes(failed=1)
+    slow.stdout.fnmatch_lines(["*performance regression: * (fails at major or worse)*"])
+    assert any(f"VERDICT {tier}" in slow.stdout.str() for tier in ("major", "critical"))
+    slow.stdout.fnmatch_lines(["*product*p50*+*%*"])
+
+    monkeypatch.setenv("DELAY_MS", "20")
+    same = pytester.runpytest_subprocess(*args)
+    same.assert_outcomes(passed=1)
+    assert any(f"VERDICT {tier}" in same.stdout.str() for tier in ("none", "negligible", "inconclusive"))
+
+    # --perf-fail-on=never reports instead of failing
+    monkeypatch.setenv("DELAY_MS", "28")
+    pytester.runpytest_subprocess(*args, "--perf-fail-on", "never").assert_outcomes(passed=1)
+
+    # The CLI sees the same baseline without running load.
+    cli = [sys.executable, "-m", "pytest_shopflow_perf", "baseline"]
+    shown = subprocess.run([*cli, "show", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "3 run(s)" in shown
+    assert len(re.findall(r"^\s+\d{4}-\d\d-\d\dT", shown, flags=re.MULTILINE)) == 3
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_cli_prune_keeps_the_newest_runs(tmp_path, keep) -> None:
+    from pytest_shopflow_perf.baseline import append_run, load_baseline
+
+    path = tmp_path / "b.json"
+    for index in range(3):
+        append_run(path, "t::x", {"schema": "shopflow-perf/run/1", "started_at": f"run{index}", "total": {},
+                                  "endpoints": {}})  # fmt: skip
+    cli = [sys.executable, "-m", "pytest_shopflow_perf", "baseline", "prune", str(tmp_path)]
+    dry = subprocess.run([*cli, "--keep", str(keep), "--dry-run"], capture_output=True, text=True, check=True)
+    assert f"would drop {3 - keep} oldest run(s)" in dry.stdout
+    assert len(load_baseline(path)["runs"]) == 3
+    subprocess.run([*cli, "--keep", str(keep)], capture_output=True, text=True, check=True)
+    assert [run["started_at"] for run in load_baseline(path)["runs"]] == [f"run{i}" for i in range(3 - keep, 3)]
+
+
+def test_cli_errors_name_the_file(tmp_path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_shopflow_perf", "baseline", "show", str(broken)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert f"error: {broken}: corrupt baseline file" in result.stdout
