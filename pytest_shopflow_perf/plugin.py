@@ -128,7 +128,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("critical", "relative slowdown that is a critical regression (default 0.50)"),
         ("error_rate_floor", "smallest absolute error-rate increase that counts (default 0.001)"),
         ("noise_floor", "run-to-run noise assumed on top of what baselines show (default 0.03)"),
-        ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 2)"),
+        ("single_run_noise_floor", "run-to-run noise assumed when a baseline has one run (default 0.10)"),
+        ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 1)"),
     ):
         parser.addini(f"perf_regression_{name}", text, type="string", default="")
     parser.addini("perf_baseline_keep", "how many recent runs a baseline keeps (default 5)", type="string", default="")

@@ -85,9 +85,12 @@ class RegressionPolicy:
         recorded together may not show, added to the one they do show; with a
         single baseline run it is the only estimate there is.
     :param metrics: metrics to compare, a subset of :data:`METRICS`.
-    :param min_baseline_runs: fewer baseline runs than this cannot tell a slowdown
-        from run-to-run noise (measured here: short runs of one machine differ by
-        25 % and more), so findings stay "inconclusive" until the baseline has them.
+    :param single_run_noise_floor: the run-to-run variation assumed when the
+        baseline holds a single run, which cannot show it (short runs of one
+        machine were seen to differ by 25 % and more on rare endpoints): only
+        changes well beyond it can be significant.
+    :param min_baseline_runs: fewer baseline runs than this never fail a test:
+        findings stay "inconclusive" until the baseline has them.
     """
 
     alpha: float = 0.05
@@ -97,7 +100,8 @@ class RegressionPolicy:
     error_rate_floor: float = 0.001
     noise_floor: float = 0.03
     metrics: tuple[str, ...] = METRICS
-    min_baseline_runs: int = 2
+    single_run_noise_floor: float = 0.10
+    min_baseline_runs: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -111,6 +115,8 @@ class RegressionPolicy:
             raise ValueError(f"error_rate_floor={self.error_rate_floor!r} must lie in [0, 1)")
         if not 0.0 <= self.noise_floor < 1.0:
             raise ValueError(f"noise_floor={self.noise_floor!r} must lie in [0, 1)")
+        if not 0.0 <= self.single_run_noise_floor < 1.0:
+            raise ValueError(f"single_run_noise_floor={self.single_run_noise_floor!r} must lie in [0, 1)")
         if self.min_baseline_runs < 1:
             raise ValueError(f"min_baseline_runs={self.min_baseline_runs!r} must be at least 1")
         unknown = sorted(set(self.metrics) - set(METRICS))
@@ -303,7 +309,7 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
 def _sample_size_notes(k: int, policy: RegressionPolicy) -> list[str]:
     if k == 1:
         return [
-            f"only 1 baseline run: run-to-run variation is assumed to be {policy.noise_floor:.0%}; "
+            f"only 1 baseline run: run-to-run variation is assumed to be {policy.single_run_noise_floor:.0%}; "
             "record more runs (--perf-save-baseline) for a calibrated verdict"
         ]
     if k == 2:
@@ -458,6 +464,10 @@ def _run_mean(sample: FloatArray | None) -> _RunMean | None:
     return _RunMean(mean, ss / (sample.size - 1) / n_eff, max(1.0, n_eff - 1.0))
 
 
+def _floor(policy: RegressionPolicy, k: int) -> float:
+    return policy.single_run_noise_floor if k == 1 else policy.noise_floor
+
+
 def _contrast(base: list[_RunMean], new: _RunMean, floor_var: float) -> _Contrast:
     """Welch with a between-run term: SE^2 = se_new^2 + mean(se_base^2)/K + (s_b^2 + floor^2)(1 + 1/K).
 
@@ -534,7 +544,7 @@ def _latency(name: str, metric: str, base: list[_Series], run: _Series, policy: 
     new_mean = _run_mean(_latency_sample(run, key))
     if not base_means or new_mean is None:
         return _untested(name, metric, "ms", baseline, current, change, f"fewer than 2 windows with {key}")
-    contrast = _contrast(base_means, new_mean, math.log1p(policy.noise_floor) ** 2)
+    contrast = _contrast(base_means, new_mean, math.log1p(_floor(policy, len(base_means))) ** 2)
     if change is None:  # no run-level summary: fall back to the ratio of window geometric means
         change = math.expm1(contrast.diff)
     half = _t_quantile(contrast.df, 1.0 - policy.alpha) * contrast.se
@@ -556,7 +566,7 @@ def _throughput(name: str, base: list[_Series], run: _Series, policy: Regression
     base_means = [m for m in (_run_mean(c / scale) for c in usable) if m is not None]
     new_mean = _run_mean(new_sample / scale)
     assert new_mean is not None  # size >= 2
-    contrast = _contrast(base_means, new_mean, policy.noise_floor**2)
+    contrast = _contrast(base_means, new_mean, _floor(policy, len(base_means)) ** 2)
     level = sum(m.mean for m in base_means) / len(base_means)
     if change is None:
         change = contrast.diff / level

@@ -39,6 +39,7 @@ REGRESSION_INI: dict[str, type] = {
     "critical": float,
     "error_rate_floor": float,
     "noise_floor": float,
+    "single_run_noise_floor": float,
     "min_baseline_runs": int,
 }
 

@@ -300,15 +300,15 @@ def test_aa_iid_with_a_single_baseline_run_is_quiet_too():
 
 
 @pytest.mark.parametrize("key", ["aa_noise_k1", "aa_ar_k1"])
-def test_a_single_baseline_run_never_claims_a_regression(key):
-    # One run cannot tell run-to-run noise from a regression (with only the noise floor
-    # to go on, 10-19 % of A/A pairs came out flagged): the verdict stays inconclusive.
-    assert rates(key).flagged == 0.0
-    assert rates(key).tiers["inconclusive"] > 0.02
+def test_a_single_baseline_run_assumes_ten_percent_run_noise(key):
+    # One run cannot show run-to-run noise; with the 3 % floor of K >= 2, 10-19 % of these
+    # A/A pairs came out flagged. The 10 % single-run floor keeps them quiet...
+    assert rates(key).flagged <= 0.02
 
 
-def test_a_single_baseline_run_still_reports_large_slowdowns_as_inconclusive():
-    assert rates("uniform35_k1").tiers["inconclusive"] >= 0.9
+def test_a_single_baseline_run_still_catches_plus_35_percent():
+    # ...and still catches a real +35 % change.
+    assert rates("uniform35_k1").at_least("major") >= 0.9
 
 
 # ---- A/B: power and tiers ---------------------------------------------------------------
