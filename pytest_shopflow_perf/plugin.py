@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .reporting.junit import junit_properties
 from .session import PerfSession, perf_session_key
 from .xdist import XDIST_GROUP, XdistHooks
 
@@ -198,6 +199,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if results and report.when == "call":
         # Plain JSON on the report: it travels to the xdist controller and feeds every reporter.
         report.shopflow_perf = [result.summary_dict() for result in results]
+        # junitxml writes the properties of the teardown report, which copies the item's.
+        properties = junit_properties(results)
+        item.user_properties.extend(properties)
+        report.user_properties.extend(properties)
+        for result in results:
+            session.write_result_files(result)
     if report.failed and session.server is not None:
         report.sections.append(("shopflow-perf service log", session.server.log_tail()))
     return report
@@ -217,4 +224,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         summaries += [result.summary_dict() for result in session.orphan_results]
     if summaries:
         terminalreporter.section("shopflow perf")
-        write_summary(terminalreporter, summaries)
+        write_summary(terminalreporter, summaries, verbose=terminalreporter.config.get_verbosity() > 0)
+    if session is not None and session.settings.report_dir:
+        written = session.write_session_summary(terminalreporter.stats)
+        if written:
+            terminalreporter.write_line(f"shopflow perf: results and summary in {written}")

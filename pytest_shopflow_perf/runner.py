@@ -207,6 +207,7 @@ class LoadRunner:
         self._session.results.setdefault(self.nodeid, []).append(result)
         if result.interrupted and result.extra.get("stop_reason") == "interrupted":
             self._session.orphan_results.append(result)
+            self._session.write_result_files(result)  # the test gets no report: keep its partial results now
             raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
         from .assertions import check_declared
 

@@ -255,6 +255,52 @@ class PerfSession:
         append_run(path, result.test, result.to_dict(), keep=keep)
         return path
 
+    # ---- report files --------------------------------------------------------------
+
+    def report_dir(self) -> Path | None:
+        if not self.settings.report_dir:
+            return None
+        directory = Path(self.settings.report_dir)
+        return directory if directory.is_absolute() else self.config.rootpath / directory
+
+    def write_result_files(self, result: LoadResult) -> None:
+        directory = self.report_dir()
+        if directory is not None:
+            from .reporting.files import write_result
+
+            write_result(directory, result)
+
+    def write_session_summary(self, stats: dict[str, list[Any]]) -> Path | None:
+        """``summary.json`` / ``summary.md`` from the reports (xdist-safe), plus interrupted runs."""
+        directory = self.report_dir()
+        if directory is None or hasattr(self.config, "workerinput"):
+            return None
+        from .reporting.files import write_summary
+
+        tests: list[dict[str, Any]] = []
+        for reports in stats.values():
+            for report in reports:
+                runs = getattr(report, "shopflow_perf", None)
+                if not runs or getattr(report, "when", None) != "call":
+                    continue
+                tests.append(
+                    {"nodeid": report.nodeid, "outcome": report.outcome, "reason": _reason(report), "runs": runs}
+                )
+        if self.orphan_results:
+            runs = [result.summary_dict() for result in self.orphan_results]
+            tests.append({"nodeid": runs[0]["test"], "outcome": "interrupted", "reason": "Ctrl-C", "runs": runs})
+        if not tests:
+            return None
+        environment = self._environment or {}
+        context = {
+            "target": self.server.base_url if self.server is not None else (self.settings.base_url or "-"),
+            "commit": environment.get("git_commit"),
+            "machine": f"{environment.get('cpu_model', '?')}, {environment.get('cpu_count', '?')} cores",
+            "fail_on": self.settings.fail_on,
+        }
+        write_summary(directory, tests, context)
+        return directory
+
     # ---- progress ----------------------------------------------------------------
 
     def progress_printer(self, label: str) -> Callable[[Progress], None] | None:
@@ -293,6 +339,18 @@ class PerfSession:
         if reporter is not None and getattr(reporter, "isatty", False) and disabled is not None:
             with disabled():
                 reporter.rewrite("", erase=True)
+
+
+def _reason(report: Any) -> str | None:
+    """One line on why a test did not pass: the skip reason or the failure's message."""
+    if report.outcome == "passed":
+        return None
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None) or str(longrepr)
+    return message.splitlines()[0][:300] if message else None
 
 
 perf_session_key = pytest.StashKey[PerfSession]()

@@ -83,15 +83,21 @@ def anyio_backend():
     return "asyncio"
 """
     )
-    result = run(pytester, "--perf-base-url", target, "-p", "no:cacheprovider")
+    result = run(pytester, "--perf-base-url", target, "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
             "*= shopflow perf =*",
+            "load run*requests*req/s*p50 ms*p95 ms*p99 ms*max ms*errors %*SLO*regression",
+            "sync browse *0.00*-*no baseline",
+            "test_sync_and_async_load_tests_report_a_table.py::test_anyio *no baseline",
+            "test_sync_and_async_load_tests_report_a_table.py::test_pytest_asyncio *no baseline",
+            # -v: a block per run with its endpoints
             "sync browse (closed model, 1.* s, 2 users peak)",
             "*endpoint*requests*req/s*p50 ms*p95 ms*p99 ms*max ms*errors %",
             "*GET /api/products/{id}*",
             "*total*0.00",
+            "*regression: no baseline yet*",
             "test_sync_and_async_load_tests_report_a_table.py::test_anyio (closed model*",
         ]
     )
@@ -261,7 +267,7 @@ def test_b(load):
     result.stdout.fnmatch_lines(["*parallel xdist workers would fight over the same cores*--dist loadgroup*"])
     result = run(pytester, "-n", "2", "--dist", "loadgroup", "--perf-base-url", target)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*= shopflow perf =*", "*test_a (closed model*", "*test_b (closed model*"])
+    result.stdout.fnmatch_lines(["*= shopflow perf =*", "*::test_a *no baseline", "*::test_b *no baseline"])
 
 
 def test_embedded_service_is_started_and_its_log_attached_on_failure(pytester: pytest.Pytester) -> None:
@@ -360,8 +366,8 @@ def test_long(load):
     assert process.returncode == 2, output  # pytest's "interrupted"
     assert "KeyboardInterrupt" in output
     assert "INTERRUPTED: partial results" in output, output
-    total = next(line for line in output.splitlines() if line.strip().startswith("total"))
-    assert int(total.split()[1].replace(",", "")) > 10
+    row = next(line for line in output.splitlines() if line.startswith("test_ctrl_c") and "::test_long " in line)
+    assert int(row.split()[1].replace(",", "")) > 10
 
 
 def test_declared_slos_from_marker_slo_marker_and_ini(pytester: pytest.Pytester, target: str) -> None:

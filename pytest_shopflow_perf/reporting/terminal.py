@@ -55,39 +55,79 @@ def _heading(summary: Mapping[str, Any]) -> str:
     return f"{label} ({', '.join(parts)})"
 
 
-def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]]) -> None:
+def _slo_cell(summary: Mapping[str, Any]) -> str:
+    outcomes = (summary.get("extra") or {}).get("slo") or []
+    failed = sum(1 for o in outcomes if not o.get("passed"))
+    if not outcomes:
+        return "-"
+    return f"{len(outcomes) - failed}/{len(outcomes)} ok" if not failed else f"{failed} FAILED"
+
+
+def _regression_cell(summary: Mapping[str, Any]) -> str:
+    extra = summary.get("extra") or {}
+    verdict = extra.get("regression")
+    if verdict:
+        return str(verdict["tier"])
+    return "no baseline" if "no baseline" in str(extra.get("regression_note", "")) else "-"
+
+
+def _notes(summary: Mapping[str, Any]) -> list[str]:
+    generator = summary.get("generator") or {}
+    notes = []
+    if summary.get("interrupted"):
+        notes.append("INTERRUPTED: partial results")
+    if generator.get("dropped_iterations"):
+        notes.append(f"{generator['dropped_iterations']} dropped iterations")
+    if generator.get("late_iterations"):
+        late_ms = generator.get("max_lateness_ms", 0)
+        notes.append(f"{generator['late_iterations']} late iterations (max {late_ms:.0f} ms late)")
+    if generator.get("saturated"):
+        notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
+    stop = (summary.get("extra") or {}).get("stop_reason", "")
+    if str(stop).startswith("aborted"):
+        notes.append(str(stop))
+    return notes
+
+
+def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, verbose: bool = False) -> None:
+    """One row per load run with its SLO and regression verdicts; ``-v`` adds a block per run with endpoints."""
+    summaries = list(summaries)
+    rows: list[tuple[str, ...]] = [("load run", *COLUMNS[1:], "SLO", "regression")]
     for summary in summaries:
+        label = str(summary.get("name") or str(summary.get("test") or "load run").rsplit("/", 1)[-1])
+        rows.append((*_row(label, summary["total"]), _slo_cell(summary), _regression_cell(summary)))
+    for line in format_table(rows):
+        writer.write_line(line)
+    for summary in summaries:
+        notes = _notes(summary)
+        if notes:
+            writer.write_line(f"{summary.get('name') or summary.get('test')}: {'; '.join(notes)}", yellow=True)
+    if not verbose:
+        return
+    for summary in summaries:
+        writer.write_line("")
         writer.write_line(_heading(summary), bold=True)
-        rows: list[tuple[str, ...]] = [COLUMNS]
+        endpoint_rows: list[tuple[str, ...]] = [COLUMNS]
         endpoints: Mapping[str, Mapping[str, Any]] = summary.get("endpoints", {})
         for name, stats in sorted(endpoints.items(), key=lambda item: -item[1]["requests"]):
-            rows.append(_row(name, stats))
-        rows.append(_row("total", summary["total"]))
-        for line in format_table(rows):
+            endpoint_rows.append(_row(name, stats))
+        endpoint_rows.append(_row("total", summary["total"]))
+        for line in format_table(endpoint_rows):
             writer.write_line("  " + line)
-        generator = summary.get("generator") or {}
-        notes = []
-        if generator.get("dropped_iterations"):
-            notes.append(f"{generator['dropped_iterations']} dropped iterations")
-        if generator.get("late_iterations"):
-            late_ms = generator.get("max_lateness_ms", 0)
-            notes.append(f"{generator['late_iterations']} late iterations (max {late_ms:.0f} ms late)")
-        if generator.get("saturated"):
-            notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
-        for note in notes:
-            writer.write_line("  " + note, yellow=True)
         extra = summary.get("extra") or {}
         verdict = extra.get("regression")
         if verdict:
             worst = [f for f in verdict.get("findings", []) if f.get("tier") == verdict["tier"]][:3]
             detail = ", ".join(f"{f['endpoint']} {f['metric']} {(f.get('change') or 0) * 100:+.0f}%" for f in worst)
-            line = f"  regression vs {verdict.get('baseline_runs', 0)} baseline run(s): {verdict['tier']}"
             tier = verdict["tier"]
             writer.write_line(
-                line + (f" ({detail})" if detail and tier not in ("none",) else ""),
+                f"  regression vs {verdict.get('baseline_runs', 0)} baseline run(s): {tier}"
+                + (f" ({detail})" if detail and tier != "none" else ""),
                 red=tier in ("major", "critical"),
                 yellow=tier in ("minor", "inconclusive"),
             )
         elif extra.get("regression_note"):
             writer.write_line(f"  regression: {extra['regression_note']}")
-        writer.write_line("")
+        for outcome in extra.get("slo") or []:
+            if not outcome.get("passed"):
+                writer.write_line(f"  SLO failed: {outcome['threshold']} ({outcome['endpoint']})", red=True)

@@ -1,0 +1,86 @@
+"""``--perf-report-dir``: raw results a script can read (JSON, CSV) and a summary a person can.
+
+Per load run: ``<test>.json`` (``LoadResult.to_dict()``, schema ``shopflow-perf/run/1``),
+``<test>-endpoints.csv`` (one row per endpoint and the total) and
+``<test>-timeline.csv`` (one row per 1-second window and endpoint). Per session:
+``summary.json`` (schema ``shopflow-perf/summary/1``) and ``summary.md``.
+Every file is written to a temporary name and renamed, so a reader (or an
+interrupted run) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..baseline import baseline_path
+
+if TYPE_CHECKING:
+    from ..result import LoadResult
+
+SUMMARY_SCHEMA = "shopflow-perf/summary/1"
+ENDPOINT_COLUMNS = (
+    "endpoint", "requests", "errors", "error_rate", "rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+)  # fmt: skip
+TIMELINE_COLUMNS = ("t_s", "endpoint", "count", "errors", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def stem(test: str) -> str:
+    """A file-system-safe, stable name for a test (the same rule as baseline files)."""
+    return baseline_path(Path("."), test).stem
+
+
+def _csv(rows: Iterable[Iterable[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_result(directory: Path, result: LoadResult) -> list[Path]:
+    """The three files of one run; returns their paths."""
+    name = stem(result.test or "load-run")
+    record = result.to_dict()
+    paths = [directory / f"{name}.json", directory / f"{name}-endpoints.csv", directory / f"{name}-timeline.csv"]
+    _write(paths[0], json.dumps(record, indent=1, allow_nan=False) + "\n")
+    stats = {**record["endpoints"], "total": record["total"]}
+    _write(
+        paths[1],
+        _csv([ENDPOINT_COLUMNS, *([name, *(s[c] for c in ENDPOINT_COLUMNS[1:])] for name, s in stats.items())]),
+    )
+    rows: list[list[Any]] = [list(TIMELINE_COLUMNS)]
+    for endpoint, data in stats.items():
+        windows = data["windows"]
+        for i, t_s in enumerate(windows["t_s"]):
+            rows.append([t_s, endpoint, *(windows[c][i] for c in TIMELINE_COLUMNS[2:])])
+    rows[1:] = sorted(rows[1:], key=lambda row: (row[0], row[1] != "total", row[1]))
+    _write(paths[2], _csv(rows))
+    return paths
+
+
+def write_summary(directory: Path, tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> tuple[Path, Path]:
+    """``summary.json`` and ``summary.md`` for the session; returns their paths."""
+    from .summary import build_summary, render_markdown
+
+    summary = build_summary(tests, context)
+    json_path, md_path = directory / "summary.json", directory / "summary.md"
+    _write(json_path, json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    markdown = render_markdown(summary)
+    _write(md_path, markdown)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    return json_path, md_path

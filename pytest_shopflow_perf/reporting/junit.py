@@ -1,0 +1,24 @@
+"""JUnit XML: ``perf.*`` properties per test, where CI dashboards pick them up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..result import LoadResult
+
+
+def junit_properties(results: Sequence[LoadResult]) -> list[tuple[str, object]]:
+    """The figures of the test's last run (``report.user_properties``: valid for every junit family)."""
+    if not results:
+        return []
+    result = results[-1]
+    verdict = result.extra.get("regression") or {}
+    return [
+        ("perf.p95_ms", round(result.percentile(95) * 1000, 3)),
+        ("perf.p99_ms", round(result.percentile(99) * 1000, 3)),
+        ("perf.error_rate", round(result.error_rate, 6)),
+        ("perf.rps", round(result.rps, 3)),
+        ("perf.regression", verdict.get("tier", "no baseline")),
+    ]
