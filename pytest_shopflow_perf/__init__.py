@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         assert_error_rate,
         assert_latency,
         assert_no_regression,
+        assert_recovery,
         assert_slo,
         assert_throughput,
     )
@@ -35,6 +36,7 @@ __all__ = [
     "assert_error_rate",
     "assert_latency",
     "assert_no_regression",
+    "assert_recovery",
     "assert_slo",
     "assert_throughput",
 ]
@@ -51,6 +53,7 @@ _HOMES = {
     "assert_error_rate": "assertions",
     "assert_latency": "assertions",
     "assert_no_regression": "assertions",
+    "assert_recovery": "assertions",
     "assert_slo": "assertions",
     "assert_throughput": "assertions",
 }

@@ -534,6 +534,63 @@ def check_declared(result: LoadResult, slos: Sequence[Slo]) -> None:
         check(result, [slo.threshold for slo in slos], head=head)
 
 
+def assert_recovery(
+    result: LoadResult,
+    *,
+    within: float | str = "30s",
+    max_error_rate_during: float | str | None = None,
+    max_p95_during: float | str | None = None,
+) -> None:
+    """Fail unless the service came back within ``within`` after every fault of the run.
+
+    Recovery means ``CONSECUTIVE`` windows in a row back inside the band measured
+    before the fault (rolling p95 and error rate; see :mod:`pytest_shopflow_perf.recovery`).
+    Optionally the damage during the fault is bounded too.
+    """
+    __tracebackhide__ = True
+    from .reporting.terminal import format_table
+
+    entries = result.extra.get("recovery")
+    if not entries:
+        raise SloError("assert_recovery needs a run with faults (marker faults=[...] or the faults fixture)")
+    try:
+        limit = parse_duration(within, what="within")
+        error_limit = None if max_error_rate_during is None else parse_fraction(max_error_rate_during, what="max")
+        p95_limit = None if max_p95_during is None else parse_duration(max_p95_during, what="max_p95_during")
+    except UnitError as exc:
+        raise SloError(str(exc)) from None
+    _judgeable(result, [])
+    rows: list[tuple[str, ...]] = [("fault", "window", "p95 during", "errors during", "recovered after", "limit")]
+    failures = 0
+    for entry in entries:
+        during = entry.get("during") or {}
+        problems = []
+        recovery = entry.get("recovery_s")
+        if "band" not in entry:
+            problems.append(entry.get("note", "no band"))
+        elif recovery is None or recovery > limit:
+            problems.append("recovery")
+        if error_limit is not None and during.get("error_rate", 0.0) > error_limit:
+            problems.append("errors")
+        if p95_limit is not None and during.get("p95_ms", 0.0) / 1000 > p95_limit:
+            problems.append("p95")
+        failures += bool(problems)
+        rows.append(
+            (
+                str(entry["name"]) + (" (FAILED: " + ", ".join(problems) + ")" if problems else ""),
+                f"{entry['start_s']:g}-{entry['end_s']:g} s",
+                f"{during.get('p95_ms', 0):.1f} ms" + (f" (< {p95_limit * 1000:.0f})" if p95_limit else ""),
+                _show(during.get("error_rate", 0.0), "%") + (f" (< {error_limit * 100:.0f} %)" if error_limit else ""),
+                "did not recover" if recovery is None else f"{recovery:.1f} s",
+                f"{limit:g} s",
+            )
+        )
+    result.extra["recovery_check"] = {"within_s": limit, "failed": failures}
+    if failures:
+        table = "\n".join("  " + line for line in format_table(rows))
+        raise AssertionError(f"no recovery: {failures} of {len(entries)} fault(s) failed\n{table}")
+
+
 def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> None:
     """Fail when the run regressed against its baseline at or above ``fail_on`` (``--perf-fail-on``)."""
     __tracebackhide__ = True

@@ -164,6 +164,7 @@ class Engine:
         on_stop: Hook | None = None,
         on_progress: ProgressCallback | None = None,
         watchdog: Watchdog | None = None,
+        on_clock_start: Callable[[float], None] | None = None,
         test: str = "",
         environment: Mapping[str, Any] | None = None,
     ) -> None:
@@ -178,6 +179,7 @@ class Engine:
         self.on_stop = on_stop
         self.on_progress = on_progress
         self.watchdog = watchdog
+        self.on_clock_start = on_clock_start
         self.test = test
         self.environment = dict(environment or {})
         self.stop_reason: str | None = None
@@ -223,6 +225,8 @@ class Engine:
     async def _run(self) -> LoadResult:
         self.monitor.start()
         self._t0 = perf_counter()
+        if self.on_clock_start is not None:
+            self.on_clock_start(self._t0)  # scheduled faults share the run's clock
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0)
         self._all_stopped = anyio.Event()

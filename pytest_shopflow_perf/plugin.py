@@ -12,6 +12,7 @@ from .session import PerfSession, perf_session_key
 from .xdist import XDIST_GROUP, XdistHooks
 
 if TYPE_CHECKING:
+    from .resilience import FaultPlan
     from .runner import LoadRunner
 
 MARKER_HELP = (
@@ -155,6 +156,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[perf_session_key] = session
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "shopflow-perf-xdist")
+    if config.pluginmanager.hasplugin("html"):
+        from .reporting.html import HtmlHooks
+
+        config.pluginmanager.register(HtmlHooks(), "shopflow-perf-html")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -176,9 +181,16 @@ def load(request: pytest.FixtureRequest) -> LoadRunner:
     session = request.config.stash[perf_session_key]
     kwargs = dict(marker.kwargs) if marker else {}
     slos = session.declared_slos(kwargs.pop("slo", None), request.node.iter_markers("slo"))
+    faults = session.declared_faults(kwargs.pop("faults", None))
     # xdist --dist loadgroup suffixes node ids with the group; baselines must not depend on it.
     nodeid = request.node.nodeid.removesuffix(f"@{XDIST_GROUP}")
-    return LoadRunner(session, nodeid, kwargs, slos)
+    return LoadRunner(session, nodeid, kwargs, slos, faults)
+
+
+@pytest.fixture
+def faults(load: LoadRunner) -> FaultPlan:
+    """The faults of the test's load runs: ``faults.add(latency("300ms", at="10s", until="20s"))``."""
+    return load.faults
 
 
 # ---- reports ------------------------------------------------------------------

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .assertions import Slo
     from .engine import Engine, Hook, JourneySpec, TransportFactory
     from .profile import LoadProfile
+    from .resilience import FaultPlan, FaultRun
     from .result import LoadResult
     from .session import PerfSession
 
@@ -42,13 +43,21 @@ class LoadRunner:
     """What a load test receives as ``load``: ``load.run(journeys)`` or ``await load.arun(journeys)``."""
 
     def __init__(
-        self, session: PerfSession, nodeid: str, marker_kwargs: dict[str, Any], slos: Sequence[Slo] = ()
+        self,
+        session: PerfSession,
+        nodeid: str,
+        marker_kwargs: dict[str, Any],
+        slos: Sequence[Slo] = (),
+        faults: FaultPlan | None = None,
     ) -> None:
         self._session = session
         self.nodeid = nodeid
         self._marker_kwargs = marker_kwargs
         self.profile: LoadProfile = session.resolve_profile(marker_kwargs, self._label(marker_kwargs))
         self.slos: list[Slo] = list(slos)
+        from .resilience import FaultPlan
+
+        self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.results: list[LoadResult] = []
 
     @staticmethod
@@ -70,6 +79,7 @@ class LoadRunner:
         transport_factory: TransportFactory | None,
         overrides: dict[str, Any],
         slos: Sequence[Slo],
+        fault_run: FaultRun,
     ) -> Engine:
         from .assertions import abort_reason
         from .engine import Engine
@@ -94,6 +104,10 @@ class LoadRunner:
         else:
             base_url = self._session.base_url_for(profile)
         try:
+            base_url = fault_run.route(base_url, in_process=app is not None)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        try:
             return Engine(
                 profile,
                 journeys,
@@ -103,6 +117,7 @@ class LoadRunner:
                 on_stop=on_stop,
                 on_progress=self._session.progress_printer(self.nodeid.rsplit("::", 1)[-1]),
                 watchdog=(lambda rec, t, d: abort_reason(slos, rec, t, d)) if any(s.abort for s in slos) else None,
+                on_clock_start=fault_run.clock_started,
                 test=self.nodeid,
                 environment=self._session.environment(),
             )
@@ -118,6 +133,7 @@ class LoadRunner:
         app: Any = None,
         transport_factory: TransportFactory | None = None,
         slo: Sequence[str | Slo] | None = None,
+        faults: Sequence[object] | None = None,
         **overrides: Any,
     ) -> LoadResult:
         """Run the load in this (sync) test and return what was measured.
@@ -126,6 +142,7 @@ class LoadRunner:
         :param app: an ASGI app to drive in-process (smoke runs without a server).
         :param slo: thresholds for this run instead of the declared ones (marker, ini);
             a breach raises ``AssertionError`` when the run ends, ``Slo(..., abort=True)`` ends it early.
+        :param faults: faults for this run instead of the declared ones (marker ``faults=``, ``faults`` fixture).
         :param overrides: profile keys for this run only (e.g. ``users=20`` in a stress loop).
         """
         try:
@@ -139,17 +156,20 @@ class LoadRunner:
         import anyio
 
         slos = self._slos(slo)
-        engine = self._engine(
-            journeys,
-            on_start=on_start,
-            on_stop=on_stop,
-            app=app,
-            transport_factory=transport_factory,
-            overrides=overrides,
-            slos=slos,
-        )
-        with _stop_on_interrupt(engine):
-            result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
+        with self._fault_run(faults) as fault_run:
+            engine = self._engine(
+                journeys,
+                on_start=on_start,
+                on_stop=on_stop,
+                app=app,
+                transport_factory=transport_factory,
+                overrides=overrides,
+                slos=slos,
+                fault_run=fault_run,
+            )
+            with _stop_on_interrupt(engine):
+                result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
+        fault_run.annotate(result)
         return self._finish(result, slos)
 
     async def arun(
@@ -161,22 +181,35 @@ class LoadRunner:
         app: Any = None,
         transport_factory: TransportFactory | None = None,
         slo: Sequence[str | Slo] | None = None,
+        faults: Sequence[object] | None = None,
         **overrides: Any,
     ) -> LoadResult:
         """Like ``run``, inside the running event loop of an async test (anyio or pytest-asyncio)."""
         slos = self._slos(slo)
-        engine = self._engine(
-            journeys,
-            on_start=on_start,
-            on_stop=on_stop,
-            app=app,
-            transport_factory=transport_factory,
-            overrides=overrides,
-            slos=slos,
-        )
-        with _stop_on_interrupt(engine):
-            result = await self._drive(engine, app)
+        with self._fault_run(faults) as fault_run:
+            engine = self._engine(
+                journeys,
+                on_start=on_start,
+                on_stop=on_stop,
+                app=app,
+                transport_factory=transport_factory,
+                overrides=overrides,
+                slos=slos,
+                fault_run=fault_run,
+            )
+            with _stop_on_interrupt(engine):
+                result = await self._drive(engine, app)
+        fault_run.annotate(result)
         return self._finish(result, slos)
+
+    def _fault_run(self, faults: Sequence[object] | None) -> FaultRun:
+        from .resilience import FaultPlan, FaultRun
+
+        try:
+            plan = self.faults if faults is None else FaultPlan(faults)
+        except TypeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        return FaultRun(plan.items)
 
     @staticmethod
     async def _drive(engine: Engine, app: Any) -> LoadResult:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .assertions import Slo
     from .engine import Progress
     from .regression import RegressionPolicy
+    from .resilience import FaultPlan
     from .result import LoadResult
 
 NON_TTY_PROGRESS_EVERY_S = 5
@@ -160,6 +161,21 @@ class PerfSession:
             return as_slos(self.config.getini("perf_slo"), "ini perf_slo")
         except SloError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+    def declared_faults(self, marker_faults: object) -> FaultPlan:
+        from .resilience import FaultPlan
+
+        if marker_faults is None:
+            return FaultPlan()
+        if not isinstance(marker_faults, (list, tuple)):
+            raise pytest.UsageError(
+                f"@pytest.mark.load(faults={marker_faults!r}): expected a list, e.g. "
+                'faults=[latency("300ms", at="10s", until="20s"), outage(at="30s", duration="5s")]'
+            )
+        try:
+            return FaultPlan(marker_faults)
+        except TypeError as exc:
+            raise pytest.UsageError(f"@pytest.mark.load(faults=...): {exc}") from None
 
     def base_url_for(self, profile: LoadProfile) -> str:
         """The profile's target, or the embedded service started on first use."""

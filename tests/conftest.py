@@ -22,3 +22,24 @@ def delay_server() -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+@pytest.fixture
+def shopflow_with_redis():
+    """The ShopFlow service under uvicorn, caching in a real redis-server that a fault can kill."""
+    from support.redis import REDIS_SERVER, RedisProcess
+
+    from pytest_shopflow_perf.target import EmbeddedServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
+    redis = RedisProcess()
+    redis.start()
+    service = EmbeddedServer(env={"SHOPFLOW_REDIS_URL": redis.url})
+    try:
+        service.start()
+        yield service, redis
+    finally:
+        service.stop()
+        redis.stop()

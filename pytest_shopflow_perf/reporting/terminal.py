@@ -83,9 +83,20 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
         notes.append(f"{generator['late_iterations']} late iterations (max {late_ms:.0f} ms late)")
     if generator.get("saturated"):
         notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
-    stop = (summary.get("extra") or {}).get("stop_reason", "")
+    extra = summary.get("extra") or {}
+    stop = extra.get("stop_reason", "")
     if str(stop).startswith("aborted"):
         notes.append(str(stop))
+    for entry in extra.get("recovery") or []:
+        during = entry.get("during") or {}
+        recovered = entry.get("recovery_s")
+        notes.append(
+            f"fault {entry['name']} ({entry['start_s']:g}-{entry['end_s']:g} s): p95 {during.get('p95_ms', 0):.0f} ms "
+            f"and {during.get('error_rate', 0) * 100:.2f} % errors during it, "
+            + ("did not recover in the run" if recovered is None else f"recovered {recovered:.1f} s after it")
+        )
+    for error in extra.get("fault_errors") or []:
+        notes.append(f"fault could not be applied: {error}")
     return notes
 
 

@@ -80,7 +80,7 @@ def test_stress_finds_the_breaking_point(load):
 
 
 @pytest.mark.load(
-    stages=[("8s", NORMAL_USERS), ("1s", PEAK_USERS), ("8s", PEAK_USERS), ("1s", NORMAL_USERS), ("8s", NORMAL_USERS)],
+    stages=[("6s", NORMAL_USERS), ("1s", PEAK_USERS), ("6s", PEAK_USERS), ("1s", NORMAL_USERS), ("6s", NORMAL_USERS)],
     name="spike: normal, sudden 10x, back to normal",
 )
 def test_spike_and_recovery(load):
@@ -92,7 +92,7 @@ def test_spike_and_recovery(load):
     assert_latency(result, p99="1s")
 
 
-@pytest.mark.load(users=30, duration="30s", ramp_up="3s", name="soak: constant load")
+@pytest.mark.load(users=30, duration="20s", ramp_up="3s", name="soak: constant load")
 def test_soak_constant_load(load):
     """Constant load; short by default, hours with SHOPFLOW_PERF_SCALE. Latency must not drift upward."""
     result = load.run(SHOPPING_MIX, on_start=login)
