@@ -55,6 +55,33 @@ def action(
     return Action(name=name, start=start, stop=stop, at=begin, until=end)
 
 
+def service_faults(
+    base_url: str,
+    settings: dict[str, Any],
+    *,
+    name: str | None = None,
+    at: float | str = 0.0,
+    until: float | str | None = None,
+    duration: float | str | None = None,
+) -> Action:
+    """The reference service's own fault knobs for a while: ``{"db_delay_ms": 50}`` is a slow database.
+
+    ``PUT /admin/faults`` at the start, ``DELETE /admin/faults`` at the end (the
+    service accepts both from loopback clients only). See the service's
+    ``faults`` module for the settings: ``latency``, ``error_ratio``,
+    ``db_delay_ms``, ``cache_down``.
+    """
+    import httpx
+
+    def call(method: str, body: dict[str, Any] | None = None) -> None:
+        with httpx.Client(base_url=base_url, timeout=10.0, trust_env=False) as client:
+            response = client.request(method, "/admin/faults", json=body)
+            response.raise_for_status()
+
+    label = name or "service faults " + ", ".join(sorted(settings))
+    return action(label, lambda: call("PUT", settings), lambda: call("DELETE"), at=at, until=until, duration=duration)
+
+
 class Scheduler:
     """Runs actions on the run's clock in a thread of its own (the engine's loop is never blocked)."""
 

@@ -43,3 +43,15 @@ def shopflow_with_redis():
     finally:
         service.stop()
         redis.stop()
+
+
+@pytest.fixture
+def shopflow_service():
+    """The ShopFlow reference service under uvicorn on a loopback port (in-process cache)."""
+    from pytest_shopflow_perf.target import EmbeddedServer
+
+    service = EmbeddedServer()
+    try:
+        yield service.start()
+    finally:
+        service.stop()

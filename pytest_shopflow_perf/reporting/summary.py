@@ -257,7 +257,7 @@ def build_summary(tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
             {"scenario": run["name"], **finding} for run in runs for finding in run["regression"]["findings"]
         ],
         "capacity": [{"scenario": run["name"], **run["stress"]} for run in runs if run.get("stress")],
-        "recovery": [{"scenario": run["name"], **run["recovery"]} for run in runs if run.get("recovery")],
+        "recovery": [{"scenario": run["name"], **entry} for run in runs for entry in run.get("recovery") or []],
         "recommendations": _recommendations(runs),
     }
 
@@ -399,14 +399,23 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             lines.append(f"- {entry['scenario']}: {verdict}; steps: {steps}.")
     if summary["recovery"]:
         lines += ["", "## Recovery", ""]
-        for entry in summary["recovery"]:
-            faults = entry.get("faults", [entry])
-            for fault in faults:
-                recovered = fault.get("recovery_s")
-                lines.append(
-                    f"- {entry['scenario']}: {fault.get('name', 'fault')}: "
-                    + (f"recovered in {recovered:.1f} s" if recovered is not None else "did not recover in the run")
+        lines += _table(
+            ("scenario", "fault", "window", "p95 before", "p95 during", "errors during", "recovery"),
+            (
+                (
+                    entry["scenario"],
+                    entry.get("name", "fault"),
+                    f"{entry['start_s']:g}-{entry['end_s']:g} s",
+                    _ms((entry.get("baseline") or {}).get("p95_ms", 0.0)),
+                    _ms((entry.get("during") or {}).get("p95_ms", 0.0)),
+                    _pct((entry.get("during") or {}).get("error_rate", 0.0)),
+                    "did not recover in the run"
+                    if entry.get("recovery_s") is None
+                    else f"{entry['recovery_s']:.1f} s after the fault",
                 )
+                for entry in summary["recovery"]
+            ),
+        )
     lines += [
         "",
         "## Recommendations",
