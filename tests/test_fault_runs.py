@@ -40,7 +40,7 @@ def test_an_injected_error_ratio_is_measured(delay_server: str) -> None:
     async def fast(user):
         await user.client.get("/delay/0", extensions={"name": "fast"})
 
-    result, fault_run = run_with([errors(0.05)], delay_server, fast, users=4, duration="3s")
+    result, _ = run_with([errors(0.05)], delay_server, fast, users=4, duration="3s")
     assert result.requests >= 2000
     assert 0.04 <= result.error_rate <= 0.06, result.error_rate
     assert set(result.errors_by_kind) == {"HTTP 503"}
@@ -82,9 +82,15 @@ def _listening(url: str) -> bool:
 
 
 def test_the_proxy_stops_when_the_run_fails(delay_server: str) -> None:
-    with pytest.raises(RuntimeError, match="the test failed"), FaultRun([outage(at="5s", duration="1s")]) as fault_run:
-        proxy_url = fault_run.route(delay_server)
-        assert _listening(proxy_url)
-        raise RuntimeError("the test failed")
-    assert not _listening(proxy_url)
+    seen: list[str] = []
+
+    def failing_test() -> None:
+        with FaultRun([outage(at="5s", duration="1s")]) as fault_run:
+            seen.append(fault_run.route(delay_server))
+            assert _listening(seen[0])
+            raise RuntimeError("the test failed")
+
+    with pytest.raises(RuntimeError, match="the test failed"):
+        failing_test()
+    assert not _listening(seen[0])
     assert not [t for t in threading.enumerate() if "proxy" in t.name.lower() and t.is_alive()]
