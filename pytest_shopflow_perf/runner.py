@@ -156,19 +156,9 @@ class LoadRunner:
         import anyio
 
         slos = self._slos(slo)
-        with self._fault_run(faults) as fault_run:
-            engine = self._engine(
-                journeys,
-                on_start=on_start,
-                on_stop=on_stop,
-                app=app,
-                transport_factory=transport_factory,
-                overrides=overrides,
-                slos=slos,
-                fault_run=fault_run,
-            )
-            with _stop_on_interrupt(engine):
-                result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
+        with self._prepared(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults) as prepared:
+            engine, fault_run = prepared
+            result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
         fault_run.annotate(result)
         return self._finish(result, slos)
 
@@ -186,6 +176,25 @@ class LoadRunner:
     ) -> LoadResult:
         """Like ``run``, inside the running event loop of an async test (anyio or pytest-asyncio)."""
         slos = self._slos(slo)
+        with self._prepared(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults) as prepared:
+            engine, fault_run = prepared
+            result = await self._drive(engine, app)
+        fault_run.annotate(result)
+        return self._finish(result, slos)
+
+    @contextmanager
+    def _prepared(
+        self,
+        journeys: JourneySpec,
+        on_start: Hook | None,
+        on_stop: Hook | None,
+        app: Any,
+        transport_factory: TransportFactory | None,
+        overrides: dict[str, Any],
+        slos: Sequence[Slo],
+        faults: Sequence[object] | None,
+    ) -> Iterator[tuple[Engine, FaultRun]]:
+        """The engine of one run, with its faults in force and Ctrl-C handled, for run and arun alike."""
         with self._fault_run(faults) as fault_run:
             engine = self._engine(
                 journeys,
@@ -198,9 +207,7 @@ class LoadRunner:
                 fault_run=fault_run,
             )
             with _stop_on_interrupt(engine):
-                result = await self._drive(engine, app)
-        fault_run.annotate(result)
-        return self._finish(result, slos)
+                yield engine, fault_run
 
     def _fault_run(self, faults: Sequence[object] | None) -> FaultRun:
         from .resilience import FaultPlan, FaultRun
