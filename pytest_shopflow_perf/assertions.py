@@ -410,7 +410,8 @@ def abort_reason(slos: Sequence[Slo], recorder: Recorder, elapsed: float, durati
 
 def _span_breached(threshold: Threshold, recorder: Recorder) -> bool:
     """Whether the span ending at the newest closed window breaks the threshold."""
-    from .metrics import WINDOW_S, counts_mean_us, counts_percentiles, merge_snapshots
+    from .metrics import WINDOW_S, merge_snapshots
+    from .result import Span
 
     if threshold.endpoint is None:
         series = recorder.total_series
@@ -420,26 +421,17 @@ def _span_breached(threshold: Threshold, recorder: Recorder) -> bool:
         return False
     windows = max(1, round((threshold.span or WINDOW_S) / WINDOW_S))
     chosen = range(max(0, len(series.t_s) - windows), len(series.t_s))
-    requests = sum(series.count[i] for i in chosen)
-    errors = sum(series.errors[i] for i in chosen)
-    metric = threshold.metric
-    if not requests and not errors:
+    snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
+    span = Span(
+        start=series.t_s[chosen[0]] if chosen else 0.0,
+        end=series.t_s[chosen[-1]] + WINDOW_S if chosen else 0.0,
+        requests=sum(series.count[i] for i in chosen),
+        errors=sum(series.errors[i] for i in chosen),
+        counts=merge_snapshots(snapshots) if snapshots else None,
+    )
+    if not span.requests and not span.errors:
         return False
-    if metric == "error_rate":
-        value = errors / requests if requests else 1.0
-    elif metric in ("errors", "count"):
-        value = float(errors if metric == "errors" else requests)
-    else:
-        snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
-        if not snapshots:
-            return False
-        counts = merge_snapshots(snapshots)
-        if metric == "mean":
-            value = counts_mean_us(counts) / 1e6
-        else:
-            q = 100.0 if metric == "max" else 0.0 if metric == "min" else float(metric[1:])
-            value = counts_percentiles(counts, [q])[q] / 1e6
-    return not _OPS[threshold.op](value, threshold.value)
+    return not _OPS[threshold.op](_measure(span, threshold.metric), threshold.value)
 
 
 # ---- the helpers ---------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .metrics import new_histogram
+from .metrics import new_histogram, to_us
 from .result import GeneratorStats
 
 # Above these the run measures the generator, not the service.
@@ -36,7 +36,7 @@ class GeneratorMonitor:
         self._cpu_used = time.process_time()
 
     def record_lag(self, lag_s: float) -> None:
-        self._lag.record_value(max(1, min(int(lag_s * 1_000_000), 3_600_000_000)))
+        self._lag.record_value(to_us(lag_s))
 
     def sample_cpu(self) -> float:
         wall, used = time.perf_counter(), time.process_time()

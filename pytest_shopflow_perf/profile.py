@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .units import DURATION_FORMS, UnitError, parse_duration
@@ -362,8 +362,3 @@ def _build(
         seed=seed,
         sources=sources,
     )
-
-
-def with_overrides(profile: LoadProfile, **changes: Any) -> LoadProfile:
-    """A copy for programmatic tweaks (tests, stress loops) without re-validating sources."""
-    return replace(profile, **changes)

@@ -7,7 +7,7 @@ record (``to_dict``) uses milliseconds with ``_ms`` names, the baseline schema.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .metrics import (
@@ -422,10 +422,3 @@ class LoadResult(Stats):
             test=str(data.get("test", "")),
             extra=data.get("extra", {}),
         )
-
-
-@dataclass
-class RunLog:
-    """Results of a test, in call order (a test may call ``load.run`` several times)."""
-
-    results: list[LoadResult] = field(default_factory=list)

@@ -69,13 +69,3 @@ def parse_fraction(value: object, *, what: str = "rate") -> float:
     if not 0.0 <= fraction <= 1.0:
         raise UnitError(f"{what}={value!r} must lie between 0 and 100 %; use {PERCENT_FORMS}")
     return fraction
-
-
-def format_ms(seconds: float) -> str:
-    """Milliseconds for displays: the API speaks seconds, people read ms."""
-    ms = seconds * 1000.0
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    return f"{ms:.2f}"
