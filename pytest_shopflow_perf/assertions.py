@@ -17,11 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from .result import Span
 from .units import UnitError, parse_duration, parse_fraction
 
 if TYPE_CHECKING:
     from .metrics import Recorder
-    from .result import LoadResult, Span, Stats
+    from .result import LoadResult, Stats
 
 GRAMMAR = (
     "[ENDPOINT: ]METRIC OP VALUE [over any DURATION] [during stage N | during START..END], where METRIC is "
@@ -128,6 +129,7 @@ class CheckOutcome:
     unit: str = ""
     scope: str = "whole run"
     at: float | None = None  # start of the worst span, seconds into the run
+    note: str = ""  # why there is no measured value (an empty phase, no successful request)
 
     def margin(self) -> float:
         """Relative distance to the limit; positive means breached by that much."""
@@ -250,14 +252,36 @@ def _phase(result: LoadResult, threshold: Threshold) -> tuple[float, float]:
     return 0.0, math.inf
 
 
-def _worst(spans: Sequence[Span], threshold: Threshold) -> tuple[float, float | None]:
-    """The value of the span that is furthest on the wrong side of the limit, and where it starts."""
-    relevant = [span for span in spans if span.requests or span.errors or threshold.metric in ("rps", "count")]
+def _successes(stats: Stats | Span) -> int:
+    if isinstance(stats, Span) or not hasattr(stats, "successes"):
+        counts = getattr(stats, "counts", None)
+        return int(counts.sum()) if counts is not None else 0
+    return int(stats.successes)
+
+
+def _nothing_to_judge(stats: Stats | Span, threshold: Threshold, where: str) -> str:
+    """Why ``stats`` cannot hold ``threshold`` (a vacuous pass otherwise), or "" when it can."""
+    if threshold.metric in ("rps", "count", "errors"):
+        return ""
+    if not stats.requests and not stats.errors:
+        return f"no request was measured {where}"
+    if threshold.is_latency and not _successes(stats):
+        return f"no successful request was measured {where} ({stats.requests} failed): latency is of successes"
+    return ""
+
+
+def _worst(spans: Sequence[Span], threshold: Threshold) -> tuple[float, float | None, str]:
+    """The value of the span furthest on the wrong side of the limit, where it starts, and why none could be."""
+    if threshold.metric in ("rps", "count", "errors"):
+        relevant = list(spans)
+    else:
+        relevant = [span for span in spans if not _nothing_to_judge(span, threshold, "")]
     if not relevant:
-        return 0.0, None
+        return 0.0, None, _nothing_to_judge(spans[0], threshold, "in that scope") if spans else "no window in scope"
     values = [(_measure(span, threshold.metric), span.start) for span in relevant]
     lower_is_worse = threshold.op in (">", ">=")
-    return min(values) if lower_is_worse else max(values)
+    value, at = min(values) if lower_is_worse else max(values)
+    return value, at, ""
 
 
 def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckOutcome]:
@@ -266,14 +290,17 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckO
         stats = result if threshold.endpoint is None else result.endpoints[threshold.endpoint]
         at: float | None = None
         if threshold.span is None and threshold.stage is None and threshold.between is None:
-            measured = _measure(stats, threshold.metric)
+            note = _nothing_to_judge(stats, threshold, "in the run")
+            measured = 0.0 if note else _measure(stats, threshold.metric)
         else:
             start, end = _phase(result, threshold)
             spans = stats.spans(threshold.span, start, end) if threshold.span else [stats.span(start, end)]
-            measured, at = _worst(spans, threshold)
+            measured, at, note = _worst(spans, threshold)
+            if note:
+                note = f"{note} ({threshold.scope})"
         worst = None
         whole_run = at is None and threshold.endpoint is None
-        if whole_run and len(result.endpoints) > 1 and threshold.metric not in ("rps", "count"):
+        if whole_run and len(result.endpoints) > 1 and threshold.metric not in ("rps", "count") and not note:
             worst = max(result.endpoints, key=lambda name: _measure(result.endpoints[name], threshold.metric))
         outcomes.append(
             CheckOutcome(
@@ -283,11 +310,12 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckO
                 measured=measured,
                 limit=threshold.value,
                 op=threshold.op,
-                passed=bool(_OPS[threshold.op](measured, threshold.value)),
+                passed=not note and bool(_OPS[threshold.op](measured, threshold.value)),
                 worst_endpoint=worst,
                 unit="s" if threshold.is_latency else ("%" if threshold.metric == "error_rate" else ""),
                 scope=threshold.scope,
                 at=at,
+                note=note,
             )
         )
     return outcomes
@@ -316,9 +344,9 @@ def format_failure(outcomes: list[CheckOutcome], head: str | None = None) -> str
                 o.metric,
                 o.endpoint,
                 *scope,
-                _show(o.measured, o.unit),
+                o.note or _show(o.measured, o.unit),
                 f"{o.op} {_show(o.limit, o.unit)}",
-                f"{o.margin() * 100:+.1f}%",
+                "-" if o.note else f"{o.margin() * 100:+.1f}%",
                 o.worst_endpoint or "",
             )
         )
@@ -362,12 +390,16 @@ def check(result: LoadResult, thresholds: list[Threshold], *, head: str | None =
 # ---- abort on fail -----------------------------------------------------------------
 
 
-def abort_reason(slos: Sequence[Slo], recorder: Recorder, elapsed: float, duration: float) -> str | None:
+def abort_reason(
+    slos: Sequence[Slo], recorder: Recorder, elapsed: float, duration: float, remaining: float = math.inf
+) -> str | None:
     """Why the run should stop now: an abort threshold that no remaining request can bring back.
 
-    Called once per closed window. The remaining requests are assumed to arrive at
-    the rate seen so far and to be perfect (no errors, zero latency), so a reason
-    is only given when the threshold is lost whatever happens next.
+    Called once per closed window. ``remaining`` bounds the requests the rest of the run can
+    still make (the engine derives it from the planned arrivals or user-seconds and the best
+    rate seen); they are assumed perfect (no errors, zero latency), so a reason is only given
+    when the threshold is lost whatever happens next. Counts that only grow (errors, count,
+    max) need no such bound.
     """
     from .metrics import count_above, mean_us
 
@@ -385,25 +417,29 @@ def abort_reason(slos: Sequence[Slo], recorder: Recorder, elapsed: float, durati
             if _span_breached(threshold, recorder):
                 return f"{threshold.text!r} breached in a {threshold.span:g} s span"
             continue
-        expected_total = requests + requests / max(elapsed, 1e-9) * max(0.0, duration - elapsed)
+        errors = sum(e.errors for e in endpoints)
+        if threshold.endpoint is None:
+            errors += sum(event.errors for event in recorder.events.values())
         metric, limit = threshold.metric, threshold.value
-        if metric.startswith("p"):
-            # pN stays above the limit once more than (100 - N) % of all requests are above it.
+        if metric == "errors":
+            bound = float(errors)
+        elif metric == "count":
+            bound = float(requests)
+        elif metric == "max":
+            bound = max(e.hist.get_max_value() for e in endpoints) / 1e6
+        elif math.isinf(remaining):
+            continue  # no bound on what is still to come: rates and percentiles can always recover
+        elif metric == "error_rate":
+            bound = errors / (requests + remaining)
+        elif metric.startswith("p"):
+            # pN of successes stays above the limit once more than (100 - N) % of all of them are above it.
+            successes = sum(e.hist.get_total_count() for e in endpoints) + remaining
             above = sum(count_above(e.hist, limit * 1e6) for e in endpoints)
-            lost = above > (1 - float(metric[1:]) / 100) * expected_total
-        else:
-            if metric == "error_rate":
-                bound = sum(e.errors for e in endpoints) / expected_total
-            elif metric == "errors":
-                bound = float(sum(e.errors for e in endpoints))
-            elif metric == "count":
-                bound = float(requests)
-            elif metric == "max":
-                bound = max(e.hist.get_max_value() for e in endpoints) / 1e6
-            else:  # mean
-                bound = sum(mean_us(e.hist) * e.requests for e in endpoints) / expected_total / 1e6
-            lost = not _OPS[threshold.op](bound, limit)
-        if lost:
+            bound = limit * 2 if above > (1 - float(metric[1:]) / 100) * successes else 0.0
+        else:  # mean of successes
+            successes = sum(e.hist.get_total_count() for e in endpoints)
+            bound = sum(mean_us(e.hist) * e.hist.get_total_count() for e in endpoints) / (successes + remaining) / 1e6
+        if not _OPS[threshold.op](bound, limit):
             return f"{threshold.text!r} is breached beyond recovery after {elapsed:.0f} s"
     return None
 

@@ -32,7 +32,7 @@ import anyio.lowlevel
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .metrics import Recorder, new_histogram, warm_up
+from .metrics import JOURNEY_ROW_PREFIX, Recorder, new_histogram, warm_up
 from .monitor import GeneratorMonitor
 from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
@@ -43,9 +43,9 @@ JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
 Hook = Callable[[User], Awaitable[Any]]
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 ProgressCallback = Callable[["Progress"], None]
-# Called once per closed window with the live recorder, the elapsed and the planned time;
-# a returned reason stops the run early (abort-on-fail thresholds).
-Watchdog = Callable[[Recorder, float, float], "str | None"]
+# Called once per closed window with the live recorder, the elapsed and the planned time, and the most
+# requests the rest of the run could still make; a returned reason stops the run early (abort on fail).
+Watchdog = Callable[[Recorder, float, float, float], "str | None"]
 
 TICK_S = 0.05
 MAX_EXCEPTION_SAMPLES = 10
@@ -193,6 +193,7 @@ class Engine:
         self._idle_workers = 0
         self._all_stopped = anyio.Event()
         self._t0 = 0.0
+        self._best_user_rate = 0.0
         self.unfinished = 0
 
     # ---- control -------------------------------------------------------------
@@ -271,8 +272,9 @@ class Engine:
             if windows != last_windows:
                 last_windows = windows
                 self._report_progress(elapsed)
+                self._note_best_rate()
                 if self.watchdog is not None:
-                    reason = self.watchdog(self.recorder, elapsed, profile.duration)
+                    reason = self.watchdog(self.recorder, elapsed, profile.duration, self._remaining_capacity(elapsed))
                     if reason:
                         self.request_stop(f"aborted: {reason}")
             next_tick += TICK_S
@@ -281,6 +283,26 @@ class Engine:
             self.monitor.record_lag(max(lag, 0.0))
             if lag > TICK_S:
                 next_tick = perf_counter()  # do not try to catch up on missed ticks
+
+    def _note_best_rate(self) -> None:
+        """The most requests per user-second any closed window has seen (closed model's speed limit)."""
+        users = sum(1 for slot in self._slots.values() if not slot.stop)
+        count = self.recorder.total_series.count[-1] if len(self.recorder.total_series.count) else 0
+        if users and count:
+            self._best_user_rate = max(self._best_user_rate, count / users)
+
+    def _remaining_capacity(self, elapsed: float) -> float:
+        """An upper bound of the requests the rest of the run can make, for "breached beyond recovery".
+
+        Open model: the planned arrivals times the requests per iteration seen. Closed model: the
+        planned user-seconds times the best rate per user any window has shown, since instant
+        successes after slow failures would outrun an average taken so far.
+        """
+        planned = self.profile.planned(elapsed, self.profile.duration)
+        if self.profile.is_open:
+            requests = sum(endpoint.requests for endpoint in self.recorder.endpoints.values())
+            return planned * max(1.0, requests / max(1, self.monitor.iterations))
+        return planned * self._best_user_rate
 
     def _iterations_finished(self) -> bool:
         if self.profile.iterations is None:
@@ -451,8 +473,8 @@ class Engine:
         if is_recorded(exc):
             return  # a transport error or an HTTP error status: counted where it happened
         kind = f"exception {type(exc).__name__}"
-        endpoint = user._context.last_endpoint or f"journey {_label(where)}"
-        self.recorder.record_error(endpoint, kind, perf_counter())
+        name = getattr(where, "__name__", None) or _label(where)
+        self.recorder.record_error(f"{JOURNEY_ROW_PREFIX}{name}", kind, perf_counter())
         sample = self._exceptions.get(kind)
         if sample is None and len(self._exceptions) < MAX_EXCEPTION_SAMPLES:
             self._exceptions[kind] = {
@@ -515,21 +537,33 @@ class Engine:
                 series=recorded.series,
                 duration=duration,
                 uncorrected=recorded.raw_hist,
+                failed=recorded.failed_hist,
             )
             total_hist.add(recorded.hist)
             if total_raw is not None and recorded.raw_hist is not None:
                 total_raw.add(recorded.raw_hist)
             for kind, count in recorded.errors_by_kind.items():
                 errors_by_kind[kind] = errors_by_kind.get(kind, 0) + count
+        for event in self.recorder.events.values():
+            for kind, count in event.errors_by_kind.items():
+                errors_by_kind[kind] = errors_by_kind.get(kind, 0) + count
+        total_failed = None
+        for recorded in self.recorder.endpoints.values():
+            if recorded.failed_hist is not None:
+                total_failed = total_failed or new_histogram()
+                total_failed.add(recorded.failed_hist)
+        request_errors = sum(stats.errors for stats in endpoints.values())
         total = Stats(
             name="total",
             requests=sum(stats.requests for stats in endpoints.values()),
-            errors=sum(stats.errors for stats in endpoints.values()),
+            errors=request_errors + sum(event.errors for event in self.recorder.events.values()),
             errors_by_kind=errors_by_kind,
             histogram=total_hist,
             series=self.recorder.total_series,
             duration=duration,
             uncorrected=total_raw,
+            failed=total_failed,
+            request_errors=request_errors,
         )
         extra: dict[str, Any] = {}
         if self._exceptions:
@@ -550,4 +584,8 @@ class Engine:
             target=self.base_url,
             test=self.test,
             extra=extra,
+            events={
+                name: {"errors": event.errors, "errors_by_kind": dict(event.errors_by_kind)}
+                for name, event in self.recorder.events.items()
+            },
         )

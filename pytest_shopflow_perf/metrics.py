@@ -28,6 +28,12 @@ WINDOW_S = 1.0
 WINDOW_PERCENTILES = (50.0, 95.0, 99.0)
 MAX_ENDPOINTS = 200
 OVERFLOW_ENDPOINT = "(other endpoints)"
+# Rows of errors that have no request of their own (failed checks, journey exceptions), capped like endpoints:
+# a journey that names its checks after data (``f"check {i}"``) must not grow memory without bound.
+MAX_EVENT_ROWS = 200
+OVERFLOW_EVENT_ROW = "(other checks and journey errors)"
+CHECK_ROW_PREFIX = "check: "
+JOURNEY_ROW_PREFIX = "journey "
 
 
 def new_histogram() -> HdrHistogram:
@@ -245,11 +251,18 @@ class WindowSeries:
 
 
 class EndpointRecorder:
-    """Live counters of one endpoint; ``hist`` is the corrected one in open model."""
+    """Live counters of one endpoint.
+
+    ``hist`` holds the latency of successful requests (corrected in the open
+    model), as k6's ``http_req_duration{expected_response:true}``: failures are
+    often fast (a refused connection, an instant 503), and mixing them in makes a
+    failing service look faster. Failed requests keep a histogram of their own.
+    """
 
     __slots__ = (
         "errors",
         "errors_by_kind",
+        "failed_hist",
         "hist",
         "name",
         "raw_hist",
@@ -268,11 +281,23 @@ class EndpointRecorder:
         self.errors_by_kind: dict[str, int] = {}
         self.hist = new_histogram()
         self.raw_hist = new_histogram() if open_model else None
+        self.failed_hist: HdrHistogram | None = None  # created on the first failure
         self.win_hist = new_histogram()
         self.win_count = 0
         self.win_errors = 0
         self.win_total_us = 0
         self.series = WindowSeries()
+
+
+class EventRecorder:
+    """Errors without a request of their own (failed checks, journey exceptions) under one row name."""
+
+    __slots__ = ("errors", "errors_by_kind", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.errors = 0
+        self.errors_by_kind: dict[str, int] = {}
 
 
 class Recorder:
@@ -282,6 +307,8 @@ class Recorder:
         self.open_model = open_model
         self.start = start
         self.endpoints: dict[str, EndpointRecorder] = {}
+        self.events: dict[str, EventRecorder] = {}
+        self._win_event_errors = 0
         self.total_series = WindowSeries()
         self._total_win_hist = new_histogram()
         self._window_index = 0
@@ -313,26 +340,40 @@ class Recorder:
         if value < LOWEST_US:
             value = LOWEST_US
             corrected = max(corrected, LOWEST_US)
-        endpoint.hist.record_value(corrected)
-        if endpoint.raw_hist is not None:
-            endpoint.raw_hist.record_value(value)
-        endpoint.win_hist.record_value(corrected)
-        endpoint.win_total_us += corrected
         endpoint.requests += 1
         endpoint.win_count += 1
-        if error_kind is not None:
-            endpoint.errors += 1
-            endpoint.win_errors += 1
-            endpoint.errors_by_kind[error_kind] = endpoint.errors_by_kind.get(error_kind, 0) + 1
-
-    def record_error(self, name: str, kind: str, now: float) -> None:
-        """An error with no request of its own: a failed check or a journey exception."""
-        if now >= self._window_end:
-            self.roll(now)
-        endpoint = self._endpoint(name)
+        if error_kind is None:
+            endpoint.hist.record_value(corrected)
+            if endpoint.raw_hist is not None:
+                endpoint.raw_hist.record_value(value)
+            endpoint.win_hist.record_value(corrected)
+            endpoint.win_total_us += corrected
+            return
+        failed = endpoint.failed_hist
+        if failed is None:
+            failed = endpoint.failed_hist = new_histogram()
+        failed.record_value(corrected)
         endpoint.errors += 1
         endpoint.win_errors += 1
-        endpoint.errors_by_kind[kind] = endpoint.errors_by_kind.get(kind, 0) + 1
+        endpoint.errors_by_kind[error_kind] = endpoint.errors_by_kind.get(error_kind, 0) + 1
+
+    def record_error(self, row: str, kind: str, now: float) -> None:
+        """An error with no request of its own (a failed check, a journey exception), on a row of its own.
+
+        It counts in the run's errors and windows, never on an HTTP endpoint that answered fine.
+        """
+        if now >= self._window_end:
+            self.roll(now)
+        event = self.events.get(row)
+        if event is None:
+            if len(self.events) >= MAX_EVENT_ROWS:
+                row = OVERFLOW_EVENT_ROW
+                event = self.events.get(row)
+            if event is None:
+                event = self.events[row] = EventRecorder(row)
+        event.errors += 1
+        event.errors_by_kind[kind] = event.errors_by_kind.get(kind, 0) + 1
+        self._win_event_errors += 1
 
     def write_off_inflight(self, now: float) -> int:
         """Requests still unanswered when the run ends count as errors, timed up to now.
@@ -367,15 +408,18 @@ class Recorder:
                 endpoint.series.append(
                     t_s, endpoint.win_count, endpoint.win_errors, endpoint.win_hist, endpoint.win_total_us
                 )
-                if endpoint.win_count:
+                if endpoint.win_hist.get_total_count():
                     total.add(endpoint.win_hist)
                     reset_histogram(endpoint.win_hist)
                 count += endpoint.win_count
                 errors += endpoint.win_errors
                 total_us += endpoint.win_total_us
                 endpoint.win_count = endpoint.win_errors = endpoint.win_total_us = 0
-        self.total_series.append(t_s, count, errors, total if count else None, total_us)
-        if count:
+        errors += self._win_event_errors
+        self._win_event_errors = 0
+        successes = total.get_total_count()
+        self.total_series.append(t_s, count, errors, total if successes else None, total_us)
+        if successes:
             reset_histogram(total)
         self._window_index += 1
         self._window_end = self.start + (self._window_index + 1) * WINDOW_S

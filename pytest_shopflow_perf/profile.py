@@ -112,6 +112,28 @@ class LoadProfile:
             start = end
         return value
 
+    def planned(self, start: float, end: float) -> float:
+        """The integral of ``target_at`` over [start, end): user-seconds (closed) or arrivals (open).
+
+        Exact for the piecewise-linear stages, so it costs nothing however high the rate.
+        """
+        total = 0.0
+        value = self.start
+        stage_start = 0.0
+        for stage_duration, target in self.stages:
+            stage_end = stage_start + stage_duration
+            low, high = max(start, stage_start), min(end, stage_end)
+            if high > low and stage_duration > 0:
+                slope = (target - value) / stage_duration
+                at_low = value + slope * (low - stage_start)
+                at_high = value + slope * (high - stage_start)
+                total += (at_low + at_high) / 2 * (high - low)
+            value = target
+            stage_start = stage_end
+        if end > stage_start:
+            total += value * (end - max(start, stage_start))
+        return total
+
     @property
     def peak(self) -> float:
         return max([self.start, *(target for _, target in self.stages)])

@@ -581,15 +581,21 @@ def _throughput(name: str, base: list[_Series], run: _Series, policy: Regression
 
 
 def _counts(series: _Series) -> tuple[float, float]:
-    """(errors, requests) from the summary, or from the windows when the summary lacks them."""
+    """(failed requests, requests) from the summary, or from the windows when the summary lacks them.
+
+    Failed checks and journey exceptions are errors without a request of their own: they are
+    left out (``request_errors``), or, in records that predate that field, capped at the requests.
+    """
     requests = _summary(series.summary, "requests")
-    errors = _summary(series.summary, "errors")
+    errors = _summary(series.summary, "request_errors")
+    if errors is None:
+        errors = _summary(series.summary, "errors")
     if requests is None or errors is None:
         counts = series.columns.get("count")
         window_errors = series.columns.get("errors")
         requests = float(counts.sum()) if counts is not None else 0.0
         errors = float(window_errors.sum()) if window_errors is not None else 0.0
-    return errors, requests
+    return min(errors, requests), requests
 
 
 def _window_dispersion(series: _Series) -> tuple[float, float]:
@@ -601,7 +607,7 @@ def _window_dispersion(series: _Series) -> tuple[float, float]:
     if counts is None or errors is None:
         return 0.0, 0.0
     keep = counts > 0
-    counts, errors = counts[keep], errors[keep]
+    counts, errors = counts[keep], np.minimum(errors[keep], counts[keep])
     total = float(counts.sum())
     if counts.size < 2 or total <= 0:
         return 0.0, 0.0

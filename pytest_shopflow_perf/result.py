@@ -130,13 +130,19 @@ class Stats:
         series: WindowSeries,
         duration: float,
         uncorrected: HdrHistogram | None = None,
+        failed: HdrHistogram | None = None,
+        request_errors: int | None = None,
     ) -> None:
         self.name = name
         self.requests = requests
         self.errors = errors
+        # Failed requests only (HTTP errors, transport errors); ``errors`` also counts failed checks and
+        # journey exceptions, which have no request of their own (k6: http_req_failed vs checks).
+        self.request_errors = min(errors, requests) if request_errors is None else request_errors
         self.errors_by_kind: dict[str, int] = dict(sorted(errors_by_kind.items(), key=lambda kv: -kv[1]))
         self.histogram = histogram
         self.uncorrected_histogram = uncorrected
+        self.failed_histogram = failed
         self.series = series
         self.duration = duration
 
@@ -157,8 +163,13 @@ class Stats:
     def rps(self) -> float:
         return self.requests / self.duration if self.duration > 0 else 0.0
 
+    @property
+    def successes(self) -> int:
+        """Requests that succeeded: the ones every latency figure describes."""
+        return int(self.histogram.get_total_count())
+
     def percentile(self, q: float) -> float:
-        """Latency at percentile ``q`` (0-100) in seconds, from the full HDR histogram."""
+        """Latency of successful requests at percentile ``q`` (0-100) in seconds, from the full HDR histogram."""
         if not 0.0 <= q <= 100.0:
             raise ValueError(f"percentile q={q!r} must lie between 0 and 100")
         return percentiles(self.histogram, [q])[q] / 1_000_000
@@ -237,14 +248,41 @@ class Stats:
             histogram=self.uncorrected_histogram,
             series=self.series,
             duration=self.duration,
+            request_errors=self.request_errors,
+        )
+
+    @property
+    def failed(self) -> Stats:
+        """Latency of the failed requests (how long a failure took), apart from the main figures."""
+        return Stats(
+            name=f"{self.name} (failed)",
+            requests=self.request_errors,
+            errors=self.request_errors,
+            errors_by_kind={},
+            histogram=self.failed_histogram if self.failed_histogram is not None else new_histogram(),
+            series=WindowSeries(),
+            duration=self.duration,
         )
 
     def summary(self) -> dict[str, Any]:
         """The STATS figures of the run schema, without windows and histogram."""
         values = percentiles(self.histogram, list(SUMMARY_PERCENTILES))
+        data = self._summary(values)
+        if self.failed_histogram is not None and self.failed_histogram.get_total_count():
+            failed = percentiles(self.failed_histogram, list(SUMMARY_PERCENTILES))
+            data["failed"] = {
+                "requests": int(self.failed_histogram.get_total_count()),
+                "mean_ms": round(mean_us(self.failed_histogram) / 1000, 3),
+                **{f"p{q:g}_ms": failed[q] / 1000 for q in SUMMARY_PERCENTILES},
+                "max_ms": round(self.failed_histogram.get_max_value() / 1000, 3),
+            }
+        return data
+
+    def _summary(self, values: Mapping[float, int]) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "errors": self.errors,
+            "request_errors": self.request_errors,
             "error_rate": round(self.error_rate, 6),
             "rps": round(self.rps, 3),
             "mean_ms": round(self.mean * 1000, 3),
@@ -260,6 +298,8 @@ class Stats:
         data = self.summary()
         data["hdr"] = encode_histogram(self.histogram)
         data["windows"] = self.series.to_dict()
+        if "failed" in data and self.failed_histogram is not None:
+            data["failed"]["hdr"] = encode_histogram(self.failed_histogram)
         if self.uncorrected_histogram is not None:
             raw = self.uncorrected
             raw_summary = raw.summary()
@@ -273,6 +313,8 @@ class Stats:
     def from_dict(cls, name: str, data: Mapping[str, Any], duration: float) -> Stats:
         histogram = decode_histogram(data["hdr"]) if data.get("hdr") else new_histogram()
         raw = data.get("uncorrected")
+        failed = data.get("failed")
+        request_errors = data.get("request_errors")
         return cls(
             name=name,
             requests=int(data["requests"]),
@@ -282,6 +324,8 @@ class Stats:
             series=WindowSeries.from_dict(data.get("windows", {})),
             duration=duration,
             uncorrected=decode_histogram(raw["hdr"]) if raw and raw.get("hdr") else None,
+            failed=decode_histogram(failed["hdr"]) if failed and failed.get("hdr") else None,
+            request_errors=None if request_errors is None else int(request_errors),
         )
 
 
@@ -328,6 +372,7 @@ class LoadResult(Stats):
         target: str = "",
         test: str = "",
         extra: Mapping[str, Any] | None = None,
+        events: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(
             name="total",
@@ -338,8 +383,16 @@ class LoadResult(Stats):
             series=total.series,
             duration=total.duration,
             uncorrected=total.uncorrected_histogram,
+            failed=total.failed_histogram,
+            request_errors=total.request_errors,
         )
         self.endpoints = EndpointMap(endpoints)
+        # Failed checks and journey exceptions by row ("check: cart has items", "journey browse"):
+        # {"errors": n, "errors_by_kind": {...}}; counted in the total, never on an HTTP endpoint.
+        self.events: dict[str, dict[str, Any]] = {
+            name: {"errors": int(row["errors"]), "errors_by_kind": dict(row.get("errors_by_kind", {}))}
+            for name, row in (events or {}).items()
+        }
         self.profile = dict(profile)
         self.started_at = started_at
         self.generator = generator
@@ -383,6 +436,7 @@ class LoadResult(Stats):
             "checks": {name: asdict(count) for name, count in self.checks.items()},
             "total": super().to_dict(),
             "endpoints": {name: stats.to_dict() for name, stats in self.endpoints.items()},
+            "events": {name: dict(row) for name, row in self.events.items()},
             **({"extra": self.extra} if self.extra else {}),
         }
 
@@ -397,6 +451,7 @@ class LoadResult(Stats):
             "interrupted": self.interrupted,
             "total": self.summary(),
             "endpoints": {name: stats.summary() for name, stats in self.endpoints.items()},
+            "events": {name: dict(row) for name, row in self.events.items()},
             "generator": self.generator.to_dict(),
             "extra": dict(self.extra),
         }
@@ -421,4 +476,5 @@ class LoadResult(Stats):
             target=str(data.get("target", "")),
             test=str(data.get("test", "")),
             extra=data.get("extra", {}),
+            events=data.get("events", {}),
         )

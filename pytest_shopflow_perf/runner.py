@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -116,7 +117,7 @@ class LoadRunner:
                 on_start=on_start,
                 on_stop=on_stop,
                 on_progress=self._session.progress_printer(self.nodeid.rsplit("::", 1)[-1]),
-                watchdog=(lambda rec, t, d: abort_reason(slos, rec, t, d)) if any(s.abort for s in slos) else None,
+                watchdog=functools.partial(abort_reason, slos) if any(s.abort for s in slos) else None,
                 on_clock_start=fault_run.clock_started,
                 test=self.nodeid,
                 environment=self._session.environment(),

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .metrics import collapse_path
+from .metrics import CHECK_ROW_PREFIX, collapse_path
 from .units import parse_duration
 
 if TYPE_CHECKING:
     from .metrics import Recorder
 
 RECORDED = "__shopflow_perf_recorded__"
+MAX_CHECKS = 200  # distinct check names; more share one row, as endpoint names do
+OVERFLOW_CHECK = "(other checks)"
 ERROR_EXTENSION = "shopflow_perf.error"
 
 
@@ -221,15 +223,24 @@ class User:
             raise StopUser
 
     def check(self, condition: object, name: str) -> bool:
-        """Count a pass or fail for ``name`` (k6 ``check``); a failure is an error, never raised."""
-        counts = self._context.checks.get(name)
+        """Count a pass or fail for ``name`` (k6 ``check``); a failure is an error, never raised.
+
+        Failures count in the run's errors on a row of their own (``check: <name>``), not on the
+        endpoint that answered: the request itself succeeded. Names are capped like endpoints.
+        """
+        checks = self._context.checks
+        counts = checks.get(name)
         if counts is None:
-            counts = self._context.checks[name] = [0, 0]
+            if len(checks) >= MAX_CHECKS:
+                name = OVERFLOW_CHECK
+                counts = checks.get(name)
+            if counts is None:
+                counts = checks[name] = [0, 0]
         ok = bool(condition)
         if ok:
             counts[0] += 1
         else:
             counts[1] += 1
-            now = perf_counter()
-            self._context.recorder.record_error(self._context.last_endpoint or "(no request)", f"check: {name}", now)
+            row = f"{CHECK_ROW_PREFIX}{name}"
+            self._context.recorder.record_error(row, row, perf_counter())
         return ok

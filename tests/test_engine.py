@@ -63,8 +63,10 @@ def test_errors_are_counted_by_kind_and_never_stop_the_run() -> None:
     assert result.errors == 50
     assert result.endpoints["GET /missing"].errors == 0
     assert result.endpoints["GET /fail"].error_rate == 1.0
-    # the journey's exception counts on the endpoint of its last request
-    assert result.endpoints["GET /refused"].errors_by_kind == {"connect": 10, "exception KeyError": 10}
+    # the journey's exception counts on a row of its own, never on an endpoint that answered
+    assert result.endpoints["GET /refused"].errors_by_kind == {"connect": 10}
+    assert result.events == {"journey journey": {"errors": 10, "errors_by_kind": {"exception KeyError": 10}}}
+    assert result.request_errors == 40
     samples = result.extra["exceptions"]
     assert samples[0]["kind"] == "exception KeyError"
     assert samples[0]["count"] == 10
@@ -88,7 +90,7 @@ def test_raise_for_status_is_not_counted_twice() -> None:
     assert result.errors_by_kind == {"HTTP 500": 4}
 
 
-def test_checks_count_passes_and_failures_on_the_last_endpoint() -> None:
+def test_checks_count_on_rows_of_their_own_not_on_the_endpoint_that_answered() -> None:
     async def journey(user):
         response = await user.client.get("/api/cart")
         user.check(response.status_code == 200, "status is 200")
@@ -97,7 +99,27 @@ def test_checks_count_passes_and_failures_on_the_last_endpoint() -> None:
     result = run(journey, users=2, iterations=8, transport_factory=mock())
     assert result.checks["status is 200"].passes == 8
     assert result.checks["cart has items"].fails == 8
-    assert result.endpoints["GET /api/cart"].errors_by_kind == {"check: cart has items": 8}
+    assert result.endpoints["GET /api/cart"].errors == 0  # the request itself succeeded
+    assert result.events["check: cart has items"]["errors"] == 8
+    assert result.errors == 8
+    assert result.request_errors == 0
+    assert result.errors_by_kind == {"check: cart has items": 8}
+
+
+def test_distinct_check_names_are_capped_like_endpoint_names() -> None:
+    """A check named after data (f"check {i}") grew memory without bound: 3.3 M names, 5.9 GB."""
+    from pytest_shopflow_perf.metrics import MAX_EVENT_ROWS
+    from pytest_shopflow_perf.user import MAX_CHECKS, OVERFLOW_CHECK
+
+    async def journey(user):
+        await user.client.get("/ok")
+        user.check(False, f"check {user.iteration}-{user.id}")
+
+    result = run(journey, users=2, iterations=MAX_CHECKS + 300, transport_factory=mock())
+    assert len(result.checks) == MAX_CHECKS + 1
+    assert result.checks[OVERFLOW_CHECK].fails == 300
+    assert len(result.events) <= MAX_EVENT_ROWS + 1
+    assert result.errors == MAX_CHECKS + 300
 
 
 def test_user_lifecycle_ids_state_and_seeded_random() -> None:
@@ -233,3 +255,22 @@ def test_result_round_trips_through_json() -> None:
     assert again.percentile(99) == result.percentile(99)
     assert again.endpoints["GET /fail"].error_rate == 1.0
     assert len(again.timeline) == len(result.timeline) >= 2
+
+
+def test_latency_figures_describe_successes_and_failures_are_shown_apart() -> None:
+    from pytest_shopflow_perf.result import LoadResult
+
+    async def journey(user):
+        await user.client.get("/ok")
+        await user.client.get("/fail")
+
+    result = run(journey, users=1, iterations=5, transport_factory=mock())
+    assert result.successes == 5
+    assert result.request_errors == 5
+    summary = result.summary()
+    assert summary["failed"]["requests"] == 5
+    assert result.endpoints["GET /fail"].successes == 0
+    assert result.endpoints["GET /fail"].failed.requests == 5
+    again = LoadResult.from_dict(result.to_dict())
+    assert again.summary()["failed"] == summary["failed"]
+    assert again.request_errors == 5

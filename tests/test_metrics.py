@@ -35,8 +35,24 @@ def test_windows_close_per_second_and_keep_only_figures() -> None:
     assert list(series.t_s) == [0.0, 1.0, 2.0]
     assert list(series.count) == [100, 100, 100]
     assert list(series.errors) == [2, 2, 2]
-    assert series.p50_ms[0] == pytest.approx(14.0, abs=0.02)
+    assert series.p50_ms[0] == pytest.approx(15.0, abs=0.02)  # of the 98 successes per window
     assert recorder.endpoints["GET /a"].requests == 300
+
+
+def test_failed_requests_keep_their_own_latency() -> None:
+    """Fast failures mixed into the percentiles made an outage look faster (p95 1.3 ms)."""
+    from pytest_shopflow_perf.metrics import percentiles
+
+    recorder = Recorder(open_model=False, start=0.0)
+    for i in range(100):
+        recorder.record("GET /a", 0.200, 0.001 * i, None)
+        recorder.record("GET /a", 0.001, 0.001 * i, "connect")
+    endpoint = recorder.endpoints["GET /a"]
+    assert endpoint.requests == 200
+    assert endpoint.errors == 100
+    assert percentiles(endpoint.hist, [5.0])[5.0] >= 199_000  # successes only
+    assert endpoint.failed_hist is not None
+    assert percentiles(endpoint.failed_hist, [95.0])[95.0] <= 1_001
 
 
 def test_endpoint_cardinality_is_capped() -> None:

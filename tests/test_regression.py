@@ -451,3 +451,15 @@ def test_verdict_round_trips_through_json():
     assert again == verdict
     with pytest.raises(ValueError, match="unknown tier"):
         Verdict.from_dict({"tier": "catastrophic"})
+
+
+def test_errors_without_requests_never_crash_the_comparison():
+    """Failed checks and journey exceptions can outnumber requests; compare() raised ValueError (Fisher)."""
+    base = baseline(*(record(stats(1.0, count=100, phase=i)) for i in range(3)))
+    current = record(stats(1.0, count=100, errors=250, phase=4))  # 2.5 events per request, per window
+    verdict = compare(base, current)
+    assert finding(verdict, "error_rate").current == pytest.approx(1.0)
+    current["total"]["request_errors"] = 0  # new records say which errors were failed requests
+    for stats_ in current["endpoints"].values():
+        stats_["request_errors"] = 0
+    assert finding(compare(base, current), "error_rate").tier == "none"
