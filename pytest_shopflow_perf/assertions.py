@@ -248,7 +248,10 @@ def _phase(result: LoadResult, threshold: Threshold) -> tuple[float, float]:
         start = sum(float(stage[0]) for stage in stages[: threshold.stage - 1])
         return start, start + float(stages[threshold.stage - 1][0])
     if threshold.between is not None:
-        return threshold.between
+        # Stated on the profile's clock: a scaled run (--perf-scale) scales its phases as its stages.
+        scale = float(result.profile.get("scale") or 1.0)
+        start, end = threshold.between
+        return start * scale, end * scale
     return 0.0, math.inf
 
 

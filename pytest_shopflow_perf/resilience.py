@@ -8,6 +8,7 @@ annotates the result with the fault windows and the measured recovery.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -43,11 +44,41 @@ class FaultPlan:
         self.items.clear()
 
 
-class FaultRun:
-    """One run's faults; a context manager so that nothing outlives the run."""
+def scaled(fault: Fault | Action, scale: float) -> Fault | Action:
+    """A fault's window on a scaled run's clock: ``--perf-scale 0.25`` moves ``at="8s"`` to 2 s."""
+    if scale == 1.0:
+        return fault
+    until = None if fault.until is None else fault.until * scale
+    return dataclasses.replace(fault, at=fault.at * scale, until=until)
 
-    def __init__(self, faults: Sequence[Fault | Action]) -> None:
-        self.faults = list(faults)
+
+class FaultRun:
+    """One run's faults; a context manager so that nothing outlives the run.
+
+    Fault windows are stated on the profile's clock and scaled with it (``--perf-scale``), as
+    stages and durations are; a fault that would start after the (scaled) run ends is refused:
+    it would be reported as "did not recover" without ever having happened.
+    """
+
+    def __init__(
+        self,
+        faults: Sequence[Fault | Action],
+        *,
+        scale: float = 1.0,
+        duration: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.seed = seed  # the proxy's ratio draws follow --perf-seed like the users' choices
+        self.faults = [scaled(fault, scale) for fault in faults]
+        if duration is not None:
+            late = [f for f in self.faults if f.at >= duration]
+            if late:
+                names = ", ".join(f"{f.name!r} at {f.at:g} s" for f in late)
+                scale_note = f" (after --perf-scale {scale:g})" if scale != 1.0 else ""
+                raise ValueError(
+                    f"fault {names} starts after the run ends at {duration:g} s{scale_note}: move it inside the run "
+                    "or lengthen the run"
+                )
         self.actions = [f for f in self.faults if isinstance(f, Action)]
         self.network = [f for f in self.faults if not isinstance(f, Action)]
         self.scheduler = Scheduler(self.actions)
@@ -61,7 +92,7 @@ class FaultRun:
             raise ValueError("network faults need a real target (a proxy cannot sit in front of app=...)")
         from .faults import FaultProxy
 
-        self.proxy = FaultProxy(upstream)
+        self.proxy = FaultProxy(upstream, seed=self.seed)
         return self.proxy.start()
 
     def clock_started(self, t0: float) -> None:
@@ -79,7 +110,14 @@ class FaultRun:
             self.scheduler.stop()
         finally:
             if self.proxy is not None:
-                self.proxy.stop()
+                try:
+                    self.proxy.stop()
+                except RuntimeError as exc:
+                    if value is None:
+                        raise
+                    # the test's own failure is the one to show; the proxy's is kept beside it
+                    if hasattr(value, "add_note"):  # Python 3.11+
+                        value.add_note(f"while stopping the fault proxy: {exc}")
 
     def annotate(self, result: LoadResult) -> None:
         if not self.faults:

@@ -70,6 +70,12 @@ class LoadRunner:
     def base_url(self) -> str:
         return self._session.base_url_for(self.profile)
 
+    def _profile(self, overrides: dict[str, Any]) -> LoadProfile:
+        if not overrides:
+            return self.profile
+        merged = {**self._marker_kwargs, **overrides}
+        return self._session.resolve_profile(merged, self._label(overrides, "load.run"))
+
     def _engine(
         self,
         journeys: JourneySpec,
@@ -85,10 +91,7 @@ class LoadRunner:
         from .assertions import abort_reason
         from .engine import Engine
 
-        profile = self.profile
-        if overrides:
-            merged = {**self._marker_kwargs, **overrides}
-            profile = self._session.resolve_profile(merged, self._label(overrides, "load.run"))
+        profile = self._profile(overrides)
         if profile.workers != 1:
             raise pytest.UsageError(
                 f"workers={profile.workers}: multi-process load generation is not available yet; "
@@ -196,7 +199,7 @@ class LoadRunner:
         faults: Sequence[object] | None,
     ) -> Iterator[tuple[Engine, FaultRun]]:
         """The engine of one run, with its faults in force and Ctrl-C handled, for run and arun alike."""
-        with self._fault_run(faults) as fault_run:
+        with self._fault_run(faults, self._profile(overrides)) as fault_run:
             engine = self._engine(
                 journeys,
                 on_start=on_start,
@@ -210,14 +213,14 @@ class LoadRunner:
             with _stop_on_interrupt(engine):
                 yield engine, fault_run
 
-    def _fault_run(self, faults: Sequence[object] | None) -> FaultRun:
+    def _fault_run(self, faults: Sequence[object] | None, profile: LoadProfile) -> FaultRun:
         from .resilience import FaultPlan, FaultRun
 
         try:
             plan = self.faults if faults is None else FaultPlan(faults)
-        except TypeError as exc:
+            return FaultRun(plan.items, scale=profile.scale, duration=profile.duration, seed=profile.seed)
+        except (TypeError, ValueError) as exc:
             raise pytest.UsageError(str(exc)) from None
-        return FaultRun(plan.items)
 
     @staticmethod
     async def _drive(engine: Engine, app: Any) -> LoadResult:

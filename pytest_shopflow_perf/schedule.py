@@ -114,18 +114,20 @@ class Scheduler:
     def _apply(self, act: Action, what: str) -> None:
         with self._lock:
             if what == "start":
-                self._call(act, act.start)
-                self._started.append(act)
+                if self._call(act, act.start):
+                    self._started.append(act)  # a start that raised has nothing to undo
             elif id(act) not in self._stopped and act in self._started:
                 self._stopped.add(id(act))
                 if act.stop is not None:
                     self._call(act, act.stop)
 
-    def _call(self, act: Action, function: Callable[[], object]) -> None:
+    def _call(self, act: Action, function: Callable[[], object]) -> bool:
         try:
             function()
         except Exception as exc:  # a fault that fails to apply is reported, the run goes on
             self.errors.append(f"{act.name}: {type(exc).__name__}: {exc}")
+            return False
+        return True
 
     def stop(self) -> None:
         """End the schedule and undo every action still in force."""

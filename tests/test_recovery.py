@@ -95,3 +95,44 @@ def test_a_failing_action_is_reported_not_raised() -> None:
     time.sleep(0.1)
     scheduler.stop()
     assert scheduler.errors == ["kill: RuntimeError: no such process"]
+
+
+def test_an_action_whose_start_failed_is_never_undone() -> None:
+    """Undoing a fault that never happened (restarting a Redis that was never killed) does harm."""
+    undone: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("no such process")
+
+    scheduler = Scheduler([action("kill", broken, lambda: undone.append("restart"), at=0, until=0.05)])
+    scheduler.begin(time.perf_counter())
+    time.sleep(0.2)
+    scheduler.stop()
+    assert undone == []
+    assert scheduler.errors == ["kill: RuntimeError: no such process"]
+
+
+def test_a_proxy_that_fails_to_stop_does_not_hide_the_tests_own_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_shopflow_perf.faults import FaultProxy, latency
+    from pytest_shopflow_perf.resilience import FaultRun
+
+    def stuck(self: FaultProxy) -> None:
+        raise RuntimeError("FaultProxy thread did not stop within 10 s")
+
+    with pytest.raises(ZeroDivisionError), FaultRun([latency("1ms")]) as fault_run:
+        fault_run.route("http://127.0.0.1:9")
+        monkeypatch.setattr(FaultProxy, "stop", stuck)
+        1 / 0  # noqa: B018
+    monkeypatch.undo()
+    assert fault_run.proxy is not None
+    fault_run.proxy.stop()
+
+
+def test_the_proxy_draws_follow_the_runs_seed() -> None:
+    """--perf-seed makes a run reproducible: the proxy's error and reset draws included (it was always 0)."""
+    from pytest_shopflow_perf.faults import errors
+
+    with FaultRun([errors(0.5)], seed=1234) as fault_run:
+        fault_run.route("http://127.0.0.1:9")
+        assert fault_run.proxy is not None
+        assert fault_run.proxy.seed == 1234
