@@ -119,10 +119,15 @@ def test_a_proxy_that_fails_to_stop_does_not_hide_the_tests_own_failure(monkeypa
     def stuck(self: FaultProxy) -> None:
         raise RuntimeError("FaultProxy thread did not stop within 10 s")
 
-    with pytest.raises(ZeroDivisionError), FaultRun([latency("1ms")]) as fault_run:
-        fault_run.route("http://127.0.0.1:9")
-        monkeypatch.setattr(FaultProxy, "stop", stuck)
-        1 / 0  # noqa: B018
+    def failing_test(fault_run: FaultRun) -> None:
+        with fault_run:
+            fault_run.route("http://127.0.0.1:9")
+            monkeypatch.setattr(FaultProxy, "stop", stuck)
+            raise ZeroDivisionError
+
+    fault_run = FaultRun([latency("1ms")])
+    with pytest.raises(ZeroDivisionError):
+        failing_test(fault_run)
     monkeypatch.undo()
     assert fault_run.proxy is not None
     fault_run.proxy.stop()
