@@ -30,6 +30,9 @@ class Truth:
         return self.histogram.get_value_at_percentile(q) / 1000
 
 
+pytestmark = pytest.mark.timing
+
+
 def assert_accurate(measured_s: float, true_ms: float, label: str) -> None:
     measured_ms = measured_s * 1000
     tolerance_ms = 2.0 + 0.05 * true_ms
@@ -96,12 +99,13 @@ def test_open_model_keeps_the_arrival_rate(delay_server: str, rate: int) -> None
         await user.client.get("/delay/5")
 
     result = run(journey, base_url=delay_server, rate=rate, duration="2s")
-    assert result.iterations == 2 * rate
-    assert result.dropped_iterations == 0
+    # the last arrival is due 20-50 ms before the end: a busy machine may drop that one, never more
+    assert result.iterations + result.dropped_iterations == 2 * rate
+    assert result.iterations >= 2 * rate - 1
 
 
 def test_a_target_that_never_answers_fails_instead_of_passing_empty(delay_server: str) -> None:
-    from pytest_shopflow_perf import assert_error_rate
+    from pytest_shopflow_perf import assert_error_rate, assert_latency
 
     async def journey(user):
         await user.client.get("/hang")
@@ -110,6 +114,8 @@ def test_a_target_that_never_answers_fails_instead_of_passing_empty(delay_server
     assert result.requests == 2
     assert result.errors_by_kind == {"unfinished": 2}
     assert result.extra["unfinished_requests"] == 2
-    assert result.percentile(50) >= 1.0  # timed up to the end of the run
+    assert result.failed.percentile(50) >= 1.0  # timed up to the end of the run, as failures
     with pytest.raises(AssertionError, match="error_rate"):
         assert_error_rate(result, max="1%")
+    with pytest.raises(AssertionError, match="no successful request was measured"):
+        assert_latency(result, p95="10s")

@@ -184,12 +184,15 @@ def test_closed_model_follows_stages() -> None:
     assert result.requests > 50
 
 
+@pytest.mark.timing
 def test_think_time_between_iterations_paces_users() -> None:
     async def journey(user):
         await user.client.get("/ok")
 
     result = run(journey, users=2, duration="1s", think_time=("100ms", "100ms"), transport_factory=mock())
-    assert 16 <= result.requests <= 24
+    # think time is a floor between iterations: at most 1 + 1 s / 100 ms per user, however fast the machine;
+    # a busy machine only makes fewer (sleeps overshoot), so the lower bound is loose
+    assert 8 <= result.requests <= 2 * 11
 
 
 def test_open_model_runs_iterations_on_schedule() -> None:
@@ -197,7 +200,9 @@ def test_open_model_runs_iterations_on_schedule() -> None:
         await user.client.get("/ok")
 
     result = run(journey, rate=50, duration="1s", transport_factory=mock())
-    assert result.iterations == 50
+    # the last arrival is due 20 ms before the end: a busy machine may drop it, never lose it
+    assert result.iterations + result.dropped_iterations == 50
+    assert result.iterations >= 49
     assert result.profile["model"] == "open"
     assert result.uncorrected.requests == 50
 

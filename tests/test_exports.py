@@ -1,15 +1,42 @@
-"""The public API: every name in ``__all__`` exists, and ``__all__`` lists every public name (as httpx does)."""
+"""The public API: ``__all__`` is sorted, every name in it resolves, and the README's imports are all in it."""
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
 import pytest_shopflow_perf
 
+README = Path(__file__).parent.parent / "README.md"
+pytest_plugins = ["pytester"]
 
-def test_all_is_sorted_and_complete() -> None:
-    assert pytest_shopflow_perf.__all__ == sorted(pytest_shopflow_perf.__all__)
-    for name in pytest_shopflow_perf.__all__:
-        assert getattr(pytest_shopflow_perf, name) is not None
-        assert name in dir(pytest_shopflow_perf)
+
+def test_all_is_sorted_and_every_name_resolves_to_the_package() -> None:
+    names = pytest_shopflow_perf.__all__
+    assert names == sorted(names)
+    assert len(set(names)) == len(names)
+    for name in names:
+        value = getattr(pytest_shopflow_perf, name)
+        assert value.__module__.startswith("pytest_shopflow_perf."), (name, value.__module__)
+
+
+def test_every_name_the_readme_imports_from_the_package_is_exported() -> None:
+    imported: set[str] = set()
+    for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and node.module == "pytest_shopflow_perf":
+                imported.update(alias.name for alias in node.names)
+    assert imported, "the README shows no import from pytest_shopflow_perf"
+    missing = sorted(imported - set(pytest_shopflow_perf.__all__))
+    assert not missing, f"the README imports names the package does not export: {missing}"
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        pytest_shopflow_perf.NoSuchThing  # noqa: B018
 
 
 def test_lazy_names_come_from_their_modules() -> None:
@@ -20,11 +47,26 @@ def test_lazy_names_come_from_their_modules() -> None:
     assert pytest_shopflow_perf.User is User
 
 
-def test_importing_the_plugin_does_not_import_heavy_modules() -> None:
-    import subprocess
-    import sys
+HEAVY = ("httpx", "scipy", "numpy", "hdrh", "matplotlib", "uvloop", "psutil", "distributed", "httptools")
+PROBE = """
+import json, sys
 
-    heavy = ("httpx", "scipy", "numpy", "hdrh", "matplotlib", "pytest_html", "anyio")
-    code = f"import sys, pytest_shopflow_perf.plugin; print([m for m in {heavy!r} if m in sys.modules])"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.strip() == "[]"
+def pytest_unconfigure(config):
+    heavy = {heavy!r}
+    with open("loaded.json", "w") as handle:
+        json.dump(sorted(m for m in heavy if m in sys.modules), handle)
+"""
+
+
+@pytest.mark.parametrize("args", [("--co", "-q"), ("-q",)])
+def test_a_pytest_run_without_load_tests_imports_no_heavy_module(
+    pytester: pytest.Pytester, args: tuple[str, ...]
+) -> None:
+    """The plugin loads in every pytest run of every project that installs it: a whole session, summary included."""
+    import json
+
+    pytester.makeconftest(PROBE.format(heavy=HEAVY))
+    pytester.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert json.loads((pytester.path / "loaded.json").read_text()) == []

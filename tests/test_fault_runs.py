@@ -27,6 +27,7 @@ async def page(user):
     await user.think(0.01)
 
 
+@pytest.mark.timing
 def test_injected_latency_shows_in_the_percentiles(delay_server: str) -> None:
     """+300 ms injected: p50 = p50 without the fault + 300 ms, +-10 %."""
     plain, _ = run_with([], delay_server, page, users=3, duration="2s")
@@ -50,6 +51,7 @@ def test_an_injected_error_ratio_is_measured(delay_server: str) -> None:
     assert result.extra["proxy"]["errors"] == result.errors
 
 
+@pytest.mark.timing
 def test_a_slow_database_through_the_service_knobs(shopflow_service: str) -> None:
     """The reference service's db_delay_ms knob as a dependency fault, on for 2 s of a 6 s run."""
 

@@ -44,6 +44,7 @@ def run_with_fault(delay_server: str, service: SlowService, *, at: float, until:
     return result
 
 
+@pytest.mark.timing
 def test_instant_recovery_is_measured_within_two_windows(delay_server: str) -> None:
     result = run_with_fault(delay_server, SlowService(lag=0.0), at=3.0, until=5.0, duration="9s")
     (entry,) = result.extra["recovery"]
@@ -57,6 +58,7 @@ def test_instant_recovery_is_measured_within_two_windows(delay_server: str) -> N
     assert_recovery(result, within="2s", max_p95_during="1s")
 
 
+@pytest.mark.timing
 def test_slow_recovery_is_measured_within_one_window_of_the_truth(delay_server: str) -> None:
     result = run_with_fault(delay_server, SlowService(lag=2.5), at=3.0, until=5.0, duration="13s")
     (entry,) = result.extra["recovery"]
