@@ -125,6 +125,16 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
         endpoint_rows.append(_row("total", summary["total"]))
         for line in format_table(endpoint_rows):
             writer.write_line("  " + line)
+        events: Mapping[str, Mapping[str, Any]] = summary.get("events") or {}
+        for name, row in sorted(events.items(), key=lambda item: -int(item[1]["errors"])):
+            kinds = ", ".join(f"{kind} {count:,}" for kind, count in (row.get("errors_by_kind") or {}).items())
+            writer.write_line(f"  {name}: {int(row['errors']):,} error(s) ({kinds})", yellow=True)
+        failed = (summary["total"] or {}).get("failed")
+        if failed:
+            writer.write_line(
+                f"  failed requests ({failed['requests']:,}, not in the latency above): p50 {failed['p50_ms']:.1f} ms, "
+                f"p95 {failed['p95_ms']:.1f} ms, max {failed['max_ms']:.1f} ms"
+            )
         extra = summary.get("extra") or {}
         verdict = extra.get("regression")
         if verdict:
