@@ -287,7 +287,9 @@ def _worst(spans: Sequence[Span], threshold: Threshold) -> tuple[float, float | 
     return value, at, ""
 
 
-def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckOutcome]:
+def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Tracked | None = None) -> list[CheckOutcome]:
+    from .metrics import CoarsenedError
+
     outcomes = []
     for threshold in thresholds:
         stats = result if threshold.endpoint is None else result.endpoints[threshold.endpoint]
@@ -297,8 +299,13 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold]) -> list[CheckO
             measured = 0.0 if note else _measure(stats, threshold.metric)
         else:
             start, end = _phase(result, threshold)
-            spans = stats.spans(threshold.span, start, end) if threshold.span else [stats.span(start, end)]
-            measured, at, note = _worst(spans, threshold)
+            try:
+                spans = stats.spans(threshold.span, start, end) if threshold.span else [stats.span(start, end)]
+                measured, at, note = _worst(spans, threshold)
+            except CoarsenedError as exc:
+                if tracked is None or threshold.text not in tracked:
+                    raise SloError(f"{threshold.text!r}: {exc}") from None
+                (measured, at), note = tracked[threshold.text], ""
             if note:
                 note = f"{note} ({threshold.scope})"
         worst = None
@@ -376,14 +383,16 @@ def _judgeable(result: LoadResult, outcomes: list[CheckOutcome]) -> None:
     )
 
 
-def check(result: LoadResult, thresholds: list[Threshold], *, head: str | None = None) -> None:
+def check(
+    result: LoadResult, thresholds: list[Threshold], *, head: str | None = None, tracked: Tracked | None = None
+) -> None:
     __tracebackhide__ = True
     if not result.requests and not result.errors:
         raise AssertionError(
             "no request was measured in this run: there is nothing to hold the thresholds against "
             "(did every user fail in on_start, or did the journeys make no requests?)"
         )
-    outcomes = evaluate(result, thresholds)
+    outcomes = evaluate(result, thresholds, tracked)
     result.extra.setdefault("slo", []).extend(asdict(o) for o in outcomes)
     _judgeable(result, outcomes)
     if head is not None or not all(o.passed for o in outcomes):
@@ -447,30 +456,76 @@ def abort_reason(
     return None
 
 
-def _span_breached(threshold: Threshold, recorder: Recorder) -> bool:
-    """Whether the span ending at the newest closed window breaks the threshold."""
+def _latest_span(threshold: Threshold, recorder: Recorder) -> Span | None:
+    """The span of ``threshold.span`` seconds that ends with the newest closed window, or None before any."""
     from .metrics import WINDOW_S, merge_snapshots
-    from .result import Span
 
     if threshold.endpoint is None:
         series = recorder.total_series
     elif threshold.endpoint in recorder.endpoints:
         series = recorder.endpoints[threshold.endpoint].series
     else:
-        return False
-    windows = max(1, round((threshold.span or WINDOW_S) / WINDOW_S))
-    chosen = range(max(0, len(series.t_s) - windows), len(series.t_s))
+        return None
+    newest = len(recorder.total_series.t_s)
+    if not newest:
+        return None
+    width = max(1, round((threshold.span or WINDOW_S) / WINDOW_S))
+    end = newest * WINDOW_S
+    start = max(0.0, end - width * WINDOW_S)
+    chosen = [i for i in range(max(0, len(series.t_s) - width), len(series.t_s)) if series.t_s[i] >= start - 1e-9]
     snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
-    span = Span(
-        start=series.t_s[chosen[0]] if chosen else 0.0,
-        end=series.t_s[chosen[-1]] + WINDOW_S if chosen else 0.0,
+    return Span(
+        start=start,
+        end=end,
         requests=sum(series.count[i] for i in chosen),
         errors=sum(series.errors[i] for i in chosen),
         counts=merge_snapshots(snapshots) if snapshots else None,
     )
-    if not span.requests and not span.errors:
+
+
+def _span_breached(threshold: Threshold, recorder: Recorder) -> bool:
+    """Whether the span ending at the newest closed window breaks the threshold."""
+    span = _latest_span(threshold, recorder)
+    if span is None or _nothing_to_judge(span, threshold, ""):
         return False
     return not _OPS[threshold.op](_measure(span, threshold.metric), threshold.value)
+
+
+Tracked = dict[str, tuple[float, float]]
+"""Declared ``over any`` thresholds judged while the run goes: expression -> (worst value, its start)."""
+
+
+def track_spans(slos: Sequence[Slo], recorder: Recorder, tracked: Tracked) -> None:
+    """Keep the worst span of every declared ``over any`` threshold, once per closed window.
+
+    A soak's old windows are merged into blocks to keep memory flat; the spans of its declared
+    thresholds are judged here, on the 1-second windows, before that happens.
+    """
+    for slo in slos:
+        threshold = slo.threshold
+        if threshold.span is None or threshold.stage is not None or threshold.between is not None:
+            continue
+        span = _latest_span(threshold, recorder)
+        if span is None or _nothing_to_judge(span, threshold, ""):
+            continue
+        value = _measure(span, threshold.metric)
+        worst = tracked.get(threshold.text)
+        lower_is_worse = threshold.op in (">", ">=")
+        if worst is None or (value < worst[0] if lower_is_worse else value > worst[0]):
+            tracked[threshold.text] = (value, span.start)
+
+
+def watch(
+    slos: Sequence[Slo],
+    tracked: Tracked,
+    recorder: Recorder,
+    elapsed: float,
+    duration: float,
+    remaining: float = math.inf,
+) -> str | None:
+    """The engine's watchdog for declared SLOs: track their spans, and say when to abort."""
+    track_spans(slos, recorder, tracked)
+    return abort_reason(slos, recorder, elapsed, duration, remaining)
 
 
 # ---- the helpers ---------------------------------------------------------------------
@@ -556,13 +611,13 @@ def assert_slo(result: LoadResult, *expressions: str | Slo) -> None:
     check(result, [slo.threshold for slo in as_slos(expressions, "assert_slo")])
 
 
-def check_declared(result: LoadResult, slos: Sequence[Slo]) -> None:
+def check_declared(result: LoadResult, slos: Sequence[Slo], tracked: Tracked | None = None) -> None:
     """The marker's and ini's SLOs, after a run; an aborted run fails with its reason."""
     __tracebackhide__ = True
     reason = str(result.extra.get("stop_reason", ""))
     head = f"load aborted early: {reason.removeprefix('aborted: ')}" if reason.startswith("aborted") else None
     if slos or head:
-        check(result, [slo.threshold for slo in slos], head=head)
+        check(result, [slo.threshold for slo in slos], head=head, tracked=tracked)
 
 
 def assert_recovery(

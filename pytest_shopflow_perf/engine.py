@@ -32,7 +32,7 @@ import anyio.lowlevel
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .metrics import JOURNEY_ROW_PREFIX, Recorder, new_histogram, warm_up
+from .metrics import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, new_histogram, warm_up
 from .monitor import GeneratorMonitor
 from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
@@ -167,6 +167,7 @@ class Engine:
         on_clock_start: Callable[[float], None] | None = None,
         test: str = "",
         environment: Mapping[str, Any] | None = None,
+        window_detail: int | None = DETAIL_WINDOWS,
     ) -> None:
         self.profile = profile
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
@@ -182,6 +183,7 @@ class Engine:
         self.on_clock_start = on_clock_start
         self.test = test
         self.environment = dict(environment or {})
+        self.window_detail = window_detail  # 1-second windows keeping their buckets (None: all)
         self.stop_reason: str | None = None
         self.monitor = GeneratorMonitor()
         self._checks: dict[str, list[int]] = {}
@@ -229,7 +231,7 @@ class Engine:
         if self.on_clock_start is not None:
             self.on_clock_start(self._t0)  # scheduled faults share the run's clock
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0)
+        self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0, detail=self.window_detail)
         self._all_stopped = anyio.Event()
         try:
             async with anyio.create_task_group() as task_group:

@@ -26,6 +26,9 @@ HIGHEST_US = 3_600_000_000  # one hour: anything slower is clamped and counted
 SIGNIFICANT_FIGURES = 3
 WINDOW_S = 1.0
 WINDOW_PERCENTILES = (50.0, 95.0, 99.0)
+# Buckets of each 1-second window are kept this long (then merged into blocks): enough for every
+# span and phase of a normal run, while a soak's memory stays flat.
+DETAIL_WINDOWS = 600
 MAX_ENDPOINTS = 200
 OVERFLOW_ENDPOINT = "(other endpoints)"
 # Rows of errors that have no request of their own (failed checks, journey exceptions), capped like endpoints:
@@ -144,6 +147,14 @@ def snapshot(histogram: HdrHistogram) -> bytes:
     return bytes(np.concatenate([indices, counts[indices]]).astype(np.uint32).tobytes())
 
 
+def pack_counts(counts: Any) -> bytes:
+    """A dense counts array packed like a window snapshot (non-zero buckets only)."""
+    import numpy as np
+
+    indices = np.flatnonzero(counts)
+    return bytes(np.concatenate([indices, counts[indices]]).astype(np.uint32).tobytes())
+
+
 def merge_snapshots(snapshots: Iterable[bytes]) -> Any:
     import numpy as np
 
@@ -171,6 +182,10 @@ def warm_up() -> None:
 
 def to_us(seconds: float) -> int:
     return min(HIGHEST_US, max(LOWEST_US, int(seconds * 1_000_000 + 0.5)))
+
+
+class CoarsenedError(ValueError):
+    """A span needs 1-second detail that a long run has merged into blocks."""
 
 
 # ---- endpoint names --------------------------------------------------------
@@ -209,8 +224,13 @@ class WindowSeries:
     p99_ms: array[float] = field(default_factory=lambda: array("d"))
     mean_ms: array[float] = field(default_factory=lambda: array("d"))
     max_ms: array[float] = field(default_factory=lambda: array("d"))
-    # Live runs only (not in the JSON record): the window's histogram buckets, for spans of windows.
+    # Live runs only (not in the JSON record): each window's histogram buckets, for spans of windows.
+    # Only the newest ``detail`` windows keep their own; older ones are merged into one ``prefix``,
+    # so memory stays flat over a soak (it grew ~57 MiB an hour at 1,000 requests a second).
     snapshots: list[bytes | None] = field(default_factory=list)
+    prefix: bytes | None = None  # the merged buckets of every window before ``coarsened``
+    coarsened: int = 0
+    detail: int | None = DETAIL_WINDOWS
 
     def append(self, t_s: float, count: int, errors: int, histogram: HdrHistogram | None, total_us: int) -> None:
         self.t_s.append(round(t_s, 3))
@@ -227,6 +247,46 @@ class WindowSeries:
         else:
             for series in (self.p50_ms, self.p95_ms, self.p99_ms, self.mean_ms, self.max_ms):
                 series.append(0.0)
+        if self.detail is not None:
+            self._coarsen(self.t_s[-1] - self.detail * WINDOW_S)
+
+    def _coarsen(self, horizon_s: float) -> None:
+        """Merge the buckets of every window that starts before ``horizon_s`` into the prefix."""
+        members = [self.prefix] if self.prefix is not None else []
+        while self.coarsened < len(self.t_s) and self.t_s[self.coarsened] < horizon_s - 1e-9:
+            packed = self.snapshots[self.coarsened]
+            if packed is not None:
+                members.append(packed)
+                self.snapshots[self.coarsened] = None
+            self.coarsened += 1
+        if len(members) > (self.prefix is not None):
+            self.prefix = pack_counts(merge_snapshots(members))
+
+    def span_snapshots(self, start: float, end: float) -> list[bytes]:
+        """The buckets of the windows that start in [start, end).
+
+        Windows older than the detail kept exist only merged, from the start of the run on: a
+        range that starts inside them raises ``CoarsenedError`` (a soak's 20m..30m cannot be
+        rebuilt second by second afterwards; declared thresholds are judged while the run goes).
+        """
+        chosen = [i for i in range(len(self.t_s)) if start <= self.t_s[i] < end]
+        if chosen and chosen[0] < self.coarsened:
+            if start > 1e-9 or chosen[-1] < self.coarsened - 1:
+                first_kept = self.t_s[self.coarsened] if self.coarsened < len(self.t_s) else self.t_s[-1]
+                raise CoarsenedError(
+                    f"the range {start:g}-{end:g} s needs the 1-second windows before {first_kept:g} s, which "
+                    f"this run kept only merged (after {self.detail} windows the older ones are merged so a "
+                    "soak's memory stays flat); declare the threshold on the marker (slo=[...]) so it is "
+                    "judged while the run goes"
+                )
+            found = [self.prefix] if self.prefix is not None else []
+            return found + [p for i in chosen if i >= self.coarsened and (p := self.snapshots[i]) is not None]
+        return [p for i in chosen if (p := self.snapshots[i]) is not None]
+
+    @property
+    def snapshot_bytes(self) -> int:
+        """Memory held by window buckets (for the flat-memory test and the README's claim)."""
+        return sum(len(p) for p in self.snapshots if p is not None) + len(self.prefix or b"")
 
     def to_dict(self) -> dict[str, list[Any]]:
         return {
@@ -274,7 +334,7 @@ class EndpointRecorder:
         "win_total_us",
     )
 
-    def __init__(self, name: str, open_model: bool) -> None:
+    def __init__(self, name: str, open_model: bool, detail: int | None = DETAIL_WINDOWS) -> None:
         self.name = name
         self.requests = 0
         self.errors = 0
@@ -286,7 +346,7 @@ class EndpointRecorder:
         self.win_count = 0
         self.win_errors = 0
         self.win_total_us = 0
-        self.series = WindowSeries()
+        self.series = WindowSeries(detail=detail)
 
 
 class EventRecorder:
@@ -303,13 +363,14 @@ class EventRecorder:
 class Recorder:
     """Collects every request of a run; the engine calls it, results read its snapshot."""
 
-    def __init__(self, *, open_model: bool, start: float) -> None:
+    def __init__(self, *, open_model: bool, start: float, detail: int | None = DETAIL_WINDOWS) -> None:
         self.open_model = open_model
         self.start = start
+        self.detail = detail
         self.endpoints: dict[str, EndpointRecorder] = {}
         self.events: dict[str, EventRecorder] = {}
         self._win_event_errors = 0
-        self.total_series = WindowSeries()
+        self.total_series = WindowSeries(detail=detail)
         self._total_win_hist = new_histogram()
         self._window_index = 0
         self._window_end = start + WINDOW_S
@@ -323,7 +384,7 @@ class Recorder:
                 name = OVERFLOW_ENDPOINT
                 endpoint = self.endpoints.get(name)
             if endpoint is None:
-                endpoint = self.endpoints[name] = EndpointRecorder(name, self.open_model)
+                endpoint = self.endpoints[name] = EndpointRecorder(name, self.open_model, self.detail)
         return endpoint
 
     def record(self, name: str, latency_s: float, now: float, error_kind: str | None, lateness_s: float = 0.0) -> None:

@@ -213,7 +213,7 @@ class Stats:
         chosen = [i for i in range(len(s.t_s)) if start <= s.t_s[i] < end]
         if any(s.count[i] for i in chosen) and len(s.snapshots) != len(s.t_s):
             raise ValueError("percentiles over a span need the live result of a run (JSON records keep no buckets)")
-        snapshots = [snap for i in chosen if s.count[i] and (snap := s.snapshots[i]) is not None]
+        snapshots = s.span_snapshots(start, end)
         return Span(
             start=start,
             end=min(end, max(self.duration, start + WINDOW_S)),

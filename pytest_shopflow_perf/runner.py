@@ -60,6 +60,7 @@ class LoadRunner:
 
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.results: list[LoadResult] = []
+        self._tracked: dict[str, tuple[float, float]] = {}  # the current run's declared spans, judged live
 
     @staticmethod
     def _label(kwargs: dict[str, Any], call: str = "@pytest.mark.load") -> str:
@@ -88,10 +89,11 @@ class LoadRunner:
         slos: Sequence[Slo],
         fault_run: FaultRun,
     ) -> Engine:
-        from .assertions import abort_reason
+        from .assertions import watch
         from .engine import Engine
 
         profile = self._profile(overrides)
+        self._tracked.clear()
         if profile.workers != 1:
             raise pytest.UsageError(
                 f"workers={profile.workers}: multi-process load generation is not available yet; "
@@ -120,7 +122,8 @@ class LoadRunner:
                 on_start=on_start,
                 on_stop=on_stop,
                 on_progress=self._session.progress_printer(self.nodeid.rsplit("::", 1)[-1]),
-                watchdog=functools.partial(abort_reason, slos) if any(s.abort for s in slos) else None,
+                watchdog=functools.partial(watch, slos, self._tracked) if slos else None,
+                window_detail=_window_detail(slos, profile),
                 on_clock_start=fault_run.clock_started,
                 test=self.nodeid,
                 environment=self._session.environment(),
@@ -255,8 +258,30 @@ class LoadRunner:
             raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
         from .assertions import check_declared
 
-        check_declared(result, slos)
+        check_declared(result, slos, self._tracked)
         return result
+
+
+def _window_detail(slos: Sequence[Slo], profile: LoadProfile) -> int:
+    """How many 1-second windows keep their buckets: enough for every declared phase, judged after the run.
+
+    Declared ``over any`` spans are judged while the run goes, so they need no more.
+    """
+    import math
+
+    from .metrics import DETAIL_WINDOWS, WINDOW_S
+
+    needed = DETAIL_WINDOWS
+    for slo in slos:
+        threshold = slo.threshold
+        if threshold.stage is not None:
+            start = sum(stage[0] for stage in profile.stages[: threshold.stage - 1])
+        elif threshold.between is not None:
+            start = threshold.between[0] * profile.scale
+        else:
+            continue
+        needed = max(needed, math.ceil((profile.duration - start) / WINDOW_S) + 1)
+    return needed
 
 
 def _backend_options() -> dict[str, Any]:

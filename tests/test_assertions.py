@@ -232,3 +232,26 @@ def test_abort_spares_a_closed_model_run_that_recovers() -> None:
     assert "stop_reason" not in result.extra
     assert 0 < result.error_rate < 0.10
     check_declared(result, slos)
+
+
+def test_declared_spans_are_judged_while_the_run_goes(delay_server) -> None:
+    """Old windows are merged to keep a soak's memory flat; declared `over any` spans are tracked live."""
+    import functools
+
+    from pytest_shopflow_perf.assertions import watch
+
+    token = time.monotonic_ns()
+
+    async def journey(user):
+        await user.client.get(f"/burst/0/1/503/{token}")
+        await user.think(0.02)
+
+    slos = [Slo("error_rate<5% over any 2s")]
+    tracked: dict = {}
+    result = run(journey, base_url=delay_server, users=2, duration="5s", window_detail=2,
+                 watchdog=functools.partial(watch, slos, tracked))  # fmt: skip
+    assert tracked["error_rate<5% over any 2s"][0] > 0.3  # the burst of the first second
+    with pytest.raises(AssertionError, match="SLO breached: 1 of 1"):
+        check_declared(result, slos, tracked)
+    with pytest.raises(SloError, match="declare the threshold on the marker"):
+        assert_slo(result, "error_rate<5% over any 2s")  # not declared: the early windows are merged

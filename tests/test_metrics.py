@@ -84,3 +84,43 @@ def test_memory_stays_flat_over_a_long_run() -> None:
     # 6 x 188 KB x 3,540 = 4 GB.
     assert grown < 6_000_000
     assert len(recorder.total_series.t_s) == 3599
+
+
+def _soak(windows: int, detail: int) -> Recorder:
+    """1,000 requests a second over 10 endpoints, lognormal latencies: realistic bucket counts."""
+    import random
+
+    rng = random.Random(7)
+    recorder = Recorder(open_model=False, start=0.0, detail=detail)
+    for window in range(windows):
+        for i in range(1000):
+            recorder.record(f"GET /e{i % 10}", rng.lognormvariate(-5.0, 0.6), window + i / 1000, None)
+    recorder.finish(float(windows))
+    return recorder
+
+
+def _held(recorder: Recorder) -> int:
+    return recorder.total_series.snapshot_bytes + sum(e.series.snapshot_bytes for e in recorder.endpoints.values())
+
+
+def test_window_buckets_stay_flat_over_a_soak() -> None:
+    """Each window kept its buckets for the whole run: ~16 KiB a second, 57 MiB an hour at this load (B11)."""
+    short, long = _soak(120, detail=30), _soak(240, detail=30)
+    per_window = _held(_soak(30, detail=None)) / 30
+    growth = (_held(long) - _held(short)) / 120
+    assert per_window > 5_000  # what every window cost before: several KiB
+    assert growth < per_window / 20  # now: old windows share one merged set of buckets (it fills in slowly)
+
+
+def test_spans_over_merged_windows_are_exact_or_refused() -> None:
+    import pytest
+
+    from pytest_shopflow_perf.metrics import CoarsenedError, merge_snapshots
+
+    coarse, full = _soak(120, detail=30), _soak(120, detail=None)
+    series, exact = coarse.endpoints["GET /e3"].series, full.endpoints["GET /e3"].series
+    # from the start of the run: the merged windows plus the recent ones, exactly
+    assert (merge_snapshots(series.span_snapshots(0, 120)) == merge_snapshots(exact.span_snapshots(0, 120))).all()
+    assert (merge_snapshots(series.span_snapshots(100, 110)) == merge_snapshots(exact.span_snapshots(100, 110))).all()
+    with pytest.raises(CoarsenedError, match="declare the threshold on the marker"):
+        series.span_snapshots(10, 20)

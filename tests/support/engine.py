@@ -18,7 +18,15 @@ def profile(**marker: Any) -> LoadProfile:
 
 def run(journeys: Any, *, base_url: str = "http://test", **kwargs: Any) -> LoadResult:
     """``run(journey, users=2, duration=1, transport_factory=...)``: engine kwargs and marker keys."""
-    engine_keys = {"transport_factory", "on_start", "on_stop", "on_progress", "watchdog", "on_clock_start"}
+    engine_keys = {
+        "transport_factory",
+        "on_start",
+        "on_stop",
+        "on_progress",
+        "watchdog",
+        "on_clock_start",
+        "window_detail",
+    }
     engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in engine_keys}
     engine = Engine(profile(**kwargs), journeys, base_url=base_url, **engine_kwargs)
     return anyio.run(engine.run)
