@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 MARKER_HELP = (
     "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
-    "think_time=None, iterations=None, workers=1, base_url=None, name=None): run this test as a load test; "
+    "think_time=None, iterations=None, base_url=None, name=None, timeout='30s', graceful_stop='5s', slo=None, "
+    "faults=None): run this test as a load test; "
     "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s). "
     "slo=['p(95)<500ms', ...] declares thresholds checked after every run."
 )
