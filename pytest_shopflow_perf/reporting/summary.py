@@ -50,6 +50,7 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
         "interrupted": bool(run.get("interrupted")),
         "total": run.get("total"),
         "endpoints": run.get("endpoints", {}),
+        "events": run.get("events", {}),
         "generator": run.get("generator", {}),
         "slo": {
             "passed": sum(1 for o in slo if o.get("passed")),
@@ -152,6 +153,24 @@ def _recommendations(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "Dev",
                     )
                 )
+        for row, event in (run.get("events") or {}).items():
+            kinds = event.get("errors_by_kind") or {}
+            if int(event.get("errors", 0)) < 5 or not kinds:
+                continue
+            kind = max(kinds, key=lambda k: kinds[k])
+            advice, effort, owner = next(
+                (value for prefix, value in _KIND_ADVICE.items() if kind.startswith(prefix)),
+                ("see the error breakdown", "medium", "Dev"),
+            )
+            found.append(
+                _recommend(
+                    f"Fix {row}",
+                    f"{row}: {int(event['errors']):,} error(s) in {scenario}, mostly {kind}: {advice}.",
+                    "high",
+                    effort,
+                    owner,
+                )
+            )
         for outcome in run["slo"]["failed"]:
             unit = outcome.get("unit")
             shown = (lambda v: _ms(v * 1000)) if unit == "s" else (_pct if unit == "%" else (lambda v: f"{v:,.1f}"))
