@@ -17,6 +17,7 @@ from .schedule import Action, Scheduler
 if TYPE_CHECKING:
     from .faults import Fault, FaultProxy
     from .result import LoadResult
+    from .target import TargetPolicy
 
 
 class FaultPlan:
@@ -46,8 +47,9 @@ class FaultPlan:
 class FaultRun:
     """One run's faults; a context manager so that nothing outlives the run."""
 
-    def __init__(self, faults: Sequence[Fault | Action]) -> None:
+    def __init__(self, faults: Sequence[Fault | Action], *, policy: TargetPolicy | None = None) -> None:
         self.faults = list(faults)
+        self.policy = policy  # where the proxy may connect upstream; None: loopback only
         self.actions = [f for f in self.faults if isinstance(f, Action)]
         self.network = [f for f in self.faults if not isinstance(f, Action)]
         self.scheduler = Scheduler(self.actions)
@@ -61,7 +63,7 @@ class FaultRun:
             raise ValueError("network faults need a real target (a proxy cannot sit in front of app=...)")
         from .faults import FaultProxy
 
-        self.proxy = FaultProxy(upstream)
+        self.proxy = FaultProxy(upstream, policy=self.policy)
         return self.proxy.start()
 
     def clock_started(self, t0: float) -> None:

@@ -101,8 +101,11 @@ class LoadRunner:
 
             transport_factory = asgi_transport
             base_url = profile.base_url or "http://shopflow.inprocess"
+            # the in-process host is never connected to: ASGI calls the app; other hosts stay refused
+            policy = self._session.target_policy.allowing(httpx.URL(base_url).host)
         else:
             base_url = self._session.base_url_for(profile)
+            policy = self._session.target_policy
         try:
             base_url = fault_run.route(base_url, in_process=app is not None)
         except ValueError as exc:
@@ -120,6 +123,7 @@ class LoadRunner:
                 on_clock_start=fault_run.clock_started,
                 test=self.nodeid,
                 environment=self._session.environment(),
+                target_policy=policy,
             )
         except TypeError as exc:
             raise pytest.UsageError(str(exc)) from None
@@ -216,7 +220,7 @@ class LoadRunner:
             plan = self.faults if faults is None else FaultPlan(faults)
         except TypeError as exc:
             raise pytest.UsageError(str(exc)) from None
-        return FaultRun(plan.items)
+        return FaultRun(plan.items, policy=self._session.target_policy)
 
     @staticmethod
     async def _drive(engine: Engine, app: Any) -> LoadResult:

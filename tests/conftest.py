@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.hostile import attempts  # noqa: F401  (a fixture: records connection attempts)
 
 SUPPORT = Path(__file__).parent / "support"
 
