@@ -92,3 +92,15 @@ def test_child_processes_are_guarded(own_entries: list[dict[str, object]]) -> No
     assert entry["host"] == "shop.invalid"
     assert entry["pid"] != os.getpid()
     assert netguard.LOG_ENV in os.environ
+
+
+def test_pytester_subprocesses_are_guarded(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import socket
+
+def test_inner():
+    assert getattr(socket, "_shopflow_netguard_installed", False)
+"""
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

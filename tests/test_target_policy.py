@@ -300,6 +300,37 @@ def test_outside(load):
     )
 
 
+def test_the_plugin_refuses_redirects_and_absolute_urls_off_loopback(pytester: pytest.Pytester) -> None:
+    """Through the plugin (uvloop, the session's policy); the inner process runs under the suite's netguard."""
+    pytester.makepyfile(
+        """
+import pytest
+
+async def journey(user):
+    await user.client.get("/start")  # 302 Location: http://shop.invalid/
+    try:
+        await user.client.get("http://127.0.0.1@shop.invalid/x")
+    except Exception:
+        pass
+
+@pytest.mark.load(users=2, duration="1s")
+def test_hostile(load):
+    result = load.run(journey)
+    refused = result.extra["refused"]
+    assert refused["hosts"] == {"shop.invalid": refused["requests"]}
+    assert result.errors_by_kind == {"refused": refused["requests"]}
+"""
+    )
+    with raw_server(redirect_to("http://shop.invalid/")) as server:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--perf-base-url", server.url)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*requests refused (not an allowed host: shop.invalid); allow with --perf-allow-host*"]
+    )
+    assert server.heads
+    assert all(b"shop.invalid" not in head for head in server.heads)
+
+
 # ---- the fault proxy and service faults (rows 5.7, 5.8) ---------------------------------------------------------
 
 
