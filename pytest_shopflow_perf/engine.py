@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -38,6 +38,9 @@ from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
 from .target import TargetPolicy
 from .user import RecordingTransport, RefusedCount, StopUser, User, UserContext, is_recorded
+
+if TYPE_CHECKING:
+    from .guarded import GuardedBackend
 
 Journey = Callable[[User], Awaitable[Any]]
 JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
@@ -179,7 +182,7 @@ class Engine:
         self.transport_factory = transport_factory
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.
         self.target_policy = target_policy if target_policy is not None else TargetPolicy()
-        self._backend: Any = None  # the guarded network backend shared by every user's pool
+        self._backend: GuardedBackend | None = None  # the guarded network backend shared by every user's pool
         self._refused = RefusedCount()
         self.on_start = on_start
         self.on_stop = on_stop
