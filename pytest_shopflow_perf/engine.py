@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -36,7 +36,11 @@ from .metrics import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, new_histogram
 from .monitor import GeneratorMonitor
 from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
-from .user import RecordingTransport, StopUser, User, UserContext, is_recorded
+from .target import TargetPolicy
+from .user import RecordingTransport, RefusedCount, StopUser, User, UserContext, is_recorded
+
+if TYPE_CHECKING:
+    from .guarded import GuardedBackend
 
 Journey = Callable[[User], Awaitable[Any]]
 JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
@@ -168,6 +172,7 @@ class Engine:
         test: str = "",
         environment: Mapping[str, Any] | None = None,
         window_detail: int | None = DETAIL_WINDOWS,
+        target_policy: TargetPolicy | None = None,
     ) -> None:
         self.profile = profile
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
@@ -176,6 +181,10 @@ class Engine:
                 raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
         self.base_url = base_url
         self.transport_factory = transport_factory
+        # Hosts requests may go to; None: loopback only. Checked per request and per connection.
+        self.target_policy = target_policy if target_policy is not None else TargetPolicy()
+        self._backend: GuardedBackend | None = None  # the guarded network backend shared by every user's pool
+        self._refused = RefusedCount()
         self.on_start = on_start
         self.on_stop = on_stop
         self.on_progress = on_progress
@@ -213,6 +222,10 @@ class Engine:
                 importlib.import_module(module)
         client = self._new_client(UserContext(Recorder(open_model=False, start=0.0), {}))
         await client.aclose()
+        if self.transport_factory is None:
+            with contextlib.suppress(Exception):  # resolve the target's name before the clock starts
+                url = httpx.URL(self.base_url)
+                await self.target_policy.connect_address(url.host, url.port or (443 if url.scheme == "https" else 80))
 
     async def run(self) -> LoadResult:
         await self._warm_up()
@@ -363,7 +376,7 @@ class Engine:
     # ---- virtual users -------------------------------------------------------
 
     def _spawn(self, user_id: int, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
-        context = UserContext(self.recorder, self._checks)
+        context = UserContext(self.recorder, self._checks, self._refused)
         slot = _Slot(user_id, context)
         context.should_stop = lambda: slot.stop or self._stopping
         context.wake = slot.wake
@@ -372,14 +385,17 @@ class Engine:
         self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
 
     def _new_client(self, context: UserContext) -> httpx.AsyncClient:
-        inner = (
-            self.transport_factory()
-            if self.transport_factory is not None
-            else httpx.AsyncHTTPTransport(verify=shared_ssl_context())
-        )
+        if self.transport_factory is not None:
+            inner = self.transport_factory()
+        else:
+            from .guarded import GuardedBackend, guarded_transport
+
+            if self._backend is None:
+                self._backend = GuardedBackend(self.target_policy)
+            inner = guarded_transport(self.target_policy, shared_ssl_context(), self._backend)
         return httpx.AsyncClient(
             base_url=self.base_url,
-            transport=RecordingTransport(inner, context),
+            transport=RecordingTransport(inner, context, self.target_policy),
             timeout=self.profile.timeout,
             follow_redirects=True,
             trust_env=False,  # never route load through a proxy from the environment
@@ -574,6 +590,8 @@ class Engine:
             extra["stop_reason"] = self.stop_reason
         if self.unfinished:
             extra["unfinished_requests"] = self.unfinished
+        if self._refused.requests:
+            extra["refused"] = self._refused.to_dict()
         return LoadResult(
             total=total,
             endpoints=endpoints,

@@ -26,6 +26,7 @@ import http
 import json
 import math
 import random
+import re
 import socket
 import ssl
 import struct
@@ -34,10 +35,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .units import parse_duration, parse_fraction
+
+if TYPE_CHECKING:
+    from .target import TargetPolicy
 
 __all__ = [
     "KINDS",
@@ -267,6 +271,7 @@ _THROTTLE_SLICE_S = 0.01  # a throttled body goes out in slices worth this much 
 _STOP_TIMEOUT_S = 10.0
 
 _NONE, _LENGTH, _CHUNKED, _EOF = range(4)
+_DIGITS = re.compile(rb"[0-9]{1,20}")  # h11's Content-Length rule (and its 20-digit cap)
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -289,13 +294,13 @@ class _Head:
         self.keep_alive = False
         self.expect_index = -1
         self.host_index = -1
+        length_text: bytes | None = None
         for index in range(1, len(lines)):
             name, _, value = lines[index].partition(b":")
             key = name.strip().lower()
             if key == b"content-length":
-                self.length = int(value)
-                if self.length < 0:
-                    raise ValueError("negative Content-Length")
+                length_text = _content_length(value, length_text)
+                self.length = int(length_text)
             elif key == b"transfer-encoding":
                 self.chunked = b"chunked" in value.lower()
             elif key == b"connection":
@@ -306,6 +311,22 @@ class _Head:
                 self.host_index = index
             elif key == b"expect" and value.strip().lower() == b"100-continue":
                 self.expect_index = index
+
+
+def _content_length(value: bytes, seen: bytes | None) -> bytes:
+    """Strict as h11: digits only (``int()`` would take ``1_0``, ``+10``, `` 1 0``...), repeats must agree.
+
+    A lenient parse frames a message differently from a strict peer: a request-smuggling primitive.
+    """
+    lengths = {part.strip() for part in value.split(b",")}
+    if len(lengths) != 1:
+        raise ValueError("conflicting Content-Length values")
+    text = lengths.pop()
+    if not _DIGITS.fullmatch(text):
+        raise ValueError(f"bad Content-Length {text[:40]!r}")
+    if seen is not None and seen != text:  # h11 compares the text: 10 and 010 conflict
+        raise ValueError("conflicting Content-Length headers")
+    return text
 
 
 def _send_to(writer: asyncio.StreamWriter) -> Send:
@@ -452,7 +473,7 @@ class FaultProxy:
     ``stop()`` closes it).
     """
 
-    def __init__(self, upstream_base_url: str, *, seed: int = 0) -> None:
+    def __init__(self, upstream_base_url: str, *, seed: int = 0, policy: TargetPolicy | None = None) -> None:
         parts = urlsplit(upstream_base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(
@@ -460,6 +481,11 @@ class FaultProxy:
             )
         self.upstream = upstream_base_url
         self.seed = seed
+        if policy is None:
+            from .target import TargetPolicy
+
+            policy = TargetPolicy()  # loopback only
+        self.policy = policy  # every upstream connection goes to an address it checked
         self._host = parts.hostname
         self._upstream_port = parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
@@ -761,8 +787,14 @@ class FaultProxy:
             if not conn.up_reader.at_eof() and not conn.up_writer.transport.is_closing():
                 return conn.up_reader, conn.up_writer, True
             conn.close_upstream()
+        from .user import TargetRefused
+
+        try:
+            address = await self.policy.connect_address(self._host, self._upstream_port)
+        except TargetRefused as exc:  # answered 502 like any upstream that cannot be reached
+            raise PermissionError(str(exc)) from None
         reader, writer = await asyncio.open_connection(
-            self._host, self._upstream_port, ssl=self._ssl, server_hostname=self._host if self._ssl else None
+            address, self._upstream_port, ssl=self._ssl, server_hostname=self._host if self._ssl else None
         )
         self._stats["upstream_connections"] += 1
         conn.up_reader, conn.up_writer = reader, writer

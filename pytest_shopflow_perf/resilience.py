@@ -18,6 +18,7 @@ from .schedule import Action, Scheduler
 if TYPE_CHECKING:
     from .faults import Fault, FaultProxy
     from .result import LoadResult
+    from .target import TargetPolicy
 
 
 class FaultPlan:
@@ -67,7 +68,9 @@ class FaultRun:
         scale: float = 1.0,
         duration: float | None = None,
         seed: int = 0,
+        policy: TargetPolicy | None = None,
     ) -> None:
+        self.policy = policy  # where the proxy may connect upstream; None: loopback only
         self.seed = seed  # the proxy's ratio draws follow --perf-seed like the users' choices
         self.faults = [scaled(fault, scale) for fault in faults]
         if duration is not None:
@@ -92,7 +95,7 @@ class FaultRun:
             raise ValueError("network faults need a real target (a proxy cannot sit in front of app=...)")
         from .faults import FaultProxy
 
-        self.proxy = FaultProxy(upstream, seed=self.seed)
+        self.proxy = FaultProxy(upstream, seed=self.seed, policy=self.policy)
         return self.proxy.start()
 
     def clock_started(self, t0: float) -> None:

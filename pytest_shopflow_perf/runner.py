@@ -107,8 +107,11 @@ class LoadRunner:
 
             transport_factory = asgi_transport
             base_url = profile.base_url or "http://shopflow.inprocess"
+            # the in-process host is never connected to: ASGI calls the app; other hosts stay refused
+            policy = self._session.target_policy.allowing(httpx.URL(base_url).host)
         else:
             base_url = self._session.base_url_for(profile)
+            policy = self._session.target_policy
         try:
             base_url = fault_run.route(base_url, in_process=app is not None)
         except ValueError as exc:
@@ -127,6 +130,7 @@ class LoadRunner:
                 on_clock_start=fault_run.clock_started,
                 test=self.nodeid,
                 environment=self._session.environment(),
+                target_policy=policy,
             )
         except TypeError as exc:
             raise pytest.UsageError(str(exc)) from None
@@ -221,7 +225,13 @@ class LoadRunner:
 
         try:
             plan = self.faults if faults is None else FaultPlan(faults)
-            return FaultRun(plan.items, scale=profile.scale, duration=profile.duration, seed=profile.seed)
+            return FaultRun(
+                plan.items,
+                scale=profile.scale,
+                duration=profile.duration,
+                seed=profile.seed,
+                policy=self._session.target_policy,
+            )
         except (TypeError, ValueError) as exc:
             raise pytest.UsageError(str(exc)) from None
 

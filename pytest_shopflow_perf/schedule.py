@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,15 +63,21 @@ def service_faults(
     at: float | str = 0.0,
     until: float | str | None = None,
     duration: float | str | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> Action:
     """The reference service's own fault knobs for a while: ``{"db_delay_ms": 50}`` is a slow database.
 
     ``PUT /admin/faults`` at the start, ``DELETE /admin/faults`` at the end (the
     service accepts both from loopback clients only). See the service's
     ``faults`` module for the settings: ``latency``, ``error_ratio``,
-    ``db_delay_ms``, ``cache_down``.
+    ``db_delay_ms``, ``cache_down``. ``base_url`` must pass the target rule
+    (loopback, or one of ``allowed_hosts``), checked here, before any request.
     """
     import httpx
+
+    from .target import check_target
+
+    check_target(base_url, allowed_hosts)
 
     def call(method: str, body: dict[str, Any] | None = None) -> None:
         with httpx.Client(base_url=base_url, timeout=10.0, trust_env=False) as client:

@@ -22,7 +22,7 @@ from .profile import (
     parse_scale,
     resolve_profile,
 )
-from .target import DEFAULT_APP, EmbeddedServer, TargetError, check_target
+from .target import DEFAULT_APP, EmbeddedServer, TargetError, TargetPolicy
 
 if TYPE_CHECKING:
     from .assertions import Slo
@@ -119,6 +119,8 @@ class PerfSession:
         self.server: EmbeddedServer | None = None
         self._server_lock = threading.Lock()
         self._environment: dict[str, Any] | None = None
+        # one policy for the session: its verdicts and resolutions are cached across runs
+        self.target_policy = TargetPolicy(self.settings.allowed_hosts)
 
     # ---- profile and target ----------------------------------------------------
 
@@ -183,7 +185,7 @@ class PerfSession:
         if base_url is None:
             base_url = self.start_embedded()
         try:
-            check_target(base_url, self.settings.allowed_hosts)
+            self.target_policy.check_url(base_url)
         except TargetError as exc:
             raise pytest.UsageError(str(exc)) from None
         return base_url

@@ -20,11 +20,13 @@ from .units import parse_duration
 
 if TYPE_CHECKING:
     from .metrics import Recorder
+    from .target import TargetPolicy
 
 RECORDED = "__shopflow_perf_recorded__"
 MAX_CHECKS = 200  # distinct check names; more share one row, as endpoint names do
 OVERFLOW_CHECK = "(other checks)"
 ERROR_EXTENSION = "shopflow_perf.error"
+MAX_REFUSED_HOSTS = 20
 
 
 class StopUser(BaseException):
@@ -46,14 +48,36 @@ def is_recorded(exc: BaseException) -> bool:
     return False
 
 
+class RefusedCount:
+    """Requests refused by the target rule, per host (at most ``MAX_REFUSED_HOSTS`` hosts named)."""
+
+    __slots__ = ("hosts", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.hosts: dict[str, int] = {}
+
+    def add(self, host: str) -> None:
+        self.requests += 1
+        hosts = self.hosts
+        if host in hosts:
+            hosts[host] += 1
+        elif len(hosts) < MAX_REFUSED_HOSTS:
+            hosts[host] = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "hosts": dict(self.hosts)}
+
+
 class UserContext:
     """Per-user state shared between the ``User`` and its transport."""
 
-    __slots__ = ("checks", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
+    __slots__ = ("checks", "last_endpoint", "pending_lateness", "recorder", "refused", "should_stop", "wake")
 
-    def __init__(self, recorder: Recorder, checks: dict[str, list[int]]) -> None:
+    def __init__(self, recorder: Recorder, checks: dict[str, list[int]], refused: RefusedCount | None = None) -> None:
         self.recorder = recorder
         self.checks = checks
+        self.refused = RefusedCount() if refused is None else refused  # shared by the users of a run
         self.last_endpoint: str | None = None
         self.pending_lateness = 0.0
         self.should_stop: Callable[[], bool] = lambda: False
@@ -65,7 +89,21 @@ class UserContext:
         return lateness
 
 
+class TargetRefused(httpx.TransportError):
+    """A request or connection to a host the target rule refuses: it is never sent."""
+
+    def __init__(self, host: str, detail: str | None = None) -> None:
+        self.host = host
+        super().__init__(
+            detail
+            or f"refused to send a request to {host!r}: not loopback and not allowed; "
+            f"allow it with `--perf-allow-host {host}` if it is a test environment you own"
+        )
+
+
 def _transport_error_kind(exc: BaseException) -> str:
+    if isinstance(exc, TargetRefused):
+        return "refused"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, httpx.ConnectError):
@@ -145,11 +183,23 @@ class _TimedStream(httpx.AsyncByteStream):
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """Wraps any httpx transport (pool, ASGI, a faster one later) and records every request."""
+    """Wraps any httpx transport (pool, ASGI, a faster one later) and records every request.
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, context: UserContext) -> None:
+    Every request's host is checked against the target policy before the inner
+    transport sees it: httpx calls the transport once per redirect hop, so
+    redirects and absolute URLs in journeys are covered, whatever the transport.
+    """
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, context: UserContext, policy: TargetPolicy | None = None
+    ) -> None:
+        if policy is None:
+            from .target import TargetPolicy
+
+            policy = TargetPolicy()
         self._inner = inner
         self._context = context
+        self._policy = policy
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -160,8 +210,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         extensions["trace"] = clock
         context.recorder.inflight.add(clock)
         try:
+            url = request.url
+            if not self._policy.check_host(url.host, url.port):
+                raise TargetRefused(url.host)
             response = await self._inner.handle_async_request(request)
         except Exception as exc:
+            if isinstance(exc, TargetRefused):
+                context.refused.add(exc.host)
             clock.finish(context, _transport_error_kind(exc))
             mark_recorded(exc)
             raise

@@ -1,13 +1,56 @@
 from __future__ import annotations
 
+import atexit
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import netguard
+from support.hostile import attempts  # noqa: F401  (a fixture: records connection attempts)
 
 SUPPORT = Path(__file__).parent / "support"
+
+
+def _guard_the_network() -> Path:
+    """No test sends a packet off loopback: guard this process now and every child via sitecustomize."""
+    if netguard.LOG_ENV not in os.environ:
+        fd, name = tempfile.mkstemp(prefix="shopflow-netguard-", suffix=".log")
+        os.close(fd)
+        os.environ[netguard.LOG_ENV] = name
+        atexit.register(lambda: Path(name).unlink(missing_ok=True) if not Path(name).stat().st_size else None)
+    site = str(SUPPORT / "netguard_site")
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != site]
+    os.environ["PYTHONPATH"] = os.pathsep.join([site, *paths])
+    netguard.install()
+    return Path(os.environ[netguard.LOG_ENV])
+
+
+NETGUARD_LOG = _guard_the_network()
+
+
+def _log_size() -> int:
+    try:
+        return NETGUARD_LOG.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def _no_traffic_off_loopback() -> Iterator[None]:
+    """Fail the test if it (or a process it started) tried to resolve or connect off loopback."""
+    before = _log_size()
+    yield
+    if _log_size() > before:
+        with open(NETGUARD_LOG, "rb") as log:
+            log.seek(before)
+            lines = log.read().decode(errors="replace").splitlines()
+        if lines:
+            shown = "\n".join(lines[:20]) + (f"\n... and {len(lines) - 20} more" if len(lines) > 20 else "")
+            pytest.fail(f"network access off loopback during this test (netguard, {len(lines)} attempts):\n{shown}")
 
 
 @pytest.fixture(scope="session")

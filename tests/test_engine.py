@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from support.engine import profile, run
+from support.engine import MOCK_POLICY, profile, run
 
 from pytest_shopflow_perf.engine import Engine, arrival_times, normalize_journeys
 
@@ -236,7 +236,13 @@ def test_request_stop_ends_the_run_and_keeps_results() -> None:
             engine2.request_stop("interrupted")
         return box[0]
 
-    engine2 = Engine(profile(users=2, duration="30s"), journey, base_url="http://test", transport_factory=mock())
+    engine2 = Engine(
+        profile(users=2, duration="30s"),
+        journey,
+        base_url="http://test",
+        transport_factory=mock(),
+        target_policy=MOCK_POLICY,
+    )
     result = anyio.run(main2)
     assert result.interrupted
     assert result.duration < 5

@@ -313,6 +313,55 @@ def test_http10_expect_continue_upgrade_and_garbage(upstream: str) -> None:
         assert proxy.stats["proxy_errors"] == 0
 
 
+BAD_LENGTHS = [
+    b"Content-Length: 1_0",
+    b"Content-Length: +10",
+    b"Content-Length: -1",
+    b"Content-Length: 1 0",
+    b"Content-Length: 0x0a",
+    b"Content-Length: ",
+    b"Content-Length: 10, 11",
+    b"Content-Length: 10\r\nContent-Length: 11",
+    b"Content-Length: 10\r\nContent-Length: 010",
+    b"Content-Length: " + b"1" * 21,
+]
+
+
+@pytest.mark.parametrize("header", BAD_LENGTHS)
+def test_a_request_with_a_bad_content_length_gets_400_and_is_closed(upstream: str, header: bytes) -> None:
+    """Strict as h11: a lenient ``int()`` frames the body differently from a strict upstream (smuggling)."""
+    with FaultProxy(upstream) as proxy:
+        answer = raw_exchange(proxy.url or "", b"POST /echo HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n0123456789")
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request")  # and closed: raw_exchange read to EOF
+        assert b"Connection: close" in answer
+        assert proxy.stats["forwarded"] == 0
+
+
+@pytest.mark.parametrize(
+    "header", [b"Content-Length: 10", b"Content-Length:  10 ", b"Content-Length: 10\r\ncontent-length: 10"]
+)
+def test_valid_content_lengths_still_pass(upstream: str, header: bytes) -> None:
+    with FaultProxy(upstream) as proxy:
+        request = b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n\r\n0123456789"
+        answer = raw_exchange(proxy.url or "", request)
+        assert answer.startswith(b"HTTP/1.1 201")
+        assert b'"body": "0123456789"' in answer
+
+
+def test_an_upstream_answer_with_a_bad_content_length_becomes_502() -> None:
+    from support.hostile import raw_server
+
+    with (
+        raw_server(lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789") as bad,
+        FaultProxy(bad.url) as proxy,
+        httpx.Client(base_url=proxy.url or "", trust_env=False, timeout=5) as c,
+    ):
+        answer = c.get("/")
+        assert answer.status_code == 502
+        assert "Content-Length" in answer.json()["detail"]
+        assert proxy.stats["upstream_errors"] == 1
+
+
 def test_an_unreachable_upstream_is_answered_with_502() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

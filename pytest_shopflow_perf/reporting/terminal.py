@@ -95,6 +95,12 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
             f"and {during.get('error_rate', 0) * 100:.2f} % errors during it, "
             + ("did not recover in the run" if recovered is None else f"recovered {recovered:.1f} s after it")
         )
+    refused = extra.get("refused") or {}
+    if refused.get("requests"):
+        hosts = ", ".join(refused.get("hosts") or {}) or "?"
+        notes.append(
+            f"{refused['requests']} requests refused (not an allowed host: {hosts}); allow with --perf-allow-host"
+        )
     for error in extra.get("fault_errors") or []:
         notes.append(f"fault could not be applied: {error}")
     return notes

@@ -9,6 +9,10 @@ import anyio
 from pytest_shopflow_perf.engine import Engine
 from pytest_shopflow_perf.profile import LoadProfile, Source, resolve_profile
 from pytest_shopflow_perf.result import LoadResult
+from pytest_shopflow_perf.target import TargetPolicy
+
+# The mock transports of these tests answer for "http://test"; any other host stays refused.
+MOCK_POLICY = TargetPolicy(["test"])
 
 
 def profile(**marker: Any) -> LoadProfile:
@@ -26,7 +30,9 @@ def run(journeys: Any, *, base_url: str = "http://test", **kwargs: Any) -> LoadR
         "watchdog",
         "on_clock_start",
         "window_detail",
+        "target_policy",
     }
     engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in engine_keys}
+    engine_kwargs.setdefault("target_policy", MOCK_POLICY)
     engine = Engine(profile(**kwargs), journeys, base_url=base_url, **engine_kwargs)
     return anyio.run(engine.run)
