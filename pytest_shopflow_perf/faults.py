@@ -295,6 +295,7 @@ class _Head:
         self.expect_index = -1
         self.host_index = -1
         length_text: bytes | None = None
+        encoding = False
         for index in range(1, len(lines)):
             name, _, value = lines[index].partition(b":")
             key = name.strip().lower()
@@ -302,7 +303,10 @@ class _Head:
                 length_text = _content_length(value, length_text)
                 self.length = int(length_text)
             elif key == b"transfer-encoding":
-                self.chunked = b"chunked" in value.lower()
+                # as h11: exactly "chunked", once; anything else frames differently at a strict peer
+                if encoding or value.strip().lower() != b"chunked":
+                    raise ValueError(f"unsupported Transfer-Encoding {value.strip()[:40]!r}")
+                encoding = self.chunked = True
             elif key == b"connection":
                 tokens = value.lower()
                 self.close = self.close or b"close" in tokens
@@ -311,6 +315,8 @@ class _Head:
                 self.host_index = index
             elif key == b"expect" and value.strip().lower() == b"100-continue":
                 self.expect_index = index
+        if self.chunked and length_text is not None:
+            raise ValueError("both Transfer-Encoding and Content-Length: the framing is ambiguous")
 
 
 def _content_length(value: bytes, seen: bytes | None) -> bytes:

@@ -324,6 +324,9 @@ BAD_LENGTHS = [
     b"Content-Length: 10\r\nContent-Length: 11",
     b"Content-Length: 10\r\nContent-Length: 010",
     b"Content-Length: " + b"1" * 21,
+    b"Content-Length: 10\r\nTransfer-Encoding: chunked",  # ambiguous framing: the classic smuggling pair
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
 ]
 
 
