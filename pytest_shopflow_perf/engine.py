@@ -11,6 +11,7 @@ The engine knows nothing of pytest; it reports progress through a callback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import functools
@@ -132,6 +133,18 @@ def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]
         rate = target
 
 
+def _being_cancelled() -> bool:
+    """The current task is really being cancelled (a cancel scope around it, or asyncio's own cancel)."""
+    if anyio.current_effective_deadline() == -math.inf:
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on asyncio (trio): anyio's scopes are the only way to cancel
+        return False
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return bool(cancelling()) if cancelling is not None else False
+
+
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One context for every client: loading the CA bundle costs ~27 ms per client otherwise."""
@@ -194,6 +207,8 @@ class Engine:
         self._all_stopped = anyio.Event()
         self._t0 = 0.0
         self.unfinished = 0
+        # Set by the second Ctrl-C just before it raises KeyboardInterrupt: only that one stops the run.
+        self.hard_stop = False
 
     # ---- control -------------------------------------------------------------
 
@@ -384,14 +399,28 @@ class Engine:
                 if not self._slots and self._stopping:
                     self._all_stopped.set()
 
+    def _stops_the_run(self, exc: BaseException) -> bool:
+        """Whether a BaseException out of user code is the engine's own stop, not the journey's error.
+
+        A journey may raise CancelledError, KeyboardInterrupt or SystemExit itself; letting
+        those through would cancel the task group and end (or kill) the run with a wrong result.
+        """
+        if isinstance(exc, StopUser):
+            return True
+        if isinstance(exc, KeyboardInterrupt):
+            return self.hard_stop
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            return _being_cancelled()
+        return False
+
     async def _call_hook(self, hook: Hook | None, user: User) -> bool:
         if hook is None:
             return True
         try:
             await hook(user)
-        except StopUser:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if self._stops_the_run(exc):
+                raise
             self._record_exception(user, hook, exc)
             return False  # a user that could not start (e.g. login failed) does not iterate
         return True
@@ -438,16 +467,16 @@ class Engine:
         self.monitor.iterations += 1
         try:
             await journey(user)
-        except StopUser:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if self._stops_the_run(exc):
+                raise
             self._record_exception(user, journey, exc)
         finally:
             self._iterations_done += 1
         # A journey that never awaits real I/O (an in-memory transport) must not starve the ticker.
         await anyio.lowlevel.checkpoint()
 
-    def _record_exception(self, user: User, where: object, exc: Exception) -> None:
+    def _record_exception(self, user: User, where: object, exc: BaseException) -> None:
         if is_recorded(exc):
             return  # a transport error or an HTTP error status: counted where it happened
         kind = f"exception {type(exc).__name__}"
