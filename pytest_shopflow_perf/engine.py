@@ -50,6 +50,10 @@ Watchdog = Callable[[Recorder, float, float], "str | None"]
 
 TICK_S = 0.05
 MAX_EXCEPTION_SAMPLES = 10
+# Users started per second at most: each costs a client and a task, and starting 100,000 at
+# once froze the loop for minutes; a run that wants more runs behind its profile (and says so).
+SPAWN_RATE_PER_S = 2000
+SPAWN_BURST = SPAWN_RATE_PER_S * TICK_S * 2
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,12 @@ class Engine:
         self._iterations_left: int | None = profile.iterations
         self._iterations_done = 0
         self._idle_workers = 0
+        self._failed_starts: set[int] = set()  # user ids whose on_start failed: kept, never respawned
+        self._spawn_tokens = SPAWN_BURST
+        self._spawn_refill = 0.0
+        self._shortfall = 0  # closed model: planned minus running users at the last tick
+        self._last_elapsed = 0.0
+        self._stop_elapsed = 0.0
         self._all_stopped = anyio.Event()
         self._t0 = 0.0
         self.unfinished = 0
@@ -245,6 +255,10 @@ class Engine:
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0)
         self._all_stopped = anyio.Event()
+        self._spawn_refill = self._t0
+        self.monitor.spawn_rate_per_s = SPAWN_RATE_PER_S
+        if not self.profile.is_open:
+            self.monitor.users_target = math.ceil(self.profile.peak)
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
@@ -254,16 +268,31 @@ class Engine:
                     self._arrivals_send = send
                     task_group.start_soon(self._dispatch, send)
                 await self._control()
+                self._stop_elapsed = min(perf_counter() - self._t0, self.profile.duration)
                 await self._stop_all(task_group)
         finally:
             end = perf_counter()
             self.recorder.finish(end)
             self.monitor.sample_cpu()
+            if not self._stop_elapsed:
+                self._stop_elapsed = min(end - self._t0, self.profile.duration)
+            self._account_schedule()
             if self.profile.is_open:
-                # Due but never started: the generator could not keep the schedule.
-                self.monitor.dropped_iterations += self._arrivals.statistics().current_buffer_used
                 self._arrivals.close()
         return self._result(end, started_at)
+
+    def _account_schedule(self) -> None:
+        """What the profile planned up to the end of the run against what the generator started."""
+        horizon = self._stop_elapsed
+        if self.profile.is_open:
+            # Due but never started, whether queued or never even reached by the dispatcher.
+            planned = max(0, math.ceil(self.profile.integral(horizon) - 1e-9))
+            if self.profile.iterations is not None:
+                planned = min(planned, self.profile.iterations)
+            self.monitor.dropped_iterations = max(0, planned - self.monitor.iterations)
+        else:
+            self.monitor.behind_user_s += self._shortfall * max(0.0, horizon - self._last_elapsed)
+            self.monitor.planned_user_s = self.profile.integral(horizon)
 
     async def _control(self) -> None:
         """The ticker: user count, window closing, self-monitoring, progress, end of run."""
@@ -322,17 +351,33 @@ class Engine:
         )
 
     def _adjust_users(self, elapsed: float) -> None:
+        # The run is behind its profile by the users it lacked since the last tick.
+        self.monitor.behind_user_s += self._shortfall * max(0.0, elapsed - self._last_elapsed)
+        self._last_elapsed = elapsed
+        self._shortfall = 0
         if self._iterations_left == 0:
             return  # users leave on their own once the shared iterations are used up
         target = round(self.profile.target_at(elapsed))
         running = sorted(slot.id for slot in self._slots.values() if not slot.stop)
-        if len(running) < target:
-            free_ids = (i for i in range(self.profile.users + len(self._slots) + 1) if i not in self._slots)
-            for _ in range(target - len(running)):
+        failed = self._failed_starts
+        have = len(running) + len(failed)  # a user whose start failed keeps its slot
+        if have < target:
+            count = min(target - have, self._spawn_allowance())
+            taken = self._slots
+            free_ids = (i for i in range(target + len(taken) + len(failed) + 1) if i not in taken and i not in failed)
+            for _ in range(count):
                 self._spawn(next(free_ids), self._closed_user)
-        elif len(running) > target:
-            for user_id in running[target:]:
+            self._shortfall = target - have - count
+        elif have > target:
+            for user_id in running[max(0, target - len(failed)) :]:
                 self._stop_slot(self._slots[user_id])
+
+    def _spawn_allowance(self) -> int:
+        """Users that may start now: a token bucket refilled at SPAWN_RATE_PER_S."""
+        now = perf_counter()
+        self._spawn_tokens = min(SPAWN_BURST, self._spawn_tokens + (now - self._spawn_refill) * SPAWN_RATE_PER_S)
+        self._spawn_refill = now
+        return int(self._spawn_tokens)
 
     async def _stop_all(self, task_group: anyio.abc.TaskGroup) -> None:
         """Graceful stop: no new iterations, wake thinkers, give in-flight requests time, then cancel."""
@@ -359,6 +404,8 @@ class Engine:
         context.should_stop = lambda: slot.stop or self._stopping
         context.wake = slot.wake
         self._slots[user_id] = slot
+        self._spawn_tokens -= 1
+        self.monitor.users_started += 1
         self.monitor.peak_users = max(self.monitor.peak_users, len(self._slots))
         self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
 
@@ -384,6 +431,9 @@ class Engine:
         try:
             if await self._call_hook(self.on_start, user):
                 await body(slot, user)
+            else:  # retrying would hammer a failing login endpoint 20 times a second per user
+                self._failed_starts.add(slot.id)
+                self.monitor.users_failed_to_start += 1
             graceful = True
         except StopUser:
             graceful = True
@@ -448,8 +498,7 @@ class Engine:
             finally:
                 self._idle_workers -= 1
             if self._stopping:
-                self.monitor.dropped_iterations += 1
-                return
+                return  # counted as dropped at the end of the run
             lateness = perf_counter() - (self._t0 + intended)
             self.monitor.record_lateness(lateness)
             context.pending_lateness = max(0.0, lateness)
@@ -498,7 +547,7 @@ class Engine:
     async def _dispatch(self, send: MemoryObjectSendStream[float]) -> None:
         profile = self.profile
         peak = max(profile.peak, 1.0)
-        for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)))):
+        for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)), self._spawn_allowance())):
             self._spawn(user_id, self._open_worker)
         next_id = len(self._slots)
         sent = 0
@@ -517,8 +566,12 @@ class Engine:
                 if self._stopping:
                     break
                 backlog = self._arrivals.statistics().current_buffer_used
-                if self._idle_workers <= backlog and len(self._slots) < profile.max_users:
-                    while next_id in self._slots:
+                if (
+                    self._idle_workers <= backlog
+                    and len(self._slots) + len(self._failed_starts) < profile.max_users
+                    and self._spawn_allowance() > 0
+                ):
+                    while next_id in self._slots or next_id in self._failed_starts:
                         next_id += 1
                     self._spawn(next_id, self._open_worker)
                     next_id += 1
@@ -567,6 +620,9 @@ class Engine:
             extra["stop_reason"] = self.stop_reason
         if self.unfinished:
             extra["unfinished_requests"] = self.unfinished
+        failed = self.monitor.users_failed_to_start
+        if failed and failed >= self.monitor.users_started:
+            extra["start_failures"] = f"every virtual user failed in on_start ({failed} of {failed}): no iteration ran"
         return LoadResult(
             total=total,
             endpoints=endpoints,

@@ -112,6 +112,27 @@ class LoadProfile:
             start = end
         return value
 
+    def integral(self, until: float) -> float:
+        """Integral of ``target_at`` over [0, until]: planned user-seconds (closed) or arrivals (open).
+
+        Closed form over the piecewise-linear stages, so it costs nothing however high the rate.
+        """
+        total = 0.0
+        value = self.start
+        start = 0.0
+        for stage_duration, target in self.stages:
+            if start >= until:
+                break
+            if stage_duration > 0:
+                span = min(stage_duration, until - start)
+                slope = (target - value) / stage_duration
+                total += value * span + 0.5 * slope * span * span
+            value = target
+            start += stage_duration
+        if until > start:
+            total += value * (until - start)  # after the last stage the last target holds
+        return total
+
     @property
     def peak(self) -> float:
         return max([self.start, *(target for _, target in self.stages)])

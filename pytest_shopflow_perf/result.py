@@ -58,6 +58,9 @@ class GeneratorStats:
     cpu_percent: float = 0.0
     cpu_max_percent: float = 0.0
     peak_users: int = 0
+    users_target: int = 0  # closed model: peak users the profile planned
+    users_started: int = 0
+    users_failed_to_start: int = 0  # their on_start failed: they never iterated and were not replaced
     iterations: int = 0
     late_iterations: int = 0
     dropped_iterations: int = 0

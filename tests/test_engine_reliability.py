@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import httpx
 import pytest
 from support.engine import run
+
+from pytest_shopflow_perf import engine as engine_module
 
 
 def ok_transport() -> httpx.AsyncBaseTransport:
@@ -54,3 +57,121 @@ def test_a_base_exception_from_on_start_is_that_users_failed_start() -> None:
     assert not result.interrupted
     assert result.duration >= 1.0
     assert result.errors_by_kind["exception CancelledError"] >= 2
+
+
+# ---- 2. spawning is paced and bounded by the run's clock ---------------------------------------
+
+
+def test_a_huge_user_count_is_paced_ends_on_time_and_is_saturated() -> None:
+    async def journey(user):
+        await user.client.get("/ok")
+        await user.think(0.05)
+
+    result = run(journey, users=20_000, duration="1s", graceful_stop="1s", transport_factory=ok_transport)
+    generator = result.generator
+    # at most the rate for the run's duration, plus one burst
+    assert generator.peak_users <= engine_module.SPAWN_RATE_PER_S * 1.0 + engine_module.SPAWN_BURST + 1
+    assert generator.users_started == generator.peak_users
+    assert generator.users_target == 20_000
+    assert generator.saturated
+    behind = [reason for reason in generator.reasons if "behind the profile" in reason]
+    assert behind
+    assert f"of 20,000 (spawning is paced at {engine_module.SPAWN_RATE_PER_S:,}/s)" in behind[0]
+
+
+def test_a_normal_profile_is_not_behind() -> None:
+    async def journey(user):
+        await user.client.get("/ok")
+        await user.think(0.01)
+
+    result = run(journey, users=5, duration="1s", transport_factory=ok_transport)
+    assert result.generator.users_target == 5
+    assert result.generator.users_started == 5
+    assert not any("behind" in reason for reason in result.generator.reasons)
+
+
+def test_a_ramp_is_not_behind() -> None:
+    async def journey(user):
+        await user.client.get("/ok")
+        await user.think(0.01)
+
+    result = run(journey, users=20, duration="1s", ramp_up="800ms", transport_factory=ok_transport)
+    assert not any("behind" in reason for reason in result.generator.reasons)
+
+
+# ---- 5. a user whose on_start failed stays failed -----------------------------------------------
+
+
+def test_a_failed_on_start_is_not_retried() -> None:
+    calls = []
+
+    async def on_start(user):
+        calls.append(user.id)
+        await user.client.get("/login")
+        raise RuntimeError("login refused")
+
+    async def journey(user):
+        await user.client.get("/ok")
+
+    result = run(journey, users=2, duration="1s", on_start=on_start, transport_factory=ok_transport)
+    assert sorted(calls) == [0, 1]
+    assert result.generator.users_failed_to_start == 2
+    assert result.iterations == 0
+    assert result.errors_by_kind == {"exception RuntimeError": 2}
+    assert "every virtual user failed in on_start" in result.extra["start_failures"]
+
+    from pytest_shopflow_perf.assertions import check
+
+    with pytest.raises(AssertionError, match="every virtual user failed in on_start"):
+        check(result, [])
+
+
+def test_some_failed_starts_leave_the_others_running() -> None:
+    async def on_start(user):
+        if user.id == 0:
+            raise RuntimeError("login refused")
+
+    async def journey(user):
+        await user.client.get("/ok")
+        await user.think(0.01)
+
+    result = run(journey, users=3, duration="1s", on_start=on_start, transport_factory=ok_transport)
+    assert result.generator.users_failed_to_start == 1
+    assert result.generator.users_started == 3
+    assert result.iterations > 10
+    assert "start_failures" not in result.extra
+
+
+# ---- 7. open model: every planned arrival is started or dropped ------------------------------
+
+
+def test_dropped_iterations_count_every_arrival_the_dispatcher_never_reached() -> None:
+    async def journey(user):
+        await user.client.get("/ok")
+
+    result = run(journey, rate=200_000, duration="1s", graceful_stop="1s", transport_factory=ok_transport)
+    planned = 200_000
+    assert abs(result.iterations + result.generator.dropped_iterations - planned) <= 1
+    assert result.generator.dropped_iterations > 0
+
+
+def test_open_model_on_schedule_drops_nothing() -> None:
+    async def journey(user):
+        await user.client.get("/ok")
+
+    result = run(journey, rate=50, duration="1s", transport_factory=ok_transport)
+    assert result.iterations == 50
+    assert result.generator.dropped_iterations == 0
+
+
+def test_profile_integral_is_closed_form() -> None:
+    from support.engine import profile
+
+    ramp = profile(rate=100, duration="2s", ramp_up="1s")  # 0 -> 100/s over 1 s, then 100/s
+    assert ramp.integral(1.0) == pytest.approx(50.0)
+    assert ramp.integral(2.0) == pytest.approx(150.0)
+    assert ramp.integral(5.0) == pytest.approx(450.0)  # after the stages the last target holds
+    stages = profile(rate=10, stages=[("1s", 30), ("500ms", 30), ("700ms", 3)])
+    for until in (0.3, 1.0, 1.2, 2.2):
+        due = sum(1 for t in engine_module.arrival_times(stages.start, stages.stages) if t < until)
+        assert due == math.ceil(stages.integral(until) - 1e-9)

@@ -84,6 +84,8 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
     if generator.get("saturated"):
         notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
     extra = summary.get("extra") or {}
+    if extra.get("start_failures"):
+        notes.append(str(extra["start_failures"]))
     stop = extra.get("stop_reason", "")
     if str(stop).startswith("aborted"):
         notes.append(str(stop))
