@@ -37,7 +37,7 @@ from .metrics import Recorder, new_histogram, warm_up
 from .monitor import GeneratorMonitor
 from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
-from .user import RecordingTransport, StopUser, User, UserContext, is_recorded
+from .user import RecordingTransport, StopUser, TransportCounters, User, UserContext, is_recorded
 
 Journey = Callable[[User], Awaitable[Any]]
 JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
@@ -202,6 +202,7 @@ class Engine:
         self.stop_reason: str | None = None
         self.monitor = GeneratorMonitor()
         self._checks: dict[str, list[int]] = {}
+        self._counters = TransportCounters()
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._slots: dict[int, _Slot] = {}
         self._stopping = False
@@ -399,7 +400,7 @@ class Engine:
     # ---- virtual users -------------------------------------------------------
 
     def _spawn(self, user_id: int, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
-        context = UserContext(self.recorder, self._checks)
+        context = UserContext(self.recorder, self._checks, self._counters)
         slot = _Slot(user_id, context)
         context.should_stop = lambda: slot.stop or self._stopping
         context.wake = slot.wake
@@ -417,7 +418,7 @@ class Engine:
         )
         return httpx.AsyncClient(
             base_url=self.base_url,
-            transport=RecordingTransport(inner, context),
+            transport=RecordingTransport(inner, context, timeout=self.profile.timeout, max_body=self.profile.max_body),
             timeout=self.profile.timeout,
             follow_redirects=True,
             trust_env=False,  # never route load through a proxy from the environment
@@ -620,6 +621,8 @@ class Engine:
             extra["stop_reason"] = self.stop_reason
         if self.unfinished:
             extra["unfinished_requests"] = self.unfinished
+        if self._counters.truncated_bodies:
+            extra["truncated_bodies"] = self._counters.truncated_bodies
         failed = self.monitor.users_failed_to_start
         if failed and failed >= self.monitor.users_started:
             extra["start_failures"] = f"every virtual user failed in on_start ({failed} of {failed}): no iteration ran"

@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 
 from .metrics import collapse_path
+from .profile import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_S
 from .units import parse_duration
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 RECORDED = "__shopflow_perf_recorded__"
 ERROR_EXTENSION = "shopflow_perf.error"
+TRUNCATED_EXTENSION = "shopflow_perf.truncated"
 
 
 class StopUser(BaseException):
@@ -44,14 +47,26 @@ def is_recorded(exc: BaseException) -> bool:
     return False
 
 
+class TransportCounters:
+    """Run-wide counts the transports of every user add to (one object per run)."""
+
+    __slots__ = ("truncated_bodies",)
+
+    def __init__(self) -> None:
+        self.truncated_bodies = 0
+
+
 class UserContext:
     """Per-user state shared between the ``User`` and its transport."""
 
-    __slots__ = ("checks", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
+    __slots__ = ("checks", "counters", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
 
-    def __init__(self, recorder: Recorder, checks: dict[str, list[int]]) -> None:
+    def __init__(
+        self, recorder: Recorder, checks: dict[str, list[int]], counters: TransportCounters | None = None
+    ) -> None:
         self.recorder = recorder
         self.checks = checks
+        self.counters = counters if counters is not None else TransportCounters()
         self.last_endpoint: str | None = None
         self.pending_lateness = 0.0
         self.should_stop: Callable[[], bool] = lambda: False
@@ -85,12 +100,13 @@ class _WireClock:
     without trace events (ASGI, mocks) keep the times taken around the call.
     """
 
-    __slots__ = ("chained", "done", "end", "name", "start")
+    __slots__ = ("chained", "deadline", "done", "end", "name", "start")
 
     def __init__(self, name: str, start: float, chained: Any) -> None:
         self.name = name
         self.start = start
         self.end = 0.0
+        self.deadline = 0.0  # perf_counter() by which the last byte of the body must have arrived
         self.chained = chained
         self.done = False  # recorded, or written off as unfinished when the run ended
 
@@ -111,22 +127,68 @@ class _WireClock:
         context.recorder.record(self.name, end - self.start, end, error, context.take_lateness())
 
 
-class _TimedStream(httpx.AsyncByteStream):
-    """Stops the clock at the last byte of the body, or at close if the body was not read."""
+def _deadline_error(request: httpx.Request, limit: float) -> httpx.ReadTimeout:
+    """httpx's own timeout class, so a journey's ``except httpx.TimeoutException`` sees a normal timeout."""
+    return httpx.ReadTimeout(f"request exceeded its {limit:g} s deadline", request=request)
 
-    __slots__ = ("_clock", "_context", "_error", "_inner")
+
+class _TimedStream(httpx.AsyncByteStream):
+    """Stops the clock at the last byte of the body, or at close if the body was not read.
+
+    It also holds the request to its deadline (httpx's timeout is per read, so a body
+    trickled a byte a second never times out) and keeps at most ``max_body`` bytes: the
+    rest is still read and timed, then dropped, so an endless body cannot fill memory.
+    """
+
+    __slots__ = ("_clock", "_context", "_error", "_extensions", "_inner", "_limit", "_max_body", "_request")
 
     def __init__(
-        self, inner: httpx.AsyncByteStream, context: UserContext, clock: _WireClock, error: str | None
+        self,
+        inner: httpx.AsyncByteStream,
+        context: UserContext,
+        clock: _WireClock,
+        error: str | None,
+        *,
+        request: httpx.Request,
+        limit: float,
+        max_body: int | None,
+        extensions: dict[str, Any],
     ) -> None:
         self._inner = inner
         self._context = context
         self._clock = clock
         self._error = error
+        self._request = request
+        self._limit = limit
+        self._max_body = max_body
+        self._extensions = extensions
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        clock = self._clock
+        room = self._max_body
         try:
-            async for chunk in self._inner:
+            chunks = self._inner.__aiter__()
+            while True:
+                remaining = clock.deadline - perf_counter()
+                if remaining <= 0:
+                    raise _deadline_error(self._request, self._limit)
+                with anyio.move_on_after(remaining) as scope:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                if scope.cancelled_caught:
+                    raise _deadline_error(self._request, self._limit)
+                if room is not None and len(chunk) > room:
+                    if TRUNCATED_EXTENSION not in self._extensions:
+                        self._extensions[TRUNCATED_EXTENSION] = True
+                        self._context.counters.truncated_bodies += 1
+                    chunk = chunk[:room]
+                    room = 0
+                    if not chunk:
+                        continue  # past the cap: read to the end (timed), keep nothing
+                elif room is not None:
+                    room -= len(chunk)
                 yield chunk
         except Exception as exc:
             if not self._clock.done:
@@ -145,9 +207,18 @@ class _TimedStream(httpx.AsyncByteStream):
 class RecordingTransport(httpx.AsyncBaseTransport):
     """Wraps any httpx transport (pool, ASGI, a faster one later) and records every request."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, context: UserContext) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        context: UserContext,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_body: int | None = DEFAULT_MAX_BODY,
+    ) -> None:
         self._inner = inner
         self._context = context
+        self._timeout = timeout
+        self._max_body = max_body
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -156,9 +227,22 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         context.last_endpoint = name
         clock = _WireClock(name, perf_counter(), extensions.get("trace"))
         extensions["trace"] = clock
+        # A deadline for the whole request, entry to last body byte: the largest of httpx's
+        # per-phase timeouts (client or request ``timeout=``), else the profile's.
+        limit = 0.0
+        timeouts = extensions.get("timeout")
+        if timeouts:
+            for value in timeouts.values():
+                if value is not None and value > limit:
+                    limit = value
+        limit = limit or self._timeout
+        clock.deadline = clock.start + limit
         context.recorder.inflight.add(clock)
         try:
-            response = await self._inner.handle_async_request(request)
+            with anyio.move_on_after(limit) as scope:
+                response = await self._inner.handle_async_request(request)
+            if scope.cancelled_caught:
+                raise _deadline_error(request, limit)
         except Exception as exc:
             clock.finish(context, _transport_error_kind(exc))
             mark_recorded(exc)
@@ -172,7 +256,16 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock transports)
             clock.finish(context, error)
         else:
-            response.stream = _TimedStream(response.stream, context, clock, error)  # type: ignore[arg-type]
+            response.stream = _TimedStream(
+                response.stream,  # type: ignore[arg-type]
+                context,
+                clock,
+                error,
+                request=request,
+                limit=limit,
+                max_body=extensions.get("max_body", self._max_body),
+                extensions=response.extensions,
+            )
         return response
 
     async def aclose(self) -> None:
@@ -205,8 +298,6 @@ class User:
 
         Returns early, by raising ``StopUser``, when the user is told to stop.
         """
-        import anyio
-
         low_s = parse_duration(low, what="think low")
         high_s = low_s if high is None else parse_duration(high, what="think high")
         delay = self.random.uniform(low_s, high_s) if high_s > low_s else low_s

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import httpx
 import pytest
 from support.engine import run
+from support.hostile import endless_chunked, fixed_body, serve, trickle_body, trickle_headers
 
 from pytest_shopflow_perf import engine as engine_module
 
@@ -175,3 +177,96 @@ def test_profile_integral_is_closed_form() -> None:
     for until in (0.3, 1.0, 1.2, 2.2):
         due = sum(1 for t in engine_module.arrival_times(stages.start, stages.stages) if t < until)
         assert due == math.ceil(stages.integral(until) - 1e-9)
+
+
+# ---- 3. timeout is a deadline for the whole request ---------------------------------------------
+
+
+@pytest.mark.parametrize("handler", [trickle_headers, trickle_body], ids=["headers", "body"])
+def test_timeout_is_a_deadline_for_the_whole_request(handler) -> None:
+    seen: list[BaseException] = []
+
+    async def journey(user):
+        try:
+            await user.client.get("/")
+        except httpx.TimeoutException as exc:
+            seen.append(exc)
+
+    with serve(handler) as url:
+        result = run(journey, users=1, duration="1500ms", timeout="500ms", graceful_stop="1s", base_url=url)
+    assert result.errors_by_kind.get("timeout", 0) >= 2  # cut at 0.5 s, not held to the end of the run
+    assert "unfinished" not in result.errors_by_kind
+    assert seen
+    assert "deadline" in str(seen[0])
+
+
+def test_a_request_timeout_overrides_the_profile_deadline() -> None:
+    async def journey(user):
+        with contextlib.suppress(httpx.TimeoutException):
+            await user.client.get("/", timeout=0.3)
+
+    with serve(trickle_body) as url:
+        result = run(journey, users=1, duration="1s", timeout="30s", graceful_stop="1s", base_url=url)
+    assert result.errors_by_kind.get("timeout", 0) >= 2
+    assert "unfinished" not in result.errors_by_kind
+
+
+# ---- 4. bounded memory for response bodies ----------------------------------------------------
+
+
+def test_an_endless_body_is_capped_in_memory_and_ends_at_the_deadline() -> None:
+    kept: list[int] = []
+    truncated: list[bool] = []
+
+    async def journey(user):
+        size = 0
+        try:
+            async with user.client.stream("GET", "/") as response:
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+        except httpx.TimeoutException:
+            pass
+        kept.append(size)
+        truncated.append(bool(response.extensions.get("shopflow_perf.truncated")))
+
+    with serve(endless_chunked) as url:
+        result = run(journey, users=1, duration="1500ms", timeout="500ms", max_body="64KiB", base_url=url)
+    assert kept
+    assert max(kept) <= 64 * 1024
+    assert all(truncated)
+    assert result.errors_by_kind.get("timeout", 0) == len(kept)
+    assert result.extra["truncated_bodies"] == len(kept)
+
+
+def test_max_body_keeps_the_first_bytes_and_a_request_can_lift_it() -> None:
+    sizes: dict[str, int] = {}
+    flags: dict[str, bool] = {}
+
+    async def journey(user):
+        capped = await user.client.get("/a")
+        whole = await user.client.get("/b", extensions={"max_body": None})
+        sizes.update(capped=len(capped.content), whole=len(whole.content))
+        flags.update(
+            capped=bool(capped.extensions.get("shopflow_perf.truncated")),
+            whole=bool(whole.extensions.get("shopflow_perf.truncated")),
+        )
+
+    with serve(fixed_body(200_000)) as url:
+        result = run(journey, users=1, iterations=3, max_body="100KB", base_url=url)
+    assert sizes == {"capped": 100_000, "whole": 200_000}
+    assert flags == {"capped": True, "whole": False}
+    assert result.errors == 0
+    assert result.extra["truncated_bodies"] == 3
+
+
+def test_max_body_is_a_profile_key_with_sizes() -> None:
+    from support.engine import profile
+
+    from pytest_shopflow_perf.profile import ProfileError
+
+    assert profile().max_body == 16 * 1024 * 1024
+    assert profile(max_body="512KB").max_body == 512_000
+    assert profile(max_body="1MiB").max_body == 1024 * 1024
+    assert profile(max_body=4096).max_body == 4096
+    with pytest.raises(ProfileError, match="max_body"):
+        profile(max_body="lots")

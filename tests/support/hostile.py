@@ -21,10 +21,8 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 @contextlib.contextmanager
 def serve(handler: Handler, *, backlog: int = 100) -> Iterator[str]:
     """``with serve(handler) as url:`` runs ``handler`` for every connection until the block ends."""
-    loop = asyncio.new_event_loop()
     ready = threading.Event()
-    port: list[int] = []
-    stop: list[asyncio.Event] = []
+    state: dict[str, object] = {}
 
     async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -35,22 +33,28 @@ def serve(handler: Handler, *, backlog: int = 100) -> Iterator[str]:
             writer.close()
 
     async def main() -> None:
+        stop = asyncio.Event()
         server = await asyncio.start_server(guarded, "127.0.0.1", 0, backlog=backlog)
-        port.append(server.sockets[0].getsockname()[1])
-        stop.append(asyncio.Event())
+        state.update(port=server.sockets[0].getsockname()[1], loop=asyncio.get_running_loop(), stop=stop)
         ready.set()
         async with server:
-            await stop[0].wait()
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:
-            task.cancel()
+            await stop.wait()
+            server.close()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+            await asyncio.sleep(0.05)
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()
     ready.wait(10)
     try:
-        yield f"http://127.0.0.1:{port[0]}"
+        yield f"http://127.0.0.1:{state['port']}"
     finally:
-        loop.call_soon_threadsafe(stop[0].set)
+        loop = state["loop"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        stop = state["stop"]
+        assert isinstance(stop, asyncio.Event)
+        loop.call_soon_threadsafe(stop.set)
         thread.join(10)
 
 
