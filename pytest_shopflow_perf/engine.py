@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -33,11 +33,14 @@ import anyio.lowlevel
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .metrics import Recorder, new_histogram, warm_up
+from .metrics import Recorder, mean_us, new_histogram, percentiles, warm_up
 from .monitor import GeneratorMonitor
 from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
 from .user import RecordingTransport, StopUser, TransportCounters, User, UserContext, is_recorded
+
+if TYPE_CHECKING:
+    from hdrh.histogram import HdrHistogram
 
 Journey = Callable[[User], Awaitable[Any]]
 JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
@@ -135,6 +138,17 @@ def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]
         arrived += stage_total
         stage_start += stage_duration
         rate = target
+
+
+def _setup_figures(connect: HdrHistogram | None, wait: HdrHistogram | None) -> dict[str, float]:
+    """Mean, p95 and max of connect and pool wait, only for what was measured."""
+    figures: dict[str, float] = {}
+    for prefix, histogram in (("connect_ms", connect), ("wait_ms", wait)):
+        if histogram is not None and histogram.get_total_count():
+            figures[f"{prefix}_mean"] = round(mean_us(histogram) / 1000, 3)
+            figures[f"{prefix}_p95"] = percentiles(histogram, [95.0])[95.0] / 1000
+            figures[f"{prefix}_max"] = round(histogram.get_max_value() / 1000, 3)
+    return figures
 
 
 def _being_cancelled() -> bool:
@@ -587,8 +601,16 @@ class Engine:
         endpoints: dict[str, Stats] = {}
         total_hist = new_histogram()
         total_raw = new_histogram() if open_model else None
+        total_connect: HdrHistogram | None = None
+        total_wait: HdrHistogram | None = None
         errors_by_kind: dict[str, int] = {}
         for name, recorded in self.recorder.endpoints.items():
+            if recorded.connect_hist is not None:
+                total_connect = total_connect or new_histogram()
+                total_connect.add(recorded.connect_hist)
+            if recorded.wait_hist is not None:
+                total_wait = total_wait or new_histogram()
+                total_wait.add(recorded.wait_hist)
             endpoints[name] = Stats(
                 name=name,
                 requests=recorded.requests,
@@ -598,6 +620,7 @@ class Engine:
                 series=recorded.series,
                 duration=duration,
                 uncorrected=recorded.raw_hist,
+                setup=_setup_figures(recorded.connect_hist, recorded.wait_hist),
             )
             total_hist.add(recorded.hist)
             if total_raw is not None and recorded.raw_hist is not None:
@@ -613,6 +636,7 @@ class Engine:
             series=self.recorder.total_series,
             duration=duration,
             uncorrected=total_raw,
+            setup=_setup_figures(total_connect, total_wait),
         )
         extra: dict[str, Any] = {}
         if self._exceptions:

@@ -133,8 +133,11 @@ class Stats:
         series: WindowSeries,
         duration: float,
         uncorrected: HdrHistogram | None = None,
+        setup: Mapping[str, float] | None = None,
     ) -> None:
         self.name = name
+        # connect_ms_* / wait_ms_* figures (mean, p95, max) when the transport reported any
+        self.setup: dict[str, float] = dict(setup or {})
         self.requests = requests
         self.errors = errors
         self.errors_by_kind: dict[str, int] = dict(sorted(errors_by_kind.items(), key=lambda kv: -kv[1]))
@@ -256,6 +259,7 @@ class Stats:
             "p95_ms": values[95.0] / 1000,
             "p99_ms": values[99.0] / 1000,
             "max_ms": round(self.max * 1000, 3),
+            **self.setup,
             "errors_by_kind": dict(self.errors_by_kind),
         }
 
@@ -285,6 +289,7 @@ class Stats:
             series=WindowSeries.from_dict(data.get("windows", {})),
             duration=duration,
             uncorrected=decode_histogram(raw["hdr"]) if raw and raw.get("hdr") else None,
+            setup={k: float(v) for k, v in data.items() if k.startswith(("connect_ms_", "wait_ms_"))},
         )
 
 
@@ -341,6 +346,7 @@ class LoadResult(Stats):
             series=total.series,
             duration=total.duration,
             uncorrected=total.uncorrected_histogram,
+            setup=total.setup,
         )
         self.endpoints = EndpointMap(endpoints)
         self.profile = dict(profile)

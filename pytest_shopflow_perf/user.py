@@ -1,9 +1,9 @@
 """The virtual user a journey receives, and the transport that times its requests.
 
 Timing happens in the transport, as close to the wire as httpx allows: the
-clock starts after httpx has built the request and stops when the last byte of
-the body has arrived, so client-side request building is not counted as the
-service's latency.
+latency runs from the first byte of the request sent to the last byte of the
+body, so client-side request building is not counted as the service's latency;
+connect and pool wait before it are measured apart (``_WireClock``).
 """
 
 from __future__ import annotations
@@ -95,26 +95,41 @@ def _transport_error_kind(exc: BaseException) -> str:
 class _WireClock:
     """httpcore's ``trace`` hook: time from the first byte of the request to the last of the response.
 
-    This leaves out httpcore's pool bookkeeping (~0.4 ms here) and, as k6's
-    ``http_req_duration`` does, the connect of a new connection. Transports
-    without trace events (ASGI, mocks) keep the times taken around the call.
+    As k6's ``http_req_duration``, the wire latency leaves out what came before the
+    request went out; those are measured on their own (k6's ``http_req_connecting``
+    and ``http_req_blocked``): ``connect_s``, TCP connect plus TLS handshake of a new
+    connection, and ``wait_s``, the rest of the time from the transport's entry to the
+    first byte sent (waiting for a pooled connection, httpcore's bookkeeping).
+    Transports without trace events (ASGI, mocks) keep the times taken around the call.
     """
 
-    __slots__ = ("chained", "deadline", "done", "end", "name", "start")
+    __slots__ = ("chained", "connect_s", "connect_start", "deadline", "done", "end", "entry", "name", "start", "wait_s")
 
     def __init__(self, name: str, start: float, chained: Any) -> None:
         self.name = name
+        self.entry = start
         self.start = start
         self.end = 0.0
         self.deadline = 0.0  # perf_counter() by which the last byte of the body must have arrived
+        self.connect_start = 0.0
+        self.connect_s = 0.0
+        self.wait_s = 0.0
         self.chained = chained
         self.done = False  # recorded, or written off as unfinished when the run ended
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event.endswith("send_request_headers.started"):
-            self.start = perf_counter()
+            now = self.start = perf_counter()
+            self.wait_s = max(0.0, now - self.entry - self.connect_s)
         elif event.endswith("receive_response_body.complete"):
             self.end = perf_counter()
+        elif event.startswith("connection."):
+            if event.endswith(("connect_tcp.started", "connect_unix_socket.started")):
+                self.connect_start = perf_counter()
+            elif event.endswith(("connect_tcp.complete", "connect_unix_socket.complete", "start_tls.complete")):
+                now = perf_counter()
+                self.connect_s += now - self.connect_start  # TLS follows TCP: the sum is both
+                self.connect_start = now
         if self.chained is not None:
             await self.chained(event, info)
 
@@ -124,7 +139,15 @@ class _WireClock:
         self.done = True
         context.recorder.inflight.discard(self)
         end = self.end or perf_counter()
-        context.recorder.record(self.name, end - self.start, end, error, context.take_lateness())
+        context.recorder.record(
+            self.name,
+            end - self.start,
+            end,
+            error,
+            context.take_lateness(),
+            connect_s=self.connect_s,
+            wait_s=self.wait_s,
+        )
 
 
 def _deadline_error(request: httpx.Request, limit: float) -> httpx.ReadTimeout:

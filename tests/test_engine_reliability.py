@@ -270,3 +270,42 @@ def test_max_body_is_a_profile_key_with_sizes() -> None:
     assert profile(max_body=4096).max_body == 4096
     with pytest.raises(ProfileError, match="max_body"):
         profile(max_body="lots")
+
+
+# ---- 6. connect and pool wait are measured ----------------------------------------------------
+
+
+def one_connection() -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
+
+
+async def two_at_once(user) -> None:
+    """The second request waits ~0.2 s for the user's only connection."""
+    import anyio
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(user.client.get, "/a")
+        task_group.start_soon(user.client.get, "/b")
+
+
+def test_connect_and_pool_wait_are_reported_apart_from_the_wire_latency() -> None:
+    from pytest_shopflow_perf.result import LoadResult
+
+    with serve(fixed_body(10, delay=0.2)) as url:
+        result = run(two_at_once, users=1, iterations=3, base_url=url, transport_factory=one_connection)
+    summary = result.summary()
+    assert result.errors == 0
+    assert summary["connect_ms_max"] > 0  # the one new connection
+    assert summary["wait_ms_max"] >= 150  # the request queued behind the other one
+    assert result.max < 0.35  # closed model: the wire latency (~0.2 s), without the wait
+    again = LoadResult.from_dict(result.to_dict())
+    assert again.summary()["wait_ms_max"] == summary["wait_ms_max"]
+
+
+def test_open_model_latency_includes_connect_and_pool_wait() -> None:
+    with serve(fixed_body(10, delay=0.2)) as url:
+        result = run(two_at_once, rate=3, duration="1s", base_url=url, transport_factory=one_connection)
+    assert result.errors == 0
+    assert result.summary()["wait_ms_max"] >= 150
+    # half the requests waited ~0.2 s: from the intended start that is part of their latency
+    assert result.mean - result.uncorrected.mean >= 0.05
