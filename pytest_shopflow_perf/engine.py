@@ -224,6 +224,7 @@ class Engine:
         self._iterations_done = 0
         self._idle_workers = 0
         self._failed_starts: set[int] = set()  # user ids whose on_start failed: kept, never respawned
+        self._started_ok = 0  # users whose on_start succeeded
         self._spawn_tokens = SPAWN_BURST
         self._spawn_refill = 0.0
         self._shortfall = 0  # closed model: planned minus running users at the last tick
@@ -318,7 +319,12 @@ class Engine:
         while True:
             now = perf_counter()
             elapsed = now - self._t0
-            if self.stop_reason is not None or elapsed >= profile.duration or self._iterations_finished():
+            if (
+                self.stop_reason is not None
+                or elapsed >= profile.duration
+                or self._iterations_finished()
+                or self._every_start_failed()
+            ):
                 return
             if not profile.is_open:
                 self._adjust_users(elapsed)
@@ -340,6 +346,12 @@ class Engine:
             self.monitor.record_lag(max(lag, 0.0))
             if lag > TICK_S:
                 next_tick = perf_counter()  # do not try to catch up on missed ticks
+
+    def _every_start_failed(self) -> bool:
+        """Every user the profile can have failed in on_start: nothing is left to run or measure."""
+        if self._slots or not self._failed_starts or self._started_ok:
+            return False
+        return self.profile.is_open or len(self._failed_starts) >= self.profile.users
 
     def _iterations_finished(self) -> bool:
         if self.profile.iterations is None:
@@ -445,6 +457,7 @@ class Engine:
         graceful = False
         try:
             if await self._call_hook(self.on_start, user):
+                self._started_ok += 1
                 await body(slot, user)
             else:  # retrying would hammer a failing login endpoint 20 times a second per user
                 self._failed_starts.add(slot.id)
@@ -584,6 +597,7 @@ class Engine:
                 if (
                     self._idle_workers <= backlog
                     and len(self._slots) + len(self._failed_starts) < profile.max_users
+                    and (self._started_ok or not self._failed_starts)  # no more logins while all fail
                     and self._spawn_allowance() > 0
                 ):
                     while next_id in self._slots or next_id in self._failed_starts:

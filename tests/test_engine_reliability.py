@@ -50,15 +50,19 @@ def test_a_base_exception_from_a_journey_is_an_error_not_the_end_of_the_run(
 
 def test_a_base_exception_from_on_start_is_that_users_failed_start() -> None:
     async def on_start(user):
-        raise asyncio.CancelledError("from on_start")
+        if user.id == 0:
+            raise asyncio.CancelledError("from on_start")
 
     async def journey(user):
         await user.client.get("/ok")
+        await user.think(0.01)
 
     result = run(journey, users=2, duration="1s", on_start=on_start, transport_factory=ok_transport)
     assert not result.interrupted
     assert result.duration >= 1.0
-    assert result.errors_by_kind["exception CancelledError"] >= 2
+    assert result.errors_by_kind == {"exception CancelledError": 1}
+    assert result.generator.users_failed_to_start == 1
+    assert result.iterations > 10
 
 
 # ---- 2. spawning is paced and bounded by the run's clock ---------------------------------------
@@ -309,3 +313,66 @@ def test_open_model_latency_includes_connect_and_pool_wait() -> None:
     assert result.summary()["wait_ms_max"] >= 150
     # half the requests waited ~0.2 s: from the intended start that is part of their latency
     assert result.mean - result.uncorrected.mean >= 0.05
+
+
+def test_when_every_start_failed_an_iterations_run_ends_instead_of_waiting_for_its_cap() -> None:
+    async def on_start(user):
+        raise RuntimeError("login refused")
+
+    async def journey(user):
+        await user.client.get("/ok")
+
+    result = run(journey, users=2, iterations=10, on_start=on_start, transport_factory=ok_transport)
+    assert result.generator.users_failed_to_start == 2
+    assert result.duration < 60  # not the 10 min cap of an iterations run
+    assert not result.interrupted
+
+
+def test_open_model_stops_starting_workers_while_every_start_fails() -> None:
+    calls = []
+
+    async def on_start(user):
+        calls.append(user.id)
+        raise RuntimeError("login refused")
+
+    async def journey(user):
+        await user.client.get("/ok")
+
+    result = run(journey, rate=200, duration="1s", on_start=on_start, transport_factory=ok_transport)
+    assert result.iterations == 0
+    assert len(calls) <= 10  # the first workers, not one login per arrival
+    assert result.generator.users_failed_to_start == len(calls)
+    assert "every virtual user failed in on_start" in result.extra["start_failures"]
+
+
+def test_the_second_ctrl_c_is_the_only_keyboard_interrupt_that_stops_a_run() -> None:
+    import signal
+
+    from support.engine import profile
+
+    from pytest_shopflow_perf.engine import Engine
+    from pytest_shopflow_perf.runner import _stop_on_interrupt
+
+    async def journey(user):
+        await user.client.get("/ok")
+
+    engine = Engine(profile(users=1, duration="1s"), journey, base_url="http://test", transport_factory=ok_transport)
+    with _stop_on_interrupt(engine):
+        signal.raise_signal(signal.SIGINT)
+        assert engine.stop_reason == "interrupted"
+        assert not engine.hard_stop
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert engine.hard_stop
+
+    async def interrupted(user):
+        await user.client.get("/ok")
+        if user.iteration == 3:
+            hard.hard_stop = True  # as the second Ctrl-C does, just before it raises
+            raise KeyboardInterrupt
+
+    import anyio
+
+    hard = Engine(profile(users=1, duration="2s"), interrupted, base_url="http://test", transport_factory=ok_transport)
+    with pytest.raises(KeyboardInterrupt):
+        anyio.run(hard.run)
