@@ -663,7 +663,9 @@ class Engine:
             extra["truncated_bodies"] = self._counters.truncated_bodies
         failed = self.monitor.users_failed_to_start
         if failed and failed >= self.monitor.users_started:
-            extra["start_failures"] = f"every virtual user failed in on_start ({failed} of {failed}): no iteration ran"
+            extra["start_failures"] = (
+                f"every virtual user failed in on_start ({failed} of {self.monitor.users_started}): no iteration ran"
+            )
         return LoadResult(
             total=total,
             endpoints=endpoints,
