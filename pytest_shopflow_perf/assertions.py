@@ -387,6 +387,13 @@ def check(
     result: LoadResult, thresholds: list[Threshold], *, head: str | None = None, tracked: Tracked | None = None
 ) -> None:
     __tracebackhide__ = True
+    generator = result.generator
+    if generator.users_failed_to_start and generator.users_failed_to_start >= generator.users_started:
+        raise AssertionError(
+            f"every virtual user failed in on_start ({generator.users_failed_to_start} of "
+            f"{generator.users_started}): no iteration ran, so there is nothing to hold the thresholds against "
+            "(see the run's exceptions for why on_start failed)"
+        )
     if not result.requests and not result.errors:
         raise AssertionError(
             "no request was measured in this run: there is nothing to hold the thresholds against "

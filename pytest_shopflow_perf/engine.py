@@ -11,6 +11,7 @@ The engine knows nothing of pytest; it reports progress through a callback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import functools
@@ -32,14 +33,16 @@ import anyio.lowlevel
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .metrics import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, new_histogram, warm_up
+from .metrics import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, mean_us, new_histogram, percentiles, warm_up
 from .monitor import GeneratorMonitor
 from .profile import LoadProfile, Stage
 from .result import CheckCount, LoadResult, Stats
 from .target import TargetPolicy
-from .user import RecordingTransport, RefusedCount, StopUser, User, UserContext, is_recorded
+from .user import RecordingTransport, StopUser, TransportCounters, User, UserContext, is_recorded
 
 if TYPE_CHECKING:
+    from hdrh.histogram import HdrHistogram
+
     from .guarded import GuardedBackend
 
 Journey = Callable[[User], Awaitable[Any]]
@@ -53,6 +56,10 @@ Watchdog = Callable[[Recorder, float, float, float], "str | None"]
 
 TICK_S = 0.05
 MAX_EXCEPTION_SAMPLES = 10
+# Users started per second at most: each costs a client and a task, and starting 100,000 at
+# once froze the loop for minutes; a run that wants more runs behind its profile (and says so).
+SPAWN_RATE_PER_S = 2000
+SPAWN_BURST = SPAWN_RATE_PER_S * TICK_S * 2
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,29 @@ def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]
         rate = target
 
 
+def _setup_figures(connect: HdrHistogram | None, wait: HdrHistogram | None) -> dict[str, float]:
+    """Mean, p95 and max of connect and pool wait, only for what was measured."""
+    figures: dict[str, float] = {}
+    for prefix, histogram in (("connect_ms", connect), ("wait_ms", wait)):
+        if histogram is not None and histogram.get_total_count():
+            figures[f"{prefix}_mean"] = round(mean_us(histogram) / 1000, 3)
+            figures[f"{prefix}_p95"] = percentiles(histogram, [95.0])[95.0] / 1000
+            figures[f"{prefix}_max"] = round(histogram.get_max_value() / 1000, 3)
+    return figures
+
+
+def _being_cancelled() -> bool:
+    """The current task is really being cancelled (a cancel scope around it, or asyncio's own cancel)."""
+    if anyio.current_effective_deadline() == -math.inf:
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on asyncio (trio): anyio's scopes are the only way to cancel
+        return False
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return bool(cancelling()) if cancelling is not None else False
+
+
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One context for every client: loading the CA bundle costs ~27 ms per client otherwise."""
@@ -184,7 +214,6 @@ class Engine:
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.
         self.target_policy = target_policy if target_policy is not None else TargetPolicy()
         self._backend: GuardedBackend | None = None  # the guarded network backend shared by every user's pool
-        self._refused = RefusedCount()
         self.on_start = on_start
         self.on_stop = on_stop
         self.on_progress = on_progress
@@ -196,16 +225,26 @@ class Engine:
         self.stop_reason: str | None = None
         self.monitor = GeneratorMonitor()
         self._checks: dict[str, list[int]] = {}
+        self._counters = TransportCounters()
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._slots: dict[int, _Slot] = {}
         self._stopping = False
         self._iterations_left: int | None = profile.iterations
         self._iterations_done = 0
         self._idle_workers = 0
+        self._failed_starts: set[int] = set()  # user ids whose on_start failed: kept, never respawned
+        self._started_ok = 0  # users whose on_start succeeded
+        self._spawn_tokens = SPAWN_BURST
+        self._spawn_refill = 0.0
+        self._shortfall = 0  # closed model: planned minus running users at the last tick
+        self._last_elapsed = 0.0
+        self._stop_elapsed = 0.0
         self._all_stopped = anyio.Event()
         self._t0 = 0.0
         self._best_user_rate = 0.0
         self.unfinished = 0
+        # Set by the second Ctrl-C just before it raises KeyboardInterrupt: only that one stops the run.
+        self.hard_stop = False
 
     # ---- control -------------------------------------------------------------
 
@@ -246,6 +285,10 @@ class Engine:
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0, detail=self.window_detail)
         self._all_stopped = anyio.Event()
+        self._spawn_refill = self._t0
+        self.monitor.spawn_rate_per_s = SPAWN_RATE_PER_S
+        if not self.profile.is_open:
+            self.monitor.users_target = math.ceil(self.profile.peak)
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
@@ -255,16 +298,31 @@ class Engine:
                     self._arrivals_send = send
                     task_group.start_soon(self._dispatch, send)
                 await self._control()
+                self._stop_elapsed = min(perf_counter() - self._t0, self.profile.duration)
                 await self._stop_all(task_group)
         finally:
             end = perf_counter()
             self.recorder.finish(end)
             self.monitor.sample_cpu()
+            if not self._stop_elapsed:
+                self._stop_elapsed = min(end - self._t0, self.profile.duration)
+            self._account_schedule()
             if self.profile.is_open:
-                # Due but never started: the generator could not keep the schedule.
-                self.monitor.dropped_iterations += self._arrivals.statistics().current_buffer_used
                 self._arrivals.close()
         return self._result(end, started_at)
+
+    def _account_schedule(self) -> None:
+        """What the profile planned up to the end of the run against what the generator started."""
+        horizon = self._stop_elapsed
+        if self.profile.is_open:
+            # Due but never started, whether queued or never even reached by the dispatcher.
+            planned = max(0, math.ceil(self.profile.integral(horizon) - 1e-9))
+            if self.profile.iterations is not None:
+                planned = min(planned, self.profile.iterations)
+            self.monitor.dropped_iterations = max(0, planned - self.monitor.iterations)
+        else:
+            self.monitor.behind_user_s += self._shortfall * max(0.0, horizon - self._last_elapsed)
+            self.monitor.planned_user_s = self.profile.integral(horizon)
 
     async def _control(self) -> None:
         """The ticker: user count, window closing, self-monitoring, progress, end of run."""
@@ -275,7 +333,12 @@ class Engine:
         while True:
             now = perf_counter()
             elapsed = now - self._t0
-            if self.stop_reason is not None or elapsed >= profile.duration or self._iterations_finished():
+            if (
+                self.stop_reason is not None
+                or elapsed >= profile.duration
+                or self._iterations_finished()
+                or self._every_start_failed()
+            ):
                 return
             if not profile.is_open:
                 self._adjust_users(elapsed)
@@ -319,6 +382,12 @@ class Engine:
             return planned * max(1.0, requests / max(1, self.monitor.iterations))
         return planned * self._best_user_rate
 
+    def _every_start_failed(self) -> bool:
+        """Every user the profile can have failed in on_start: nothing is left to run or measure."""
+        if self._slots or not self._failed_starts or self._started_ok:
+            return False
+        return self.profile.is_open or len(self._failed_starts) >= self.profile.users
+
     def _iterations_finished(self) -> bool:
         if self.profile.iterations is None:
             return False
@@ -344,17 +413,33 @@ class Engine:
         )
 
     def _adjust_users(self, elapsed: float) -> None:
+        # The run is behind its profile by the users it lacked since the last tick.
+        self.monitor.behind_user_s += self._shortfall * max(0.0, elapsed - self._last_elapsed)
+        self._last_elapsed = elapsed
+        self._shortfall = 0
         if self._iterations_left == 0:
             return  # users leave on their own once the shared iterations are used up
         target = round(self.profile.target_at(elapsed))
         running = sorted(slot.id for slot in self._slots.values() if not slot.stop)
-        if len(running) < target:
-            free_ids = (i for i in range(self.profile.users + len(self._slots) + 1) if i not in self._slots)
-            for _ in range(target - len(running)):
+        failed = self._failed_starts
+        have = len(running) + len(failed)  # a user whose start failed keeps its slot
+        if have < target:
+            count = min(target - have, self._spawn_allowance())
+            taken = self._slots
+            free_ids = (i for i in range(target + len(taken) + len(failed) + 1) if i not in taken and i not in failed)
+            for _ in range(count):
                 self._spawn(next(free_ids), self._closed_user)
-        elif len(running) > target:
-            for user_id in running[target:]:
+            self._shortfall = target - have - count
+        elif have > target:
+            for user_id in running[max(0, target - len(failed)) :]:
                 self._stop_slot(self._slots[user_id])
+
+    def _spawn_allowance(self) -> int:
+        """Users that may start now: a token bucket refilled at SPAWN_RATE_PER_S."""
+        now = perf_counter()
+        self._spawn_tokens = min(SPAWN_BURST, self._spawn_tokens + (now - self._spawn_refill) * SPAWN_RATE_PER_S)
+        self._spawn_refill = now
+        return int(self._spawn_tokens)
 
     async def _stop_all(self, task_group: anyio.abc.TaskGroup) -> None:
         """Graceful stop: no new iterations, wake thinkers, give in-flight requests time, then cancel."""
@@ -376,11 +461,13 @@ class Engine:
     # ---- virtual users -------------------------------------------------------
 
     def _spawn(self, user_id: int, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
-        context = UserContext(self.recorder, self._checks, self._refused)
+        context = UserContext(self.recorder, self._checks, self._counters)
         slot = _Slot(user_id, context)
         context.should_stop = lambda: slot.stop or self._stopping
         context.wake = slot.wake
         self._slots[user_id] = slot
+        self._spawn_tokens -= 1
+        self.monitor.users_started += 1
         self.monitor.peak_users = max(self.monitor.peak_users, len(self._slots))
         self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
 
@@ -395,7 +482,9 @@ class Engine:
             inner = guarded_transport(self.target_policy, shared_ssl_context(), self._backend)
         return httpx.AsyncClient(
             base_url=self.base_url,
-            transport=RecordingTransport(inner, context, self.target_policy),
+            transport=RecordingTransport(
+                inner, context, self.target_policy, timeout=self.profile.timeout, max_body=self.profile.max_body
+            ),
             timeout=self.profile.timeout,
             follow_redirects=True,
             trust_env=False,  # never route load through a proxy from the environment
@@ -408,7 +497,11 @@ class Engine:
         graceful = False
         try:
             if await self._call_hook(self.on_start, user):
+                self._started_ok += 1
                 await body(slot, user)
+            else:  # retrying would hammer a failing login endpoint 20 times a second per user
+                self._failed_starts.add(slot.id)
+                self.monitor.users_failed_to_start += 1
             graceful = True
         except StopUser:
             graceful = True
@@ -424,14 +517,28 @@ class Engine:
                 if not self._slots and self._stopping:
                     self._all_stopped.set()
 
+    def _stops_the_run(self, exc: BaseException) -> bool:
+        """Whether a BaseException out of user code is the engine's own stop, not the journey's error.
+
+        A journey may raise CancelledError, KeyboardInterrupt or SystemExit itself; letting
+        those through would cancel the task group and end (or kill) the run with a wrong result.
+        """
+        if isinstance(exc, StopUser):
+            return True
+        if isinstance(exc, KeyboardInterrupt):
+            return self.hard_stop
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            return _being_cancelled()
+        return False
+
     async def _call_hook(self, hook: Hook | None, user: User) -> bool:
         if hook is None:
             return True
         try:
             await hook(user)
-        except StopUser:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if self._stops_the_run(exc):
+                raise
             self._record_exception(user, hook, exc)
             return False  # a user that could not start (e.g. login failed) does not iterate
         return True
@@ -459,8 +566,7 @@ class Engine:
             finally:
                 self._idle_workers -= 1
             if self._stopping:
-                self.monitor.dropped_iterations += 1
-                return
+                return  # counted as dropped at the end of the run
             lateness = perf_counter() - (self._t0 + intended)
             self.monitor.record_lateness(lateness)
             context.pending_lateness = max(0.0, lateness)
@@ -478,16 +584,16 @@ class Engine:
         self.monitor.iterations += 1
         try:
             await journey(user)
-        except StopUser:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if self._stops_the_run(exc):
+                raise
             self._record_exception(user, journey, exc)
         finally:
             self._iterations_done += 1
         # A journey that never awaits real I/O (an in-memory transport) must not starve the ticker.
         await anyio.lowlevel.checkpoint()
 
-    def _record_exception(self, user: User, where: object, exc: Exception) -> None:
+    def _record_exception(self, user: User, where: object, exc: BaseException) -> None:
         if is_recorded(exc):
             return  # a transport error or an HTTP error status: counted where it happened
         kind = f"exception {type(exc).__name__}"
@@ -509,7 +615,7 @@ class Engine:
     async def _dispatch(self, send: MemoryObjectSendStream[float]) -> None:
         profile = self.profile
         peak = max(profile.peak, 1.0)
-        for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)))):
+        for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)), self._spawn_allowance())):
             self._spawn(user_id, self._open_worker)
         next_id = len(self._slots)
         sent = 0
@@ -528,8 +634,13 @@ class Engine:
                 if self._stopping:
                     break
                 backlog = self._arrivals.statistics().current_buffer_used
-                if self._idle_workers <= backlog and len(self._slots) < profile.max_users:
-                    while next_id in self._slots:
+                if (
+                    self._idle_workers <= backlog
+                    and len(self._slots) + len(self._failed_starts) < profile.max_users
+                    and (self._started_ok or not self._failed_starts)  # no more logins while all fail
+                    and self._spawn_allowance() > 0
+                ):
+                    while next_id in self._slots or next_id in self._failed_starts:
                         next_id += 1
                     self._spawn(next_id, self._open_worker)
                     next_id += 1
@@ -544,8 +655,20 @@ class Engine:
         endpoints: dict[str, Stats] = {}
         total_hist = new_histogram()
         total_raw = new_histogram() if open_model else None
+        total_connect: HdrHistogram | None = None
+        total_wait: HdrHistogram | None = None
+        total_failed: HdrHistogram | None = None
         errors_by_kind: dict[str, int] = {}
         for name, recorded in self.recorder.endpoints.items():
+            if recorded.failed_hist is not None:
+                total_failed = total_failed or new_histogram()
+                total_failed.add(recorded.failed_hist)
+            if recorded.connect_hist is not None:
+                total_connect = total_connect or new_histogram()
+                total_connect.add(recorded.connect_hist)
+            if recorded.wait_hist is not None:
+                total_wait = total_wait or new_histogram()
+                total_wait.add(recorded.wait_hist)
             endpoints[name] = Stats(
                 name=name,
                 requests=recorded.requests,
@@ -556,6 +679,7 @@ class Engine:
                 duration=duration,
                 uncorrected=recorded.raw_hist,
                 failed=recorded.failed_hist,
+                setup=_setup_figures(recorded.connect_hist, recorded.wait_hist),
             )
             total_hist.add(recorded.hist)
             if total_raw is not None and recorded.raw_hist is not None:
@@ -565,11 +689,6 @@ class Engine:
         for event in self.recorder.events.values():
             for kind, count in event.errors_by_kind.items():
                 errors_by_kind[kind] = errors_by_kind.get(kind, 0) + count
-        total_failed = None
-        for recorded in self.recorder.endpoints.values():
-            if recorded.failed_hist is not None:
-                total_failed = total_failed or new_histogram()
-                total_failed.add(recorded.failed_hist)
         request_errors = sum(stats.errors for stats in endpoints.values())
         total = Stats(
             name="total",
@@ -582,6 +701,7 @@ class Engine:
             uncorrected=total_raw,
             failed=total_failed,
             request_errors=request_errors,
+            setup=_setup_figures(total_connect, total_wait),
         )
         extra: dict[str, Any] = {}
         if self._exceptions:
@@ -590,8 +710,15 @@ class Engine:
             extra["stop_reason"] = self.stop_reason
         if self.unfinished:
             extra["unfinished_requests"] = self.unfinished
-        if self._refused.requests:
-            extra["refused"] = self._refused.to_dict()
+        if self._counters.refused.requests:
+            extra["refused"] = self._counters.refused.to_dict()
+        if self._counters.truncated_bodies:
+            extra["truncated_bodies"] = self._counters.truncated_bodies
+        failed = self.monitor.users_failed_to_start
+        if failed and failed >= self.monitor.users_started:
+            extra["start_failures"] = (
+                f"every virtual user failed in on_start ({failed} of {self.monitor.users_started}): no iteration ran"
+            )
         return LoadResult(
             total=total,
             endpoints=endpoints,

@@ -320,6 +320,7 @@ class EndpointRecorder:
     """
 
     __slots__ = (
+        "connect_hist",
         "errors",
         "errors_by_kind",
         "failed_hist",
@@ -328,6 +329,7 @@ class EndpointRecorder:
         "raw_hist",
         "requests",
         "series",
+        "wait_hist",
         "win_count",
         "win_errors",
         "win_hist",
@@ -342,6 +344,9 @@ class EndpointRecorder:
         self.hist = new_histogram()
         self.raw_hist = new_histogram() if open_model else None
         self.failed_hist: HdrHistogram | None = None  # created on the first failure
+        # Connect (TCP+TLS) and pool wait before the request went out: created on their first value.
+        self.connect_hist: HdrHistogram | None = None
+        self.wait_hist: HdrHistogram | None = None
         self.win_hist = new_histogram()
         self.win_count = 0
         self.win_errors = 0
@@ -387,12 +392,37 @@ class Recorder:
                 endpoint = self.endpoints[name] = EndpointRecorder(name, self.open_model, self.detail)
         return endpoint
 
-    def record(self, name: str, latency_s: float, now: float, error_kind: str | None, lateness_s: float = 0.0) -> None:
-        """One finished request. ``lateness_s`` is how late its iteration started (open model)."""
+    def record(
+        self,
+        name: str,
+        latency_s: float,
+        now: float,
+        error_kind: str | None,
+        lateness_s: float = 0.0,
+        *,
+        connect_s: float = 0.0,
+        wait_s: float = 0.0,
+    ) -> None:
+        """One finished request. ``lateness_s`` is how late its iteration started (open model).
+
+        ``connect_s`` and ``wait_s`` (new connection, pool wait) come before the wire latency;
+        in the open model the request paid them since its intended start, so they count in it.
+        """
         if now >= self._window_end:
             self.roll(now)
         endpoint = self._endpoint(name)
         value = int(latency_s * 1_000_000 + 0.5)
+        if connect_s > 0.0 or wait_s > 0.0:
+            if connect_s > 0.0:
+                if endpoint.connect_hist is None:
+                    endpoint.connect_hist = new_histogram()
+                endpoint.connect_hist.record_value(to_us(connect_s))
+            if wait_s > 0.0:
+                if endpoint.wait_hist is None:
+                    endpoint.wait_hist = new_histogram()
+                endpoint.wait_hist.record_value(to_us(wait_s))
+            if self.open_model:
+                lateness_s += connect_s + wait_s
         corrected = value + int(lateness_s * 1000000 + 0.5) if lateness_s > 0.0 else value
         if corrected > HIGHEST_US:
             self.clamped += 1

@@ -12,6 +12,7 @@ LAG_P99_LIMIT_MS = 50.0
 CPU_LIMIT_PERCENT = 90.0
 LATE_ITERATION_S = 0.010
 LATE_DISPATCH_LIMIT = 0.01  # share of arrivals the generator itself released late
+BEHIND_LIMIT = 0.10  # share of the planned user-seconds the users may run behind the profile
 
 
 class GeneratorMonitor:
@@ -23,6 +24,13 @@ class GeneratorMonitor:
         self._cpu_wall = time.perf_counter()
         self._cpu_used = time.process_time()
         self.peak_users = 0
+        self.users_target = 0
+        self.users_started = 0
+        self.users_failed_to_start = 0
+        self.spawn_rate_per_s = 0
+        # Closed model: integral of (planned - running) users, and of planned users, over the run.
+        self.behind_user_s = 0.0
+        self.planned_user_s = 0.0
         self.iterations = 0
         self.late_iterations = 0
         self.dropped_iterations = 0
@@ -77,6 +85,12 @@ class GeneratorMonitor:
         if self.dispatched and self.late_dispatches > max(2, LATE_DISPATCH_LIMIT * self.dispatched):
             share = 100.0 * self.late_dispatches / self.dispatched
             reasons.append(f"{share:.1f} % of arrivals released more than 10 ms late by the generator itself")
+        if self.planned_user_s > 0 and self.behind_user_s > BEHIND_LIMIT * self.planned_user_s:
+            share = 100.0 * self.behind_user_s / self.planned_user_s
+            reasons.append(
+                f"users ran {share:.0f} % behind the profile: started {self.users_started:,} of "
+                f"{self.users_target:,} (spawning is paced at {self.spawn_rate_per_s:,}/s)"
+            )
         return GeneratorStats(
             loop_lag_p50_ms=round(lag_p50, 3),
             loop_lag_p99_ms=round(lag_p99, 3),
@@ -84,6 +98,9 @@ class GeneratorMonitor:
             cpu_percent=round(cpu_mean, 1),
             cpu_max_percent=round(cpu_max, 1),
             peak_users=self.peak_users,
+            users_target=self.users_target,
+            users_started=self.users_started,
+            users_failed_to_start=self.users_failed_to_start,
             iterations=self.iterations,
             late_iterations=self.late_iterations,
             dropped_iterations=self.dropped_iterations,

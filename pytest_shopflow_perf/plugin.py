@@ -143,6 +143,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("max_users", "default cap of open-model users"),
         ("timeout", "default request timeout"),
         ("graceful_stop", "time in-flight iterations get at the end of a run"),
+        ("max_body", "bytes of a response body kept in memory (default 16MiB)"),
     ):
         parser.addini(f"perf_{key}", text, type="string", default="")
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .units import DURATION_FORMS, UnitError, parse_duration
+from .units import DURATION_FORMS, SIZE_FORMS, UnitError, parse_duration, parse_size
 
 DEFAULT_USERS = 10
 DEFAULT_DURATION_S = 10.0
@@ -21,6 +21,7 @@ DEFAULT_MAX_DURATION_WITH_ITERATIONS_S = 600.0
 DEFAULT_MAX_USERS = 1000
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_GRACEFUL_STOP_S = 5.0
+DEFAULT_MAX_BODY = 16 * 1024 * 1024  # bytes of a response body kept in memory; the rest is read and dropped
 
 MARKER_KEYS = (
     "users",
@@ -37,6 +38,7 @@ MARKER_KEYS = (
     "name",
     "timeout",
     "graceful_stop",
+    "max_body",
 )
 # Settings that make sense as suite-wide defaults in ini.
 INI_KEYS = (
@@ -48,6 +50,7 @@ INI_KEYS = (
     "max_users",
     "timeout",
     "graceful_stop",
+    "max_body",
 )
 # What the CI may override from the environment or the command line.
 OVERRIDE_KEYS = ("users", "duration", "base_url")
@@ -92,6 +95,7 @@ class LoadProfile:
     name: str | None = None
     timeout: float = DEFAULT_TIMEOUT_S
     graceful_stop: float = DEFAULT_GRACEFUL_STOP_S
+    max_body: int = DEFAULT_MAX_BODY
     scale: float = 1.0
     seed: int = 0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -113,25 +117,28 @@ class LoadProfile:
         return value
 
     def planned(self, start: float, end: float) -> float:
-        """The integral of ``target_at`` over [start, end): user-seconds (closed) or arrivals (open).
+        """The integral of ``target_at`` over [start, end): user-seconds (closed) or arrivals (open)."""
+        return self.integral(end) - self.integral(start)
 
-        Exact for the piecewise-linear stages, so it costs nothing however high the rate.
+    def integral(self, until: float) -> float:
+        """Integral of ``target_at`` over [0, until]: planned user-seconds (closed) or arrivals (open).
+
+        Closed form over the piecewise-linear stages, so it costs nothing however high the rate.
         """
         total = 0.0
         value = self.start
-        stage_start = 0.0
+        start = 0.0
         for stage_duration, target in self.stages:
-            stage_end = stage_start + stage_duration
-            low, high = max(start, stage_start), min(end, stage_end)
-            if high > low and stage_duration > 0:
+            if start >= until:
+                break
+            if stage_duration > 0:
+                span = min(stage_duration, until - start)
                 slope = (target - value) / stage_duration
-                at_low = value + slope * (low - stage_start)
-                at_high = value + slope * (high - stage_start)
-                total += (at_low + at_high) / 2 * (high - low)
+                total += value * span + 0.5 * slope * span * span
             value = target
-            stage_start = stage_end
-        if end > stage_start:
-            total += value * (end - max(start, stage_start))
+            start += stage_duration
+        if until > start:
+            total += value * (until - start)  # after the last stage the last target holds
         return total
 
     @property
@@ -183,6 +190,13 @@ def _duration(source: str, key: str, value: object) -> float:
         return parse_duration(value, what=key)
     except UnitError:
         raise _error(source, key, value, DURATION_FORMS) from None
+
+
+def _size(source: str, key: str, value: object) -> int:
+    try:
+        return parse_size(value, what=key)
+    except UnitError:
+        raise _error(source, key, value, SIZE_FORMS) from None
 
 
 def _think_time(source: str, value: object) -> tuple[float, float] | None:
@@ -249,6 +263,7 @@ _PARSERS: dict[str, Any] = {
     "name": _name,
     "timeout": lambda s, v: _duration(s, "timeout", v),
     "graceful_stop": lambda s, v: _duration(s, "graceful_stop", v),
+    "max_body": lambda s, v: _size(s, "max_body", v),
 }
 
 
@@ -380,6 +395,7 @@ def _build(
         name=values.get("name"),
         timeout=values.get("timeout", DEFAULT_TIMEOUT_S),
         graceful_stop=values.get("graceful_stop", DEFAULT_GRACEFUL_STOP_S),
+        max_body=values.get("max_body", DEFAULT_MAX_BODY),
         scale=scale,
         seed=seed,
         sources=sources,

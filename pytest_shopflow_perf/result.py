@@ -58,6 +58,9 @@ class GeneratorStats:
     cpu_percent: float = 0.0
     cpu_max_percent: float = 0.0
     peak_users: int = 0
+    users_target: int = 0  # closed model: peak users the profile planned
+    users_started: int = 0
+    users_failed_to_start: int = 0  # their on_start failed: they never iterated and were not replaced
     iterations: int = 0
     late_iterations: int = 0
     dropped_iterations: int = 0
@@ -132,8 +135,11 @@ class Stats:
         uncorrected: HdrHistogram | None = None,
         failed: HdrHistogram | None = None,
         request_errors: int | None = None,
+        setup: Mapping[str, float] | None = None,
     ) -> None:
         self.name = name
+        # connect_ms_* / wait_ms_* figures (mean, p95, max) when the transport reported any
+        self.setup: dict[str, float] = dict(setup or {})
         self.requests = requests
         self.errors = errors
         # Failed requests only (HTTP errors, transport errors); ``errors`` also counts failed checks and
@@ -291,6 +297,7 @@ class Stats:
             "p95_ms": values[95.0] / 1000,
             "p99_ms": values[99.0] / 1000,
             "max_ms": round(self.max * 1000, 3),
+            **self.setup,
             "errors_by_kind": dict(self.errors_by_kind),
         }
 
@@ -326,6 +333,7 @@ class Stats:
             uncorrected=decode_histogram(raw["hdr"]) if raw and raw.get("hdr") else None,
             failed=decode_histogram(failed["hdr"]) if failed and failed.get("hdr") else None,
             request_errors=None if request_errors is None else int(request_errors),
+            setup={k: float(v) for k, v in data.items() if k.startswith(("connect_ms_", "wait_ms_"))},
         )
 
 
@@ -385,6 +393,7 @@ class LoadResult(Stats):
             uncorrected=total.uncorrected_histogram,
             failed=total.failed_histogram,
             request_errors=total.request_errors,
+            setup=total.setup,
         )
         self.endpoints = EndpointMap(endpoints)
         # Failed checks and journey exceptions by row ("check: cart has items", "journey browse"):

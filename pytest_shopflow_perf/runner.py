@@ -30,6 +30,7 @@ def _stop_on_interrupt(engine: Engine) -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         if engine.stop_reason == "interrupted":
+            engine.hard_stop = True  # this KeyboardInterrupt is the user's, not a journey's: let it through
             raise KeyboardInterrupt
         engine.request_stop("interrupted")
 

@@ -1,9 +1,9 @@
 """The virtual user a journey receives, and the transport that times its requests.
 
 Timing happens in the transport, as close to the wire as httpx allows: the
-clock starts after httpx has built the request and stops when the last byte of
-the body has arrived, so client-side request building is not counted as the
-service's latency.
+latency runs from the first byte of the request sent to the last byte of the
+body, so client-side request building is not counted as the service's latency;
+connect and pool wait before it are measured apart (``_WireClock``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 
 from .metrics import CHECK_ROW_PREFIX, collapse_path
+from .profile import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_S
 from .units import parse_duration
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ MAX_CHECKS = 200  # distinct check names; more share one row, as endpoint names 
 OVERFLOW_CHECK = "(other checks)"
 ERROR_EXTENSION = "shopflow_perf.error"
 MAX_REFUSED_HOSTS = 20
+TRUNCATED_EXTENSION = "shopflow_perf.truncated"
 
 
 class StopUser(BaseException):
@@ -69,15 +72,27 @@ class RefusedCount:
         return {"requests": self.requests, "hosts": dict(self.hosts)}
 
 
+class TransportCounters:
+    """Run-wide counts the transports of every user add to (one object per run)."""
+
+    __slots__ = ("refused", "truncated_bodies")
+
+    def __init__(self) -> None:
+        self.truncated_bodies = 0
+        self.refused = RefusedCount()
+
+
 class UserContext:
     """Per-user state shared between the ``User`` and its transport."""
 
-    __slots__ = ("checks", "last_endpoint", "pending_lateness", "recorder", "refused", "should_stop", "wake")
+    __slots__ = ("checks", "counters", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
 
-    def __init__(self, recorder: Recorder, checks: dict[str, list[int]], refused: RefusedCount | None = None) -> None:
+    def __init__(
+        self, recorder: Recorder, checks: dict[str, list[int]], counters: TransportCounters | None = None
+    ) -> None:
         self.recorder = recorder
         self.checks = checks
-        self.refused = RefusedCount() if refused is None else refused  # shared by the users of a run
+        self.counters = counters if counters is not None else TransportCounters()
         self.last_endpoint: str | None = None
         self.pending_lateness = 0.0
         self.should_stop: Callable[[], bool] = lambda: False
@@ -120,25 +135,41 @@ def _transport_error_kind(exc: BaseException) -> str:
 class _WireClock:
     """httpcore's ``trace`` hook: time from the first byte of the request to the last of the response.
 
-    This leaves out httpcore's pool bookkeeping (~0.4 ms here) and, as k6's
-    ``http_req_duration`` does, the connect of a new connection. Transports
-    without trace events (ASGI, mocks) keep the times taken around the call.
+    As k6's ``http_req_duration``, the wire latency leaves out what came before the
+    request went out; those are measured on their own (k6's ``http_req_connecting``
+    and ``http_req_blocked``): ``connect_s``, TCP connect plus TLS handshake of a new
+    connection, and ``wait_s``, the rest of the time from the transport's entry to the
+    first byte sent (waiting for a pooled connection, httpcore's bookkeeping).
+    Transports without trace events (ASGI, mocks) keep the times taken around the call.
     """
 
-    __slots__ = ("chained", "done", "end", "name", "start")
+    __slots__ = ("chained", "connect_s", "connect_start", "deadline", "done", "end", "entry", "name", "start", "wait_s")
 
     def __init__(self, name: str, start: float, chained: Any) -> None:
         self.name = name
+        self.entry = start
         self.start = start
         self.end = 0.0
+        self.deadline = 0.0  # perf_counter() by which the last byte of the body must have arrived
+        self.connect_start = 0.0
+        self.connect_s = 0.0
+        self.wait_s = 0.0
         self.chained = chained
         self.done = False  # recorded, or written off as unfinished when the run ended
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event.endswith("send_request_headers.started"):
-            self.start = perf_counter()
+            now = self.start = perf_counter()
+            self.wait_s = max(0.0, now - self.entry - self.connect_s)
         elif event.endswith("receive_response_body.complete"):
             self.end = perf_counter()
+        elif event.startswith("connection."):
+            if event.endswith(("connect_tcp.started", "connect_unix_socket.started")):
+                self.connect_start = perf_counter()
+            elif event.endswith(("connect_tcp.complete", "connect_unix_socket.complete", "start_tls.complete")):
+                now = perf_counter()
+                self.connect_s += now - self.connect_start  # TLS follows TCP: the sum is both
+                self.connect_start = now
         if self.chained is not None:
             await self.chained(event, info)
 
@@ -148,25 +179,79 @@ class _WireClock:
         self.done = True
         context.recorder.inflight.discard(self)
         end = self.end or perf_counter()
-        context.recorder.record(self.name, end - self.start, end, error, context.take_lateness())
+        context.recorder.record(
+            self.name,
+            end - self.start,
+            end,
+            error,
+            context.take_lateness(),
+            connect_s=self.connect_s,
+            wait_s=self.wait_s,
+        )
+
+
+def _deadline_error(request: httpx.Request, limit: float) -> httpx.ReadTimeout:
+    """httpx's own timeout class, so a journey's ``except httpx.TimeoutException`` sees a normal timeout."""
+    return httpx.ReadTimeout(f"request exceeded its {limit:g} s deadline", request=request)
 
 
 class _TimedStream(httpx.AsyncByteStream):
-    """Stops the clock at the last byte of the body, or at close if the body was not read."""
+    """Stops the clock at the last byte of the body, or at close if the body was not read.
 
-    __slots__ = ("_clock", "_context", "_error", "_inner")
+    It also holds the request to its deadline (httpx's timeout is per read, so a body
+    trickled a byte a second never times out) and keeps at most ``max_body`` bytes: the
+    rest is still read and timed, then dropped, so an endless body cannot fill memory.
+    """
+
+    __slots__ = ("_clock", "_context", "_error", "_extensions", "_inner", "_limit", "_max_body", "_request")
 
     def __init__(
-        self, inner: httpx.AsyncByteStream, context: UserContext, clock: _WireClock, error: str | None
+        self,
+        inner: httpx.AsyncByteStream,
+        context: UserContext,
+        clock: _WireClock,
+        error: str | None,
+        *,
+        request: httpx.Request,
+        limit: float,
+        max_body: int | None,
+        extensions: dict[str, Any],
     ) -> None:
         self._inner = inner
         self._context = context
         self._clock = clock
         self._error = error
+        self._request = request
+        self._limit = limit
+        self._max_body = max_body
+        self._extensions = extensions
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        clock = self._clock
+        room = self._max_body
         try:
-            async for chunk in self._inner:
+            chunks = self._inner.__aiter__()
+            while True:
+                remaining = clock.deadline - perf_counter()
+                if remaining <= 0:
+                    raise _deadline_error(self._request, self._limit)
+                with anyio.move_on_after(remaining) as scope:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                if scope.cancelled_caught:
+                    raise _deadline_error(self._request, self._limit)
+                if room is not None and len(chunk) > room:
+                    if TRUNCATED_EXTENSION not in self._extensions:
+                        self._extensions[TRUNCATED_EXTENSION] = True
+                        self._context.counters.truncated_bodies += 1
+                    chunk = chunk[:room]
+                    room = 0
+                    if not chunk:
+                        continue  # past the cap: read to the end (timed), keep nothing
+                elif room is not None:
+                    room -= len(chunk)
                 yield chunk
         except Exception as exc:
             if not self._clock.done:
@@ -191,7 +276,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(
-        self, inner: httpx.AsyncBaseTransport, context: UserContext, policy: TargetPolicy | None = None
+        self,
+        inner: httpx.AsyncBaseTransport,
+        context: UserContext,
+        policy: TargetPolicy | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_body: int | None = DEFAULT_MAX_BODY,
     ) -> None:
         if policy is None:
             from .target import TargetPolicy
@@ -200,6 +291,8 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         self._inner = inner
         self._context = context
         self._policy = policy
+        self._timeout = timeout
+        self._max_body = max_body
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -208,15 +301,28 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         context.last_endpoint = name
         clock = _WireClock(name, perf_counter(), extensions.get("trace"))
         extensions["trace"] = clock
+        # A deadline for the whole request, entry to last body byte: the largest of httpx's
+        # per-phase timeouts (client or request ``timeout=``), else the profile's.
+        limit = 0.0
+        timeouts = extensions.get("timeout")
+        if timeouts:
+            for value in timeouts.values():
+                if value is not None and value > limit:
+                    limit = value
+        limit = limit or self._timeout
+        clock.deadline = clock.start + limit
         context.recorder.inflight.add(clock)
         try:
             url = request.url
             if not self._policy.check_host(url.host, url.port):
                 raise TargetRefused(url.host)
-            response = await self._inner.handle_async_request(request)
+            with anyio.move_on_after(limit) as scope:
+                response = await self._inner.handle_async_request(request)
+            if scope.cancelled_caught:
+                raise _deadline_error(request, limit)
         except Exception as exc:
             if isinstance(exc, TargetRefused):
-                context.refused.add(exc.host)
+                context.counters.refused.add(exc.host)
             clock.finish(context, _transport_error_kind(exc))
             mark_recorded(exc)
             raise
@@ -229,7 +335,16 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock transports)
             clock.finish(context, error)
         else:
-            response.stream = _TimedStream(response.stream, context, clock, error)  # type: ignore[arg-type]
+            response.stream = _TimedStream(
+                response.stream,  # type: ignore[arg-type]
+                context,
+                clock,
+                error,
+                request=request,
+                limit=limit,
+                max_body=extensions.get("max_body", self._max_body),
+                extensions=response.extensions,
+            )
         return response
 
     async def aclose(self) -> None:
@@ -262,8 +377,6 @@ class User:
 
         Returns early, by raising ``StopUser``, when the user is told to stop.
         """
-        import anyio
-
         low_s = parse_duration(low, what="think low")
         high_s = low_s if high is None else parse_duration(high, what="think high")
         delay = self.random.uniform(low_s, high_s) if high_s > low_s else low_s
