@@ -15,12 +15,25 @@ LATE_DISPATCH_LIMIT = 0.01  # share of arrivals the generator itself released la
 BEHIND_LIMIT = 0.10  # share of the planned user-seconds the users may run behind the profile
 
 
+def cpu_figures(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    """Mean and max CPU % of a core from (wall, CPU) samples, the mean weighted by each sample's length.
+
+    The first sample covers start-up (clients, on_start): it is left out when the rest still
+    covers a second; an unweighted mean let a short run be judged on its partial last sample.
+    """
+    steady = samples[1:] if sum(wall for wall, _ in samples[1:]) >= 1.0 else samples
+    wall = sum(w for w, _ in steady)
+    mean = 100.0 * sum(cpu for _, cpu in steady) / wall if wall > 0 else 0.0
+    full = [100.0 * cpu / w for w, cpu in steady if w >= 0.5] or [mean]
+    return mean, max(full)
+
+
 class GeneratorMonitor:
     """Event-loop lag (how late a timer fires) and process CPU, sampled by the engine's ticker."""
 
     def __init__(self) -> None:
         self._lag = new_histogram()
-        self._cpu_samples: list[float] = []
+        self._cpu_samples: list[tuple[float, float]] = []  # (wall seconds, CPU seconds) per sample
         self._cpu_wall = time.perf_counter()
         self._cpu_used = time.process_time()
         self.peak_users = 0
@@ -52,8 +65,8 @@ class GeneratorMonitor:
         if elapsed <= 0:
             return 0.0
         percent = 100.0 * (used - self._cpu_used) / elapsed
+        self._cpu_samples.append((elapsed, used - self._cpu_used))
         self._cpu_wall, self._cpu_used = wall, used
-        self._cpu_samples.append(percent)
         return percent
 
     def record_dispatch(self, lateness_s: float) -> None:
@@ -74,9 +87,7 @@ class GeneratorMonitor:
         lag_p99 = self._lag.get_value_at_percentile(99) / 1000 if has_lag else 0.0
         lag_max = self._lag.get_max_value() / 1000 if has_lag else 0.0
         # The first sample covers start-up work (clients, on_start): judge the steady state.
-        samples = self._cpu_samples[1:] or self._cpu_samples
-        cpu_mean = sum(samples) / len(samples) if samples else 0.0
-        cpu_max = max(samples) if samples else 0.0
+        cpu_mean, cpu_max = cpu_figures(self._cpu_samples)
         reasons = []
         if lag_p99 > LAG_P99_LIMIT_MS:
             reasons.append(f"event-loop lag p99 {lag_p99:.0f} ms > {LAG_P99_LIMIT_MS:.0f} ms")

@@ -388,3 +388,14 @@ def test_the_second_ctrl_c_is_the_only_keyboard_interrupt_that_stops_a_run() -> 
     )
     with pytest.raises(KeyboardInterrupt):
         anyio.run(hard.run)
+
+
+def test_generator_cpu_is_weighted_by_time_not_by_sample() -> None:
+    """A short run was judged on its partial last sample: 46.6 % reported against 31 % over the call."""
+    from pytest_shopflow_perf.monitor import cpu_figures
+
+    mean, peak = cpu_figures([(1.0, 0.9), (1.0, 0.2), (0.1, 0.09)])  # start-up, steady, a busy 0.1 s teardown
+    assert mean == pytest.approx(100 * 0.29 / 1.1)
+    assert peak == pytest.approx(20.0)  # the 0.1 s tail is too short to be a peak
+    short_mean, _ = cpu_figures([(0.6, 0.3), (0.2, 0.2)])
+    assert short_mean == pytest.approx(100 * 0.5 / 0.8)  # under a second of samples: all of them, weighted
