@@ -8,11 +8,10 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support import netguard
-
-from conftest import NETGUARD_LOG
 
 
 @pytest.fixture
@@ -25,6 +24,9 @@ def own_entries() -> list[dict[str, object]]:
         log.seek(start)
         entries.extend(json.loads(line) for line in log.read().splitlines())
     os.truncate(NETGUARD_LOG, start)
+
+
+NETGUARD_LOG = Path(os.environ[netguard.LOG_ENV])  # set by tests/conftest.py before any test module
 
 
 def _read_since(start: int) -> list[dict[str, object]]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import functools
+import importlib.abc
+import importlib.util
 import ipaddress
 import json
 import os
@@ -175,11 +177,37 @@ def _install_loop(cls: Any, *, resolver: bool = False) -> None:
 
 
 def _install_uvloop() -> None:
+    """Guard uvloop when it is imported (now, or later: importing it here would load it in every child
+    process, where the plugin's own start-up test checks that a run without load tests never does)."""
+    if "uvloop" in sys.modules:
+        _guard_uvloop(sys.modules["uvloop"])
+    else:
+        sys.meta_path.insert(0, _UvloopFinder())
+
+
+class _UvloopFinder(importlib.abc.MetaPathFinder):
+    """Patches uvloop right after its first import."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "uvloop":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        real_exec = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            real_exec(module)
+            _guard_uvloop(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _guard_uvloop(uvloop: Any) -> None:
     """uvloop resolves and connects in C: ``uvloop.Loop`` becomes a guarded subclass (``new_event_loop`` uses it)."""
-    try:
-        import uvloop
-    except ImportError:
-        return
     guarded = type("Loop", (uvloop.Loop,), {"__module__": "uvloop", "__doc__": "uvloop.Loop, guarded by netguard"})
     _install_loop(guarded, resolver=True)
     uvloop.Loop = guarded  # type: ignore[misc]
