@@ -228,3 +228,31 @@ def test_summary_names_the_target_given_by_the_environment(
     result = pytester.runpytest_subprocess("--perf-report-dir", "out", "-k", "first")
     result.assert_outcomes(passed=1)
     assert f"against {delay_server};" in (pytester.path / "out" / "summary.md").read_text()
+
+
+def test_a_fault_from_the_start_prints_its_note_not_did_not_recover() -> None:
+    from pytest_shopflow_perf.reporting.terminal import _notes
+
+    note = "no traffic before the fault: no band to recover to"
+    summary = {"extra": {"recovery": [{"name": "latency 5ms", "start_s": 0.0, "end_s": 4.004, "note": note}]}}
+    assert _notes(summary) == [f"fault latency 5ms (0-4.004 s): {note}"]
+
+
+def test_an_inconclusive_test_is_not_shown_as_a_failed_slo() -> None:
+    from pytest_shopflow_perf.reporting.summary import build_summary, render_markdown
+    from pytest_shopflow_perf.reporting.terminal import _slo_cell
+
+    run = {
+        "test": "t.py::test_x",
+        "total": {"requests": 10, "errors": 0, "error_rate": 0.0, "rps": 5.0, "p50_ms": 1.0, "p95_ms": 2.0,
+                  "p99_ms": 3.0, "max_ms": 4.0},
+        "extra": {"slo": [{"passed": False, "threshold": "p(95)<1ms", "endpoint": "total", "measured": 2.0,
+                           "metric": "p95", "op": "<", "limit": 1.0, "unit": "ms"}]},
+    }  # fmt: skip
+    assert _slo_cell({**run, "outcome": "inconclusive"}) == "inconclusive"
+    reason = "inconclusive: the load generator was saturated (CPU)"
+    markdown = render_markdown(build_summary([{"nodeid": run["test"], "outcome": "skipped", "reason": reason,
+                                               "runs": [run]}], {}))  # fmt: skip
+    row = next(line for line in markdown.splitlines() if line.startswith("| t.py::test_x"))
+    assert "inconclusive" in row
+    assert "breached" not in markdown
