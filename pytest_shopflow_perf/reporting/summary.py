@@ -320,7 +320,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             for run in runs
         ),
     )
-    breaches = [(run["name"], o) for run in runs for o in run["slo"]["failed"]]
+    breaches = [(run["name"], o) for run in runs if _slo_cell(run) != "inconclusive" for o in run["slo"]["failed"]]
     if breaches:
         lines += ["", "**SLO breaches**", ""]
         lines += [
