@@ -695,6 +695,7 @@ def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> N
     record = result.extra.get("regression")
     if record is None:
         return  # no baseline yet, or comparison disabled: the reason is in result.extra["regression_note"]
+    _judgeable(result, [])  # a saturated generator measured itself: no verdict on the service
     verdict = Verdict.from_dict(record)
     if verdict.failed(fail_on):
         raise AssertionError(format_regression(verdict, fail_on))

@@ -21,11 +21,12 @@ import json
 import os
 import platform
 import re
-import secrets
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+
+from .atomic import write_atomically as _write_atomically
 
 __all__ = [
     "BASELINE_SCHEMA",
@@ -37,6 +38,7 @@ __all__ = [
     "git_commit",
     "load_baseline",
     "prune",
+    "report_stem",
     "validate_baseline",
     "validate_run",
 ]
@@ -125,6 +127,19 @@ def baseline_path(directory: Path, nodeid: str) -> Path:
     such characters cannot share a file. Ids that still coincide (``a/b.py``
     and ``a_b.py``) are caught when the file is read: it records its node id.
     """
+    stem, lossy = _sanitised(nodeid)
+    if lossy:
+        stem = f"{stem}-{node_hash(nodeid)}"
+    return Path(directory) / f"{stem}.json"
+
+
+def node_hash(nodeid: str) -> str:
+    """The short hash that keeps two sanitised names apart."""
+    return hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _sanitised(nodeid: str) -> tuple[str, bool]:
+    """(readable stem, whether sanitising lost more than ``::``, ``/``, ``\\`` and brackets)."""
     stem = nodeid.replace("::", "__")
     lossy = False
     chars: list[str] = []
@@ -141,9 +156,54 @@ def baseline_path(directory: Path, nodeid: str) -> Path:
     if len(stem) > _MAX_STEM:
         stem = stem[:_MAX_STEM]
         lossy = True
-    if lossy:
-        stem = f"{stem}-{hashlib.sha256(nodeid.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
-    return Path(directory) / f"{stem}.json"
+    return stem, lossy
+
+
+def report_stem(nodeid: str) -> str:
+    """The file stem of a test's report files: the baseline's readable stem, made unique per node id.
+
+    Baseline names stay as they are (committed baselines must still be found), but
+    report files are never checked for collisions, so any id whose sanitising
+    replaced more than ``::`` and the path's ``/`` (parameter ids above all) gets
+    a hash of the full id.
+    """
+    stem, lossy = _sanitised(nodeid)
+    replaced = any(c != "/" and not _SAFE_NAME.fullmatch(c) for c in nodeid.replace("::", ""))
+    if lossy or replaced:
+        stem = f"{stem}-{node_hash(nodeid)}"
+    return stem
+
+
+def _lock(path: Path) -> Any:
+    """A lock across processes for one baseline, kept in the temp dir so it never litters baselines/."""
+    import tempfile
+
+    from filelock import FileLock
+
+    digest = hashlib.sha256(str(Path(path).resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return FileLock(os.path.join(tempfile.gettempdir(), f"shopflow-perf-baseline-{digest}.lock"))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a baseline can hold")
+
+
+_COUNT_FIELDS: Final = ("requests", "errors")
+_NUMBER_FIELDS: Final = ("rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate")
+
+
+def _check_statistics(run: Mapping[str, Any], source: str) -> None:
+    """The fields compare() relies on: an empty ``total`` would make a meaningless baseline pass the gate."""
+    groups = [("total", run["total"]), *((f"endpoint {k!r}", v) for k, v in run.get("endpoints", {}).items())]
+    for label, stats in groups:
+        for name in _COUNT_FIELDS:
+            value = stats.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise BaselineError(f'{source} {label}: "{name}" must be a whole number >= 0, got {value!r}')
+        for name in _NUMBER_FIELDS:
+            value = stats.get(name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+                raise BaselineError(f'{source} {label}: "{name}" must be a number, got {value!r}')
 
 
 # ---- reading and writing ----------------------------------------------------
@@ -168,13 +228,17 @@ def load_baseline(path: Path, *, nodeid: str | None = None) -> dict[str, Any] | 
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read baseline file ({exc}); {fix}") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            raise BaselineError(f"{path}: corrupt baseline file ({exc}); {fix}") from exc
         raise BaselineError(
             f"{path}: corrupt baseline file (invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}); {fix}"
         ) from exc
     try:
         baseline = validate_baseline(data, str(path))
+        for index, run in enumerate(baseline["runs"]):
+            _check_statistics(run, f"{path}: run {index}")
     except BaselineError as exc:
         raise BaselineError(f"{exc}; {fix}") from None
     recorded = baseline.get("test")
@@ -197,6 +261,11 @@ def append_run(path: Path, nodeid: str, run_record: Mapping[str, Any], keep: int
         raise ValueError(f"keep={keep!r}: a baseline must keep at least one run")
     record = validate_run(dict(run_record), "run record to save")
     path = Path(path)
+    with _lock(path):  # read-modify-write: two savers must not lose each other's runs
+        return _append_locked(path, nodeid, record, keep)
+
+
+def _append_locked(path: Path, nodeid: str, record: dict[str, Any], keep: int) -> dict[str, Any]:
     existing = load_baseline(path, nodeid=nodeid)
     if existing is None:
         baseline: dict[str, Any] = {"schema": BASELINE_SCHEMA, "test": nodeid, "runs": []}
@@ -216,13 +285,14 @@ def prune(path: Path, keep: int) -> tuple[int, int]:
     """Keep the newest ``keep`` runs of a baseline (atomic write). Returns (runs before, runs after)."""
     if keep < 1:
         raise ValueError(f"keep={keep!r}: a baseline must keep at least one run")
-    baseline = load_baseline(path)
-    if baseline is None:
-        raise BaselineError(f"{path}: no such baseline file")
-    before = len(baseline["runs"])
-    if before > keep:
-        baseline["runs"] = baseline["runs"][-keep:]
-        _write_atomically(Path(path), _dumps_baseline(baseline))
+    with _lock(Path(path)):
+        baseline = load_baseline(path)
+        if baseline is None:
+            raise BaselineError(f"{path}: no such baseline file")
+        before = len(baseline["runs"])
+        if before > keep:
+            baseline["runs"] = baseline["runs"][-keep:]
+            _write_atomically(Path(path), _dumps_baseline(baseline))
     return before, min(before, keep)
 
 
@@ -236,38 +306,6 @@ def _dumps_baseline(baseline: Mapping[str, Any]) -> str:
     runs = ",\n".join(f"    {dump(run)}" for run in baseline["runs"])
     body = ",\n".join([*head, f'  "runs": [\n{runs}\n  ]' if runs else '  "runs": []'])
     return "{\n" + body + "\n}\n"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, os.replace: readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open applies the umask to 0o666, so the file gets the same mode as any other new file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable too (POSIX); not possible, and not needed, on Windows."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- environment ------------------------------------------------------------

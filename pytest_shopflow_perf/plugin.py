@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .reporting.junit import junit_properties
-from .session import PerfSession, perf_session_key
+from .session import (
+    AFTER_TEST_NOTES,
+    PerfSession,
+    call_passed_key,
+    collected_runs,
+    collection_index_key,
+    outcome_of,
+    perf_session_key,
+)
 from .xdist import XDIST_GROUP, XdistHooks
 
 if TYPE_CHECKING:
@@ -170,9 +178,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.stop()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every report lists runs in collection order, whatever order they finish in (xdist).
+    for index, item in enumerate(items):
+        item.stash[collection_index_key] = index
+
+
 @pytest.fixture
-def load(request: pytest.FixtureRequest) -> LoadRunner:
-    """Runs journeys with the profile of the test's ``@pytest.mark.load`` marker."""
+def load(request: pytest.FixtureRequest) -> Generator[LoadRunner, None, None]:
+    """Runs journeys with the profile of the test's ``@pytest.mark.load`` marker.
+
+    Baselines are saved and report files written in its teardown, inside the test
+    protocol: a file-system error there is this test's error, never the session's.
+    """
     from .runner import LoadRunner
 
     marker = request.node.get_closest_marker("load")
@@ -186,7 +205,10 @@ def load(request: pytest.FixtureRequest) -> LoadRunner:
     faults = session.declared_faults(kwargs.pop("faults", None))
     # xdist --dist loadgroup suffixes node ids with the group; baselines must not depend on it.
     nodeid = request.node.nodeid.removesuffix(f"@{XDIST_GROUP}")
-    return LoadRunner(session, nodeid, kwargs, slos, faults)
+    session.install_sigterm()
+    runner = LoadRunner(session, nodeid, kwargs, slos, faults)
+    yield runner
+    session.finish_test(runner.results, passed=request.node.stash.get(call_passed_key, False))
 
 
 @pytest.fixture
@@ -200,25 +222,35 @@ def faults(load: LoadRunner) -> FaultPlan:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Read-only: it describes the runs on the report; saving and writing happen in the fixture's teardown."""
     report = yield
     session = item.config.stash.get(perf_session_key, None)
     if session is None or item.get_closest_marker("load") is None:
         return report
     results = session.results.get(item.nodeid.removesuffix(f"@{XDIST_GROUP}"))
-    if results and report.when == "call" and report.passed:
-        for result in results:
-            saved = session.save_baseline(result)
-            if saved is not None:
-                result.extra["baseline_saved"] = str(saved)
+    if report.when == "call":
+        item.stash[call_passed_key] = report.passed
     if results and report.when == "call":
         # Plain JSON on the report: it travels to the xdist controller and feeds every reporter.
-        report.shopflow_perf = [result.summary_dict() for result in results]
+        index = item.stash.get(collection_index_key, 1 << 30)
+        report.shopflow_perf = [
+            {**result.summary_dict(), "order": [index, number]} for number, result in enumerate(results)
+        ]
         # junitxml writes the properties of the teardown report, which copies the item's.
         properties = junit_properties(results)
         item.user_properties.extend(properties)
         report.user_properties.extend(properties)
-        for result in results:
-            session.write_result_files(result)
+    if results and report.when == "teardown":
+        notes = {
+            result.test: {key: result.extra[key] for key in AFTER_TEST_NOTES if key in result.extra}
+            for result in results
+        }
+        report.shopflow_perf_notes = {test: extra for test, extra in notes.items() if extra}
+        report.user_properties.extend(
+            ("perf.baseline_saved", result.extra["baseline_saved"])
+            for result in results
+            if "baseline_saved" in result.extra
+        )
     if report.failed and session.server is not None:
         report.sections.append(("shopflow-perf service log", session.server.log_tail()))
     return report
@@ -227,12 +259,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from .reporting.terminal import write_summary
 
-    summaries = [
-        summary
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        for summary in getattr(report, "shopflow_perf", None) or []
-    ]
+    summaries = []
+    for report, runs in collected_runs(terminalreporter.stats):
+        outcome = outcome_of(report)
+        summaries += [{**run, "outcome": outcome} for run in runs]
     session = terminalreporter.config.stash.get(perf_session_key, None)
     if session is not None:
         summaries += [result.summary_dict() for result in session.orphan_results]
@@ -240,6 +270,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("shopflow perf")
         write_summary(terminalreporter, summaries, verbose=terminalreporter.config.get_verbosity() > 0)
     if session is not None and session.settings.report_dir:
-        written = session.write_session_summary(terminalreporter.stats)
+        try:
+            written = session.write_session_summary(terminalreporter.stats)
+        except OSError as exc:
+            terminalreporter.write_line(
+                f"shopflow perf: WARNING: could not write the session summary: {exc}", yellow=True
+            )
+            written = None
         if written:
             terminalreporter.write_line(f"shopflow perf: results and summary in {written}")
+        for warning in session.warnings:
+            terminalreporter.write_line(f"shopflow perf: WARNING: {warning}", yellow=True)

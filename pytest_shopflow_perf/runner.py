@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 @contextmanager
 def _stop_on_interrupt(engine: Engine) -> Iterator[None]:
-    """First Ctrl-C ends the run gracefully and keeps its results; a second one stops at once."""
+    """First Ctrl-C (or SIGTERM, how CI cancels a job) ends the run gracefully and keeps its results;
+    a second one stops at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -35,10 +36,13 @@ def _stop_on_interrupt(engine: Engine) -> Iterator[None]:
         engine.request_stop("interrupted")
 
     previous = signal.signal(signal.SIGINT, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler) if hasattr(signal, "SIGTERM") else None
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 class LoadRunner:
@@ -260,16 +264,27 @@ class LoadRunner:
         if self.results:  # several runs in one test each get their own baseline
             result.test = f"{self.nodeid}@{result.profile.get('name') or len(self.results) + 1}"
         self.results.append(result)
-        if not result.interrupted:
-            self._session.compare_with_baseline(result)
+        # Recorded first: whatever the comparison does next, the run stays in every report.
         self._session.results.setdefault(self.nodeid, []).append(result)
         if result.interrupted and result.extra.get("stop_reason") == "interrupted":
             self._session.orphan_results.append(result)
-            self._session.write_result_files(result)  # the test gets no report: keep its partial results now
+            try:
+                self._session.write_result_files(result)  # the test gets no report: keep its partial results now
+            except OSError as exc:
+                result.extra["report_error"] = str(exc)
             raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
+        comparison_error = None
+        if not result.interrupted:
+            try:
+                self._session.compare_with_baseline(result)
+            except Exception as exc:  # a corrupt baseline, or a comparison that cannot be made
+                comparison_error = f"comparison with the baseline failed: {exc}"
+                result.extra["regression_note"] = comparison_error
         from .assertions import check_declared
 
         check_declared(result, slos, self._tracked)
+        if comparison_error is not None:
+            pytest.fail(comparison_error, pytrace=False)
         return result
 
 

@@ -62,6 +62,7 @@ class Settings:
     fail_on: str
     report_dir: str | None
     ini_profile: dict[str, str] = field(default_factory=dict)
+    baseline_keep: int = 5
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -91,7 +92,17 @@ class Settings:
             raise pytest.UsageError(
                 f"--perf-fail-on={fail_on!r} is not valid: expected minor, major, critical or never"
             )
+        keep_raw = ini("perf_baseline_keep") or "5"
+        try:
+            baseline_keep = int(keep_raw)
+        except ValueError:
+            baseline_keep = 0
+        if baseline_keep < 1:
+            raise pytest.UsageError(
+                f"ini perf_baseline_keep={keep_raw!r} is not valid: expected a whole number of runs >= 1"
+            )
         return cls(
+            baseline_keep=baseline_keep,
             base_url=cli("perf_base_url") or None,
             app=cli("perf_app") or ini("perf_app") or DEFAULT_APP,
             scale=scale,
@@ -121,6 +132,9 @@ class PerfSession:
         self._environment: dict[str, Any] | None = None
         # one policy for the session: its verdicts and resolutions are cached across runs
         self.target_policy = TargetPolicy(self.settings.allowed_hosts)
+        self.policy = self.regression_policy()  # a bad ini value is a usage error now, not mid-session
+        self._previous_sigterm: Any = None
+        self.warnings: list[str] = []  # shown at the end of the terminal summary
 
     # ---- profile and target ----------------------------------------------------
 
@@ -205,6 +219,29 @@ class PerfSession:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self._previous_sigterm is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    def install_sigterm(self) -> None:
+        """Once the session has load tests, SIGTERM (a cancelled CI job) ends pytest like Ctrl-C.
+
+        pytest then still writes its reports and stops the embedded service; without
+        this, SIGTERM kills the process with nothing written and the service orphaned.
+        """
+        import signal
+
+        if self._previous_sigterm is not None or threading.current_thread() is not threading.main_thread():
+            return
+        if not hasattr(signal, "SIGTERM"):
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt("SIGTERM")
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, handler)
 
     def environment(self) -> dict[str, Any]:
         if self._environment is None:
@@ -233,15 +270,28 @@ class PerfSession:
             result.extra["regression_note"] = "comparison disabled (--perf-no-compare)"
             return
         path = self.baseline_file(result.test)
-        try:
-            baseline = load_baseline(path, nodeid=result.test)
-        except BaselineError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        baseline = load_baseline(path, nodeid=result.test)  # BaselineError names the file
         if baseline is None:
             shown = path.relative_to(self.config.rootpath) if path.is_relative_to(self.config.rootpath) else path
             result.extra["regression_note"] = f"no baseline yet ({shown}); record one with --perf-save-baseline"
             return
-        result.extra["regression"] = compare(baseline, result.to_dict(), policy=self.regression_policy()).to_dict()
+        runs = baseline["runs"]
+        usable = [run for run in runs if not (run.get("generator") or {}).get("saturated")]
+        left_out = len(runs) - len(usable)
+        if runs and not usable:
+            result.extra["regression_note"] = (
+                f"every run of the baseline {path} was measured by a saturated generator; nothing to compare"
+            )
+            return
+        try:
+            verdict = compare({**baseline, "runs": usable}, result.to_dict(), policy=self.policy).to_dict()
+        except BaselineError as exc:
+            raise BaselineError(f"{path}: {exc}") from exc
+        if left_out:
+            verdict.setdefault("notes", []).append(
+                f"{left_out} baseline run(s) measured by a saturated generator were left out"
+            )
+        result.extra["regression"] = verdict
 
     def regression_policy(self) -> RegressionPolicy:
         """Tier thresholds and significance from ini (``perf_regression_*``), defaults otherwise."""
@@ -263,15 +313,43 @@ class PerfSession:
             raise pytest.UsageError(f"ini perf_regression_*: {exc}") from None
 
     def save_baseline(self, result: LoadResult) -> Path | None:
-        """Append a finished run to its baseline (atomic write); interrupted runs are never saved."""
-        from .baseline import DEFAULT_KEEP, append_run
+        """Append a finished run to its baseline (atomic, locked); interrupted or saturated runs are never saved."""
+        from .baseline import append_run
 
         if not self.settings.save_baseline or result.interrupted:
             return None
+        if result.generator.saturated:
+            result.extra["baseline_note"] = (
+                f"not saved: the generator was saturated ({'; '.join(result.generator.reasons)})"
+            )
+            return None
         path = self.baseline_file(result.test)
-        keep = int(self.config.getini("perf_baseline_keep") or DEFAULT_KEEP)
-        append_run(path, result.test, result.to_dict(), keep=keep)
+        append_run(path, result.test, result.to_dict(), keep=self.settings.baseline_keep)
         return path
+
+    def finish_test(self, results: list[LoadResult], passed: bool) -> None:
+        """Save baselines and write report files after the test: a file-system error fails this test only."""
+        from .baseline import BaselineError
+
+        problems: list[str] = []
+        for result in results:
+            if passed:
+                try:
+                    saved = self.save_baseline(result)
+                except (OSError, BaselineError) as exc:
+                    problems.append(f"could not save the baseline of {result.test}: {exc}")
+                    result.extra["baseline_note"] = f"not saved: {exc}"
+                else:
+                    if saved is not None:
+                        result.extra["baseline_saved"] = str(saved)
+            if result in self.orphan_results:
+                continue  # written when the run was interrupted
+            try:
+                self.write_result_files(result)
+            except (OSError, ValueError) as exc:
+                problems.append(f"could not write the report files of {result.test} to {self.report_dir()}: {exc}")
+        if problems:
+            pytest.fail("shopflow perf: " + "\n".join(problems), pytrace=False)
 
     # ---- report files --------------------------------------------------------------
 
@@ -295,15 +373,10 @@ class PerfSession:
             return None
         from .reporting.files import write_summary
 
-        tests: list[dict[str, Any]] = []
-        for reports in stats.values():
-            for report in reports:
-                runs = getattr(report, "shopflow_perf", None)
-                if not runs or getattr(report, "when", None) != "call":
-                    continue
-                tests.append(
-                    {"nodeid": report.nodeid, "outcome": report.outcome, "reason": _reason(report), "runs": runs}
-                )
+        tests: list[dict[str, Any]] = [
+            {"nodeid": report.nodeid, "outcome": report.outcome, "reason": _reason(report), "runs": runs}
+            for report, runs in collected_runs(stats)
+        ]
         if self.orphan_results:
             runs = [result.summary_dict() for result in self.orphan_results]
             tests.append({"nodeid": runs[0]["test"], "outcome": "interrupted", "reason": "Ctrl-C", "runs": runs})
@@ -311,13 +384,22 @@ class PerfSession:
             return None
         environment = self._environment or {}
         context = {
-            "target": self.server.base_url if self.server is not None else (self.settings.base_url or "-"),
+            "target": self._target_shown(tests),
             "commit": environment.get("git_commit"),
             "machine": f"{environment.get('cpu_model', '?')}, {environment.get('cpu_count', '?')} cores",
             "fail_on": self.settings.fail_on,
         }
-        write_summary(directory, tests, context)
+        write_summary(directory, tests, context, self.warnings)
         return directory
+
+    def _target_shown(self, tests: list[dict[str, Any]]) -> str:
+        """The target the runs went to: the embedded service, the option, or what the profiles say."""
+        if self.server is not None and self.server.base_url:
+            return self.server.base_url
+        targets = sorted(
+            {str((run.get("profile") or {}).get("base_url")) for t in tests for run in t["runs"]} - {"None", ""}
+        )
+        return ", ".join(targets) or self.settings.base_url or "-"
 
     # ---- progress ----------------------------------------------------------------
 
@@ -359,6 +441,37 @@ class PerfSession:
                 reporter.rewrite("", erase=True)
 
 
+def outcome_of(report: Any) -> str:
+    """passed/failed/skipped, or ``inconclusive`` for a skip that says so (a saturated generator)."""
+    if report.outcome == "skipped" and "inconclusive" in str(_reason(report)):
+        return "inconclusive"
+    return str(report.outcome)
+
+
+def collected_runs(stats: dict[str, list[Any]]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """(call report, run summaries) per load test, in collection order, with what teardown added.
+
+    The call report carries the runs (and the outcome); the teardown report carries
+    notes written after the test (``baseline_saved``), merged in here so every
+    reporter sees them.
+    """
+    notes: dict[str, dict[str, Any]] = {}
+    calls: list[tuple[Any, list[dict[str, Any]]]] = []
+    for reports in stats.values():
+        for report in reports:
+            notes.update(getattr(report, "shopflow_perf_notes", None) or {})
+            runs = getattr(report, "shopflow_perf", None)
+            if runs and getattr(report, "when", None) == "call":
+                calls.append((report, runs))
+    for _, runs in calls:
+        for run in runs:
+            extra = notes.get(str(run.get("test")))
+            if extra:
+                run.setdefault("extra", {}).update(extra)
+    calls.sort(key=lambda pair: tuple(pair[1][0].get("order") or (1 << 30, 0)))
+    return calls
+
+
 def _reason(report: Any) -> str | None:
     """One line on why a test did not pass: the skip reason or the failure's message."""
     if report.outcome == "passed":
@@ -372,3 +485,6 @@ def _reason(report: Any) -> str | None:
 
 
 perf_session_key = pytest.StashKey[PerfSession]()
+call_passed_key = pytest.StashKey[bool]()  # set by makereport, read by the load fixture's teardown
+collection_index_key = pytest.StashKey[int]()
+AFTER_TEST_NOTES = ("baseline_saved", "baseline_note")  # what teardown adds, carried on its report

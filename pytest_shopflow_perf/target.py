@@ -6,8 +6,10 @@ named with ``--perf-allow-host``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -232,7 +234,17 @@ class EmbeddedServer:
 
     def _command(self, port: int) -> list[str]:
         app, factory = (self.app[:-2], True) if self.app.endswith("()") else (self.app, False)
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        # The launcher makes uvicorn exit when its stdin (our pipe) closes: it dies with pytest, even on SIGKILL.
+        command = [
+            sys.executable,
+            "-m",
+            "pytest_shopflow_perf._launch",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         command += ["--no-access-log", "--log-level", "info", "--timeout-graceful-shutdown", "3"]
         if factory:
             command.append("--factory")
@@ -246,12 +258,13 @@ class EmbeddedServer:
         env = {**os.environ, **self.env}
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                self._command(port), stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+                self._command(port), stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.PIPE
             )
         deadline = time.monotonic() + self.startup_timeout
         with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
+                    self._close(self._process)
                     self._process = None
                     raise TargetError(
                         f"the embedded service {self.app!r} exited during start-up; its log:\n{self.log_tail()}"
@@ -261,13 +274,19 @@ class EmbeddedServer:
                     return self.base_url  # any HTTP answer means it is serving
                 except httpx.TransportError:
                     time.sleep(0.05)
-        self.stop()
+        tail = self.log_tail()
+        self._stop_process()
         raise TargetError(
             f"the embedded service {self.app!r} did not answer on {self.base_url} within "
-            f"{self.startup_timeout:.0f} s; its log:\n{self.log_tail()}"
+            f"{self.startup_timeout:.0f} s; its log:\n{tail}"
         )
 
     def stop(self) -> None:
+        """Stop the service and remove its temp log dir (the log is readable until now)."""
+        self._stop_process()
+        shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def _stop_process(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
@@ -277,6 +296,13 @@ class EmbeddedServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        self._close(process)
+
+    @staticmethod
+    def _close(process: subprocess.Popen[bytes]) -> None:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
 
     @property
     def running(self) -> bool:

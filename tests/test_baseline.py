@@ -259,3 +259,113 @@ def test_git_commit_in_a_repository(tmp_path, monkeypatch):
     commit = git_commit(tmp_path)
     assert commit is not None
     assert re.fullmatch(r"[0-9a-f]{40}", commit)
+
+
+# ---- data safety -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("constant", ["NaN", "-Infinity", "Infinity"])
+def test_non_finite_numbers_are_rejected_on_load(tmp_path, constant):
+    path = tmp_path / "b.json"
+    append_run(path, NODE, run_record(1))
+    path.write_text(path.read_text().replace('"p95_ms": 100.0', f'"p95_ms": {constant}'))
+    with pytest.raises(BaselineError, match=rf"{path}.*{constant}"):
+        load_baseline(path)
+
+
+@pytest.mark.parametrize(
+    ("total", "field"),
+    [({}, "requests"), ({"requests": 3}, "errors"), ({"requests": "3", "errors": 0}, "requests"),
+     ({"requests": 3, "errors": 0, "p95_ms": "fast"}, "p95_ms")],
+)  # fmt: skip
+def test_empty_or_mistyped_statistics_are_rejected_naming_file_run_and_field(tmp_path, total, field):
+    path = tmp_path / "b.json"
+    append_run(path, NODE, run_record(1))
+    data = json.loads(path.read_text())
+    data["runs"].append({**run_record(2), "total": total})
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match=rf'{path}: run 1 total: "{field}"'):
+        load_baseline(path)
+
+
+def _save_five(path: str, barrier: object, worker: int) -> None:
+    for round_ in range(5):
+        barrier.wait()  # type: ignore[attr-defined]
+        append_run(Path(path), NODE, run_record(10 * worker + round_), keep=100)
+
+
+def test_concurrent_saves_keep_every_run_and_leave_no_lock_in_the_directory(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    path = tmp_path / "b.json"
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_save_five, args=(str(path), barrier, w)) for w in (1, 2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join(timeout=60)
+            assert worker.exitcode == 0
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    assert len(load_baseline(path)["runs"]) == 10
+    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]
+
+
+def test_a_comparison_error_names_the_baseline_file(tmp_path):
+    from types import SimpleNamespace
+
+    from pytest_shopflow_perf.session import PerfSession
+
+    path = tmp_path / "b.json"
+    bad = run_record(1)
+    bad["total"] = {**bad["total"], "windows": "none"}
+    path.write_text(json.dumps({"schema": "shopflow-perf/baseline/1", "test": NODE, "runs": [bad]}))
+    session = SimpleNamespace(
+        settings=SimpleNamespace(fail_on="major", no_compare=False),
+        baseline_file=lambda test: path,
+        policy=None,
+        config=SimpleNamespace(rootpath=tmp_path),
+    )
+    result = SimpleNamespace(test=NODE, extra={}, to_dict=lambda: run_record(2))
+    with pytest.raises(BaselineError, match=rf"^{path}: .*windows"):
+        PerfSession.compare_with_baseline(session, result)  # type: ignore[arg-type]
+
+
+def test_saturated_baseline_runs_are_left_out_of_the_comparison(tmp_path):
+    from types import SimpleNamespace
+
+    from pytest_shopflow_perf.session import PerfSession
+
+    path = tmp_path / "b.json"
+    append_run(path, NODE, run_record(5))
+    append_run(path, NODE, {**run_record(6), "generator": {"saturated": True}})
+    session = SimpleNamespace(
+        settings=SimpleNamespace(fail_on="major", no_compare=False),
+        baseline_file=lambda test: path,
+        policy=None,
+        config=SimpleNamespace(rootpath=tmp_path),
+    )
+    result = SimpleNamespace(test=NODE, extra={}, to_dict=lambda: run_record(5))
+    PerfSession.compare_with_baseline(session, result)  # type: ignore[arg-type]
+    verdict = result.extra["regression"]
+    assert verdict["baseline_runs"] == 1
+    assert any("saturated generator were left out" in note for note in verdict["notes"])
+
+
+def test_no_regression_verdict_on_a_saturated_run():
+    from types import SimpleNamespace
+
+    from pytest_shopflow_perf import assert_no_regression
+
+    result = SimpleNamespace(
+        test=NODE,
+        generator=SimpleNamespace(saturated=True, reasons=("generator CPU 99 %",)),
+        extra={"regression": {"tier": "critical", "findings": [], "notes": [], "baseline_runs": 3}},
+    )
+    with pytest.raises(pytest.skip.Exception, match="inconclusive"):
+        assert_no_regression(result)  # type: ignore[arg-type]

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..baseline import baseline_path
+from ..atomic import write_atomically
+from ..baseline import report_stem
 
 if TYPE_CHECKING:
     from ..result import LoadResult
@@ -31,15 +32,12 @@ TIMELINE_COLUMNS = ("t_s", "endpoint", "count", "errors", "p50_ms", "p95_ms", "p
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text)
 
 
 def stem(test: str) -> str:
-    """A file-system-safe, stable name for a test (the same rule as baseline files)."""
-    return baseline_path(Path("."), test).stem
+    """A file-system-safe, stable name for a test, unique per node id (readable like its baseline's)."""
+    return report_stem(test)
 
 
 def _csv(rows: Iterable[Iterable[Any]]) -> str:
@@ -70,8 +68,13 @@ def write_result(directory: Path, result: LoadResult) -> list[Path]:
     return paths
 
 
-def write_summary(directory: Path, tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> tuple[Path, Path]:
-    """``summary.json`` and ``summary.md`` for the session; returns their paths."""
+def write_summary(
+    directory: Path, tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any], warnings: list[str] | None = None
+) -> tuple[Path, Path]:
+    """``summary.json`` and ``summary.md`` for the session; returns their paths.
+
+    A step summary that cannot be written is a warning (appended to ``warnings``), never a failed session.
+    """
     from .summary import build_summary, render_markdown
 
     summary = build_summary(tests, context)
@@ -81,6 +84,11 @@ def write_summary(directory: Path, tests: Sequence[Mapping[str, Any]], context: 
     _write(md_path, markdown)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
+        try:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown + "\n")
+        except OSError as exc:
+            if warnings is None:
+                raise
+            warnings.append(f"could not append to GITHUB_STEP_SUMMARY={step_summary}: {exc}")
     return json_path, md_path

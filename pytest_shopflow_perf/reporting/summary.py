@@ -293,6 +293,8 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 
 def _slo_cell(run: Mapping[str, Any]) -> str:
     failed, passed = len(run["slo"]["failed"]), run["slo"]["passed"]
+    if run.get("outcome") == "skipped" and "inconclusive" in str(run.get("reason")):
+        return "inconclusive"  # the thresholds were not judged
     if not failed and not passed:
         return "-"
     return f"{passed}/{passed + failed} met" if not failed else f"**{failed} breached**"
@@ -337,7 +339,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             for run in runs
         ),
     )
-    breaches = [(run["name"], o) for run in runs for o in run["slo"]["failed"]]
+    breaches = [(run["name"], o) for run in runs if _slo_cell(run) != "inconclusive" for o in run["slo"]["failed"]]
     if breaches:
         lines += ["", "**SLO breaches**", ""]
         lines += [

@@ -58,6 +58,8 @@ def _heading(summary: Mapping[str, Any]) -> str:
 def _slo_cell(summary: Mapping[str, Any]) -> str:
     outcomes = (summary.get("extra") or {}).get("slo") or []
     failed = sum(1 for o in outcomes if not o.get("passed"))
+    if summary.get("outcome") == "inconclusive":
+        return "inconclusive"  # skipped: the thresholds were not judged
     if not outcomes:
         return "-"
     return f"{len(outcomes) - failed}/{len(outcomes)} ok" if not failed else f"{failed} FAILED"
@@ -90,14 +92,20 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
         )
     if extra.get("start_failures"):
         notes.append(str(extra["start_failures"]))
+    if extra.get("baseline_note"):
+        notes.append(f"baseline {extra['baseline_note']}")
     stop = extra.get("stop_reason", "")
     if str(stop).startswith("aborted"):
         notes.append(str(stop))
     for entry in extra.get("recovery") or []:
         during = entry.get("during") or {}
         recovered = entry.get("recovery_s")
+        window = f"fault {entry['name']} ({entry['start_s']:g}-{entry['end_s']:g} s)"
+        if "band" not in entry and entry.get("note"):  # e.g. a fault from t=0: nothing to recover to
+            notes.append(f"{window}: {entry['note']}")
+            continue
         notes.append(
-            f"fault {entry['name']} ({entry['start_s']:g}-{entry['end_s']:g} s): p95 {during.get('p95_ms', 0):.0f} ms "
+            f"{window}: p95 {during.get('p95_ms', 0):.0f} ms "
             f"and {during.get('error_rate', 0) * 100:.2f} % errors during it, "
             + ("did not recover in the run" if recovered is None else f"recovered {recovered:.1f} s after it")
         )
