@@ -75,8 +75,8 @@ def test_cli_prune_keeps_the_newest_runs(tmp_path, keep) -> None:
 
     path = tmp_path / "b.json"
     for index in range(3):
-        record = {"schema": "shopflow-perf/run/1", "started_at": f"run{index}", "endpoints": {}}
-        append_run(path, "t::x", {**record, "total": {"requests": 1, "errors": 0}})
+        append_run(path, "t::x", {"schema": "shopflow-perf/run/1", "started_at": f"run{index}",
+                                  "total": {"requests": 1, "errors": 0}, "endpoints": {}})  # fmt: skip
     cli = [sys.executable, "-m", "pytest_shopflow_perf", "baseline", "prune", str(tmp_path)]
     dry = subprocess.run([*cli, "--keep", str(keep), "--dry-run"], capture_output=True, text=True, check=True)
     assert f"would drop {3 - keep} oldest run(s)" in dry.stdout
