@@ -249,24 +249,39 @@ def test_x(load):
 
 
 def test_xdist_keeps_load_tests_off_parallel_workers(pytester: pytest.Pytester, target: str) -> None:
+    """Under pytest 9.2 + xdist 3.8, loadgroup alone spread load tests over workers (pytest-xdist#1386)."""
     pytest.importorskip("xdist")
     pytester.makepyfile(
         JOURNEY
         + """
+import os, pathlib
+
+def where(name):
+    pathlib.Path(name + ".worker").write_text(os.environ.get("PYTEST_XDIST_WORKER", "none"))
+
 @pytest.mark.load(users=1, duration="1s")
 def test_a(load):
+    where("a")
     assert load.run(browse).requests > 0
 
 @pytest.mark.load(users=1, duration="1s")
 def test_b(load):
+    where("b")
     assert load.run(browse).requests > 0
+
+@pytest.mark.parametrize("n", range(4))
+def test_plain(n):
+    pass
 """
     )
     result = run(pytester, "-n", "2", "--perf-base-url", target, "-rs")
-    result.assert_outcomes(skipped=2)
+    result.assert_outcomes(skipped=2, passed=4)
     result.stdout.fnmatch_lines(["*parallel xdist workers would fight over the same cores*--dist loadgroup*"])
     result = run(pytester, "-n", "2", "--dist", "loadgroup", "--perf-base-url", target)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=6)
+    worker_a = (pytester.path / "a.worker").read_text()
+    assert worker_a.startswith("gw")
+    assert (pytester.path / "b.worker").read_text() == worker_a  # one worker ran both load tests
     result.stdout.fnmatch_lines(["*= shopflow perf =*", "*::test_a *no baseline", "*::test_b *no baseline"])
 
 
