@@ -16,10 +16,13 @@ import argparse
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .baseline import BaselineError, load_baseline, prune, validate_run
 from .reporting.terminal import format_table
+
+if TYPE_CHECKING:
+    from .regression import RegressionPolicy
 
 DEFAULT_DIR = Path("baselines")
 
@@ -69,6 +72,47 @@ def show(paths: Sequence[str]) -> int:
     return 0
 
 
+def project_ini(start: Path) -> dict[str, str]:
+    """The pytest ini values of the project around ``start``, found as pytest finds its config file.
+
+    pytest.ini, pyproject.toml ``[tool.pytest.ini_options]``, tox.ini ``[pytest]``, setup.cfg
+    ``[tool:pytest]``, in this directory or the nearest parent that has one.
+    """
+    import configparser
+
+    for directory in [start, *start.parents]:
+        for name, section in (("pytest.ini", "pytest"), ("pyproject.toml", None), ("tox.ini", "pytest"),
+                              ("setup.cfg", "tool:pytest")):  # fmt: skip
+            path = directory / name
+            if not path.is_file():
+                continue
+            if section is None:
+                try:
+                    import tomllib  # type: ignore[import-not-found,unused-ignore]
+                except ImportError:  # Python 3.10: no TOML reader in the standard library
+                    continue
+                options = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("pytest", {})
+                if "ini_options" in options:
+                    return {key: str(value) for key, value in options["ini_options"].items()}
+                continue
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(path, encoding="utf-8")
+            if parser.has_section(section) or name == "pytest.ini":
+                return dict(parser.items(section)) if parser.has_section(section) else {}
+    return {}
+
+
+def project_policy(start: Path) -> RegressionPolicy:
+    """The regression policy the gate uses in this project (``perf_regression_*``), so both agree."""
+    from .regression import policy_from_ini
+
+    values = project_ini(start)
+    try:
+        return policy_from_ini(lambda name: values.get(name, ""))
+    except ValueError as exc:
+        raise BaselineError(str(exc)) from None
+
+
 def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
     from .assertions import format_regression
     from .regression import compare
@@ -88,7 +132,7 @@ def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise BaselineError(f"{run_path}: cannot read the run record ({exc})") from exc
         label = f"{run_path} vs {len(baseline['runs'])} baseline run(s)"
-    verdict = compare(baseline, newest)
+    verdict = compare(baseline, newest, policy=project_policy(Path.cwd()))
     print(f"{baseline.get('test')}: {label}: {verdict.tier}")
     rows: list[tuple[str, ...]] = [("tier", "endpoint", "metric", "baseline", "current", "change", "p", "detectable")]
     for finding in sorted(verdict.findings, key=lambda f: (f.endpoint != "total", f.endpoint, f.metric)):

@@ -32,7 +32,7 @@ in every pytest run that has the plugin installed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
@@ -122,6 +122,37 @@ class RegressionPolicy:
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
+
+
+# ini perf_regression_<name> -> RegressionPolicy field: one table for the gate and the baseline CLI.
+REGRESSION_INI: Final[dict[str, type]] = {
+    "alpha": float,
+    "minor": float,
+    "major": float,
+    "critical": float,
+    "error_rate_floor": float,
+    "noise_floor": float,
+    "single_run_noise_floor": float,
+    "min_baseline_runs": int,
+}
+
+
+def policy_from_ini(getini: Callable[[str], str]) -> RegressionPolicy:
+    """The policy of a project's ini (``perf_regression_*``; empty = default); ValueError names a bad value."""
+    values: dict[str, Any] = {}
+    for field_name, kind in REGRESSION_INI.items():
+        raw = getini(f"perf_regression_{field_name}")
+        if raw:
+            try:
+                values[field_name] = kind(raw)
+            except ValueError:
+                raise ValueError(
+                    f"ini perf_regression_{field_name}={raw!r} is not valid: expected a {kind.__name__}"
+                ) from None
+    try:
+        return RegressionPolicy(**values)
+    except ValueError as exc:
+        raise ValueError(f"ini perf_regression_*: {exc}") from None
 
 
 @dataclass(frozen=True)

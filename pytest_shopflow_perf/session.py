@@ -32,17 +32,6 @@ if TYPE_CHECKING:
     from .result import LoadResult
 
 NON_TTY_PROGRESS_EVERY_S = 5
-# ini perf_regression_<name> -> RegressionPolicy field
-REGRESSION_INI: dict[str, type] = {
-    "alpha": float,
-    "minor": float,
-    "major": float,
-    "critical": float,
-    "error_rate_floor": float,
-    "noise_floor": float,
-    "single_run_noise_floor": float,
-    "min_baseline_runs": int,
-}
 
 
 @dataclass
@@ -295,22 +284,12 @@ class PerfSession:
 
     def regression_policy(self) -> RegressionPolicy:
         """Tier thresholds and significance from ini (``perf_regression_*``), defaults otherwise."""
-        from .regression import RegressionPolicy
+        from .regression import policy_from_ini
 
-        values: dict[str, Any] = {}
-        for field_name, kind in REGRESSION_INI.items():
-            raw = self.config.getini(f"perf_regression_{field_name}")
-            if raw:
-                try:
-                    values[field_name] = kind(raw)
-                except ValueError:
-                    raise pytest.UsageError(
-                        f"ini perf_regression_{field_name}={raw!r} is not valid: expected a {kind.__name__}"
-                    ) from None
         try:
-            return RegressionPolicy(**values)
+            return policy_from_ini(lambda name: str(self.config.getini(name) or ""))
         except ValueError as exc:
-            raise pytest.UsageError(f"ini perf_regression_*: {exc}") from None
+            raise pytest.UsageError(str(exc)) from None
 
     def save_baseline(self, result: LoadResult) -> Path | None:
         """Append a finished run to its baseline (atomic, locked); interrupted or saturated runs are never saved."""

@@ -93,3 +93,28 @@ def test_cli_errors_name_the_file(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert f"error: {broken}: corrupt baseline file" in result.stdout
+
+
+def test_cli_diff_uses_the_projects_ini_policy(tmp_path, monkeypatch) -> None:
+    """`baseline diff` used the default policy, so its verdict could differ from the gate's (B12)."""
+    from pytest_shopflow_perf.cli import project_policy
+
+    assert project_policy(tmp_path).minor == 0.10  # no ini: the defaults
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\nperf_regression_minor = "0.2"\n')
+    nested = tmp_path / "tests" / "deep"
+    nested.mkdir(parents=True)
+    assert project_policy(nested).minor == 0.2  # found from a subdirectory, as pytest finds its ini
+    (nested / "pytest.ini").write_text("[pytest]\nperf_regression_major = 0.4\n")
+    assert project_policy(nested).major == 0.4  # the nearest ini wins, pyproject above it is not read
+    assert project_policy(nested).minor == 0.10
+
+    from pytest_shopflow_perf.baseline import append_run
+
+    record = {"schema": "shopflow-perf/run/1", "started_at": "x", "endpoints": {}}
+    for _ in range(2):
+        append_run(tmp_path / "b.json", "t::x", {**record, "total": {"requests": 1, "errors": 0}})
+    (tmp_path / "pytest.ini").write_text("[pytest]\nperf_regression_minor = lots\n")
+    cli = [sys.executable, "-m", "pytest_shopflow_perf", "baseline", "diff", str(tmp_path / "b.json")]
+    failed = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert failed.returncode != 0
+    assert "perf_regression_minor='lots'" in failed.stdout + failed.stderr
