@@ -124,6 +124,8 @@ class HtmlHooks:
                 runs = getattr(report, "shopflow_perf", None)
                 if runs and getattr(report, "when", None) == "call":
                     tests.append((str(report.nodeid).removesuffix(f"@{XDIST_GROUP}"), list(runs)))
+        # collection order, whatever order the tests finished or failed in
+        tests.sort(key=lambda test: tuple(test[1][0].get("order") or (1 << 30, 0)))
         prefix.extend(regression_banner(tests))
 
 
