@@ -333,7 +333,13 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
     if mismatch:
         notes.append(mismatch)
         findings = [_downgrade(f) for f in findings]
-    _note_profile_change(runs, current, notes)
+    shape = _note_profile_change(runs, current, notes)
+    if shape and any(f.tier in FAILING_TIERS for f in findings):
+        notes.append(
+            f"the load shape differs from the baseline's ({', '.join(shape)}): another load is not an A/A "
+            "comparison, so regressions are reported as inconclusive; record a baseline with this profile"
+        )
+        findings = [_downgrade(f, "with the baseline's load profile") for f in findings]
     return Verdict(worst_tier(f.tier for f in findings), findings, notes, len(runs))
 
 
@@ -807,23 +813,34 @@ def _fingerprint_mismatch(runs: list[dict[str, Any]], current: Mapping[str, Any]
     )
 
 
-def _downgrade(finding: Finding) -> Finding:
+def _downgrade(finding: Finding, where: str = "on the baseline's machine") -> Finding:
     if finding.tier not in FAILING_TIERS:
         return finding
-    note = "; ".join(n for n in (finding.note, f"would be {finding.tier} on the baseline's machine") if n)
+    note = "; ".join(n for n in (finding.note, f"would be {finding.tier} {where}") if n)
     return replace(finding, tier="inconclusive", note=note)
 
 
-def _note_profile_change(runs: list[dict[str, Any]], current: Mapping[str, Any], notes: list[str]) -> None:
-    """Throughput is only comparable under the same load profile; say so when it changed."""
+# Profile keys that change the load itself (a scaled run compresses its ramps: logins pile up).
+_LOAD_SHAPE: Final = frozenset(
+    {"model", "users", "duration", "ramp_up", "ramp_down", "stages", "start", "rate", "max_users", "think_time",
+     "iterations", "workers", "scale"}
+)  # fmt: skip
+
+
+def _note_profile_change(runs: list[dict[str, Any]], current: Mapping[str, Any], notes: list[str]) -> list[str]:
+    """Say when the load profile changed since the latest baseline run; return the load-shape keys that did."""
     profile = current.get("profile")
     previous = runs[-1].get("profile")
-    if isinstance(profile, Mapping) and isinstance(previous, Mapping) and dict(profile) != dict(previous):
-        # The seed picks which products users view, not how much load there is.
-        changed = sorted(k for k in (set(profile) | set(previous)) - {"seed"} if profile.get(k) != previous.get(k))
-        if not changed:
-            return
-        notes.append(f"load profile differs from the latest baseline run ({', '.join(map(str, changed))})")
+    if not (isinstance(profile, Mapping) and isinstance(previous, Mapping)) or dict(profile) == dict(previous):
+        return []
+    # The seed picks which products users view, not how much load there is; keys new in this version
+    # of the plugin (absent from the baseline) are not a change of the test.
+    changed = sorted(
+        str(k) for k in (set(profile) | set(previous)) - {"seed"} if k in previous and profile.get(k) != previous.get(k)
+    )
+    if changed:
+        notes.append(f"load profile differs from the latest baseline run ({', '.join(changed)})")
+    return [key for key in changed if key in _LOAD_SHAPE]
 
 
 def _json_float(value: float | None) -> float | None:

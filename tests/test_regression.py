@@ -314,6 +314,19 @@ def test_profile_change_is_noted():
     assert any("load profile differs" in n and "users" in n for n in verdict.notes)
 
 
+def test_a_regression_under_another_load_shape_is_inconclusive():
+    """A pre-merge run at --perf-scale 0.25 compresses its ramps (logins pile up): not an A/A comparison."""
+    run = record(stats(2.0))
+    run["profile"] = {"users": 10, "duration": 7.5, "scale": 0.25}
+    verdict = compare(stable_baseline(3), run)
+    assert verdict.tier == "inconclusive"
+    assert any("load shape differs" in n and "(duration)" in n for n in verdict.notes)  # scale: not in the baseline
+    assert any("would be critical with the baseline's load profile" in f.note for f in verdict.findings)
+    same_shape = record(stats(2.0))
+    same_shape["profile"] = {"users": 10, "duration": 30.0, "max_body": 1}  # a key the baseline never had
+    assert compare(stable_baseline(3), same_shape).tier == "critical"
+
+
 def test_compare_does_not_modify_its_inputs():
     base, run = stable_baseline(3), record(stats(1.3))
     before = copy.deepcopy((base, run))
