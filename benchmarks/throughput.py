@@ -382,8 +382,8 @@ def engine_worker(url: str, users: int, duration: float) -> Measurement:
     """Closed model, ``users`` users, no think time, one journey: ``GET /``."""
     import anyio
 
-    from pytest_shopflow_perf.engine import Engine
-    from pytest_shopflow_perf.profile import Source, resolve_profile
+    from pytest_shopflow_perf.engine.engine import Engine
+    from pytest_shopflow_perf.profile.resolve import Source, resolve_profile
 
     empty = Source("none", {})
     marker = Source("bench", {"users": users, "duration": f"{duration}s"})

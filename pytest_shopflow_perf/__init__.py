@@ -10,7 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .assertions import (
+    from pytest_shopflow_perf.engine.engine import Progress
+    from pytest_shopflow_perf.engine.user import User
+    from pytest_shopflow_perf.profile.resolve import LoadProfile
+    from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, Stats, TimelineWindow
+    from pytest_shopflow_perf.verdicts.assertions import (
         Slo,
         assert_error_rate,
         assert_latency,
@@ -19,10 +23,6 @@ if TYPE_CHECKING:
         assert_slo,
         assert_throughput,
     )
-    from .engine import Progress
-    from .profile import LoadProfile
-    from .result import GeneratorStats, LoadResult, Stats, TimelineWindow
-    from .user import User
 
 __all__ = [
     "GeneratorStats",
@@ -42,20 +42,20 @@ __all__ = [
 ]
 
 _HOMES = {
-    "GeneratorStats": "result",
-    "LoadProfile": "profile",
-    "LoadResult": "result",
-    "Progress": "engine",
-    "Slo": "assertions",
-    "Stats": "result",
-    "TimelineWindow": "result",
-    "User": "user",
-    "assert_error_rate": "assertions",
-    "assert_latency": "assertions",
-    "assert_no_regression": "assertions",
-    "assert_recovery": "assertions",
-    "assert_slo": "assertions",
-    "assert_throughput": "assertions",
+    "GeneratorStats": "result.model",
+    "LoadProfile": "profile.resolve",
+    "LoadResult": "result.model",
+    "Progress": "engine.engine",
+    "Slo": "verdicts.assertions",
+    "Stats": "result.model",
+    "TimelineWindow": "result.model",
+    "User": "engine.user",
+    "assert_error_rate": "verdicts.assertions",
+    "assert_latency": "verdicts.assertions",
+    "assert_no_regression": "verdicts.assertions",
+    "assert_recovery": "verdicts.assertions",
+    "assert_slo": "verdicts.assertions",
+    "assert_throughput": "verdicts.assertions",
 }
 
 

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .baseline import BaselineError, load_baseline, prune, validate_run
-from .reporting.terminal import format_table
+from pytest_shopflow_perf.reporting.terminal import format_table
+from pytest_shopflow_perf.verdicts.baseline import BaselineError, load_baseline, prune, validate_run
 
 if TYPE_CHECKING:
-    from .regression import RegressionPolicy
+    from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
 
 DEFAULT_DIR = Path("baselines")
 
@@ -104,7 +104,7 @@ def project_ini(start: Path) -> dict[str, str]:
 
 def project_policy(start: Path) -> RegressionPolicy:
     """The regression policy the gate uses in this project (``perf_regression_*``), so both agree."""
-    from .regression import policy_from_ini
+    from pytest_shopflow_perf.verdicts.regression import policy_from_ini
 
     values = project_ini(start)
     try:
@@ -114,8 +114,8 @@ def project_policy(start: Path) -> RegressionPolicy:
 
 
 def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
-    from .assertions import format_regression
-    from .regression import compare
+    from pytest_shopflow_perf.verdicts.assertions import format_regression
+    from pytest_shopflow_perf.verdicts.regression import compare
 
     baseline = load_baseline(Path(baseline_path))
     if baseline is None:

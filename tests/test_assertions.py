@@ -9,7 +9,7 @@ import pytest
 from support.engine import run
 
 from pytest_shopflow_perf import Slo, assert_error_rate, assert_latency, assert_slo, assert_throughput
-from pytest_shopflow_perf.assertions import SloError, abort_reason, check_declared, parse_threshold
+from pytest_shopflow_perf.verdicts.assertions import SloError, abort_reason, check_declared, parse_threshold
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_declared_spans_are_judged_while_the_run_goes(delay_server) -> None:
     """Old windows are merged to keep a soak's memory flat; declared `over any` spans are tracked live."""
     import functools
 
-    from pytest_shopflow_perf.assertions import watch
+    from pytest_shopflow_perf.verdicts.assertions import watch
 
     token = time.monotonic_ns()
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_shopflow_perf import baseline as baseline_module
-from pytest_shopflow_perf.baseline import (
+from pytest_shopflow_perf.verdicts import baseline as baseline_module
+from pytest_shopflow_perf.verdicts.baseline import (
     BASELINE_SCHEMA,
     RUN_SCHEMA,
     BaselineError,
@@ -319,7 +319,7 @@ def test_concurrent_saves_keep_every_run_and_leave_no_lock_in_the_directory(tmp_
 def test_a_comparison_error_names_the_baseline_file(tmp_path):
     from types import SimpleNamespace
 
-    from pytest_shopflow_perf.session import PerfSession
+    from pytest_shopflow_perf.plugin.session import PerfSession
 
     path = tmp_path / "b.json"
     bad = run_record(1)
@@ -339,7 +339,7 @@ def test_a_comparison_error_names_the_baseline_file(tmp_path):
 def test_saturated_baseline_runs_are_left_out_of_the_comparison(tmp_path):
     from types import SimpleNamespace
 
-    from pytest_shopflow_perf.session import PerfSession
+    from pytest_shopflow_perf.plugin.session import PerfSession
 
     path = tmp_path / "b.json"
     append_run(path, NODE, run_record(5))

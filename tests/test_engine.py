@@ -9,7 +9,7 @@ import httpx
 import pytest
 from support.engine import MOCK_POLICY, profile, run
 
-from pytest_shopflow_perf.engine import Engine, arrival_times, normalize_journeys
+from pytest_shopflow_perf.engine.engine import Engine, arrival_times, normalize_journeys
 
 
 def mock(handler=None):
@@ -108,8 +108,8 @@ def test_checks_count_on_rows_of_their_own_not_on_the_endpoint_that_answered() -
 
 def test_distinct_check_names_are_capped_like_endpoint_names() -> None:
     """A check named after data (f"check {i}") grew memory without bound: 3.3 M names, 5.9 GB."""
-    from pytest_shopflow_perf.metrics import MAX_EVENT_ROWS
-    from pytest_shopflow_perf.user import MAX_CHECKS, OVERFLOW_CHECK
+    from pytest_shopflow_perf.engine.user import MAX_CHECKS, OVERFLOW_CHECK
+    from pytest_shopflow_perf.metrics.recorder import MAX_EVENT_ROWS
 
     async def journey(user):
         await user.client.get("/ok")
@@ -250,7 +250,7 @@ def test_request_stop_ends_the_run_and_keeps_results() -> None:
 
 
 def test_result_round_trips_through_json() -> None:
-    from pytest_shopflow_perf.result import LoadResult
+    from pytest_shopflow_perf.result.model import LoadResult
 
     async def journey(user):
         await user.client.get("/ok")
@@ -269,7 +269,7 @@ def test_result_round_trips_through_json() -> None:
 
 
 def test_latency_figures_describe_successes_and_failures_are_shown_apart() -> None:
-    from pytest_shopflow_perf.result import LoadResult
+    from pytest_shopflow_perf.result.model import LoadResult
 
     async def journey(user):
         await user.client.get("/ok")

@@ -11,7 +11,7 @@ import pytest
 from support.engine import run
 from support.slow_servers import endless_chunked, fixed_body, serve, trickle_body, trickle_headers
 
-from pytest_shopflow_perf import engine as engine_module
+from pytest_shopflow_perf.engine import engine as engine_module
 
 
 def ok_transport() -> httpx.AsyncBaseTransport:
@@ -126,7 +126,7 @@ def test_a_failed_on_start_is_not_retried() -> None:
     assert result.errors_by_kind == {"exception RuntimeError": 2}
     assert "every virtual user failed in on_start" in result.extra["start_failures"]
 
-    from pytest_shopflow_perf.assertions import check
+    from pytest_shopflow_perf.verdicts.assertions import check
 
     with pytest.raises(AssertionError, match="every virtual user failed in on_start"):
         check(result, [])
@@ -266,7 +266,7 @@ def test_max_body_keeps_the_first_bytes_and_a_request_can_lift_it() -> None:
 def test_max_body_is_a_profile_key_with_sizes() -> None:
     from support.engine import profile
 
-    from pytest_shopflow_perf.profile import ProfileError
+    from pytest_shopflow_perf.profile.resolve import ProfileError
 
     assert profile().max_body == 16 * 1024 * 1024
     assert profile(max_body="512KB").max_body == 512_000
@@ -293,7 +293,7 @@ async def two_at_once(user) -> None:
 
 
 def test_connect_and_pool_wait_are_reported_apart_from_the_wire_latency() -> None:
-    from pytest_shopflow_perf.result import LoadResult
+    from pytest_shopflow_perf.result.model import LoadResult
 
     with serve(fixed_body(10, delay=0.2)) as url:
         result = run(two_at_once, users=1, iterations=3, base_url=url, transport_factory=one_connection)
@@ -350,8 +350,8 @@ def test_the_second_ctrl_c_is_the_only_keyboard_interrupt_that_stops_a_run() -> 
 
     from support.engine import MOCK_POLICY, profile
 
-    from pytest_shopflow_perf.engine import Engine
-    from pytest_shopflow_perf.runner import _stop_on_interrupt
+    from pytest_shopflow_perf.engine.engine import Engine
+    from pytest_shopflow_perf.plugin.fixtures import _stop_on_interrupt
 
     async def journey(user):
         await user.client.get("/ok")
@@ -392,7 +392,7 @@ def test_the_second_ctrl_c_is_the_only_keyboard_interrupt_that_stops_a_run() -> 
 
 def test_generator_cpu_is_weighted_by_time_not_by_sample() -> None:
     """A short run was judged on its partial last sample: 46.6 % reported against 31 % over the call."""
-    from pytest_shopflow_perf.monitor import cpu_figures
+    from pytest_shopflow_perf.engine.monitor import cpu_figures
 
     mean, peak = cpu_figures([(1.0, 0.9), (1.0, 0.2), (0.1, 0.09)])  # start-up, steady, a busy 0.1 s teardown
     assert mean == pytest.approx(100 * 0.29 / 1.1)

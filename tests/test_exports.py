@@ -40,8 +40,8 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_lazy_names_come_from_their_modules() -> None:
-    from pytest_shopflow_perf.result import LoadResult
-    from pytest_shopflow_perf.user import User
+    from pytest_shopflow_perf.engine.user import User
+    from pytest_shopflow_perf.result.model import LoadResult
 
     assert pytest_shopflow_perf.LoadResult is LoadResult
     assert pytest_shopflow_perf.User is User

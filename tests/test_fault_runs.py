@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 from support.engine import run
 
-from pytest_shopflow_perf.faults import errors, latency, outage
-from pytest_shopflow_perf.resilience import FaultRun
-from pytest_shopflow_perf.schedule import service_faults
+from pytest_shopflow_perf.faults.actions import service_faults
+from pytest_shopflow_perf.faults.proxy import errors, latency, outage
+from pytest_shopflow_perf.faults.run import FaultRun
 
 
 def run_with(faults, base_url: str, journey, **profile):

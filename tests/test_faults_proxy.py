@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from pytest_shopflow_perf.faults import (
+from pytest_shopflow_perf.faults.proxy import (
     Fault,
     FaultProxy,
     bandwidth,

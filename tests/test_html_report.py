@@ -18,8 +18,8 @@ import pytest
 pytest.importorskip("pytest_html")
 pytest.importorskip("matplotlib")
 
-from pytest_shopflow_perf.reporting import charts
-from pytest_shopflow_perf.reporting.html import regression_banner, render_run, stage_bands, table_cells
+from pytest_shopflow_perf.reporting.html import charts
+from pytest_shopflow_perf.reporting.html.hooks import regression_banner, render_run, stage_bands, table_cells
 
 pytest_plugins = ["pytester"]
 

@@ -6,8 +6,8 @@ import httpx
 from support.engine import run
 
 from pytest_shopflow_perf import assert_error_rate, assert_recovery
-from pytest_shopflow_perf.resilience import FaultRun
-from pytest_shopflow_perf.schedule import action
+from pytest_shopflow_perf.faults.actions import action
+from pytest_shopflow_perf.faults.run import FaultRun
 
 
 async def browse(user):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_shopflow_perf.profile import ProfileError, Source, resolve_profile
-from pytest_shopflow_perf.units import UnitError, parse_duration, parse_fraction
+from pytest_shopflow_perf.profile.resolve import ProfileError, Source, resolve_profile
+from pytest_shopflow_perf.profile.units import UnitError, parse_duration, parse_fraction
 
 
 @pytest.mark.parametrize(

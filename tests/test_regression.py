@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import pytest_shopflow_perf.regression as regression
-from pytest_shopflow_perf.baseline import BaselineError
-from pytest_shopflow_perf.regression import TIERS, TOTAL, Finding, RegressionPolicy, Verdict, compare
+import pytest_shopflow_perf.verdicts.regression as regression
+from pytest_shopflow_perf.verdicts.baseline import BaselineError
+from pytest_shopflow_perf.verdicts.regression import TIERS, TOTAL, Finding, RegressionPolicy, Verdict, compare
 
 # A fixed, mildly noisy pattern (about +-2 %) so every window sample has a variance.
 PATTERN = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0, 1.015, 0.985]
@@ -447,7 +447,7 @@ def test_verdict_to_dict_is_json_safe_and_lists_regressions():
 
 def test_numpy_and_scipy_are_imported_lazily():
     """The module is imported in every pytest run: heavy imports belong inside functions."""
-    for module in (regression, pytest.importorskip("pytest_shopflow_perf.baseline")):
+    for module in (regression, pytest.importorskip("pytest_shopflow_perf.verdicts.baseline")):
         tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
         top_level = [
             name

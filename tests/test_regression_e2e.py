@@ -71,7 +71,7 @@ def test_a_forty_percent_slowdown_fails_and_an_unchanged_run_passes(pytester, de
 
 @pytest.mark.parametrize("keep", [1, 2])
 def test_cli_prune_keeps_the_newest_runs(tmp_path, keep) -> None:
-    from pytest_shopflow_perf.baseline import append_run, load_baseline
+    from pytest_shopflow_perf.verdicts.baseline import append_run, load_baseline
 
     path = tmp_path / "b.json"
     for index in range(3):
@@ -108,7 +108,7 @@ def test_cli_diff_uses_the_projects_ini_policy(tmp_path, monkeypatch) -> None:
     assert project_policy(nested).major == 0.4  # the nearest ini wins, pyproject above it is not read
     assert project_policy(nested).minor == 0.10
 
-    from pytest_shopflow_perf.baseline import append_run
+    from pytest_shopflow_perf.verdicts.baseline import append_run
 
     record = {"schema": "shopflow-perf/run/1", "started_at": "x", "endpoints": {}}
     for _ in range(2):

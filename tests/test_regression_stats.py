@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_shopflow_perf.regression import TIERS, compare, worst_tier
+from pytest_shopflow_perf.verdicts.regression import TIERS, compare, worst_tier
 
 PAIRS = 200
 SIGMA = 0.5

@@ -9,8 +9,8 @@ pytest_plugins = ["pytester"]
 SCALED = """
 import pytest
 from pytest_shopflow_perf import assert_slo
-from pytest_shopflow_perf.faults import latency
-from pytest_shopflow_perf.schedule import action
+from pytest_shopflow_perf.faults.proxy import latency
+from pytest_shopflow_perf.faults.actions import action
 
 CALLS = []
 

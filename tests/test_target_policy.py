@@ -17,13 +17,13 @@ import pytest
 from support.engine import profile, run
 from support.hostile import Attempts, raw_server, redirect_to, response
 
-from pytest_shopflow_perf.engine import Engine
-from pytest_shopflow_perf.guarded import GuardedBackend
+from pytest_shopflow_perf.engine.engine import Engine
+from pytest_shopflow_perf.engine.user import MAX_REFUSED_HOSTS, RefusedCount, TargetRefused
+from pytest_shopflow_perf.faults.actions import service_faults
+from pytest_shopflow_perf.faults.run import FaultRun
 from pytest_shopflow_perf.reporting.terminal import _notes
-from pytest_shopflow_perf.resilience import FaultRun
-from pytest_shopflow_perf.schedule import service_faults
-from pytest_shopflow_perf.target import TargetError, TargetPolicy, check_target
-from pytest_shopflow_perf.user import MAX_REFUSED_HOSTS, RefusedCount, TargetRefused
+from pytest_shopflow_perf.target.guarded import GuardedBackend
+from pytest_shopflow_perf.target.policy import TargetError, TargetPolicy, check_target
 
 LOOPBACK_ONLY = TargetPolicy()
 
@@ -235,8 +235,8 @@ def test_every_connection_goes_through_the_policy(attempts: Attempts) -> None:
 
 
 def test_the_default_transport_pool_uses_the_guarded_backend() -> None:
-    from pytest_shopflow_perf.engine import shared_ssl_context
-    from pytest_shopflow_perf.guarded import guarded_transport
+    from pytest_shopflow_perf.engine.engine import shared_ssl_context
+    from pytest_shopflow_perf.target.guarded import guarded_transport
 
     transport = guarded_transport(LOOPBACK_ONLY, shared_ssl_context())
     pool = transport._pool
@@ -335,7 +335,7 @@ def test_hostile(load):
 
 
 def test_fault_proxy_upstream_goes_to_the_checked_address(attempts: Attempts) -> None:
-    from pytest_shopflow_perf.faults import FaultProxy
+    from pytest_shopflow_perf.faults.proxy import FaultProxy
 
     with raw_server(lambda head: response()) as server:
         attempts.names["good.localhost"] = "127.0.0.1"
@@ -349,7 +349,7 @@ def test_fault_proxy_upstream_goes_to_the_checked_address(attempts: Attempts) ->
 
 
 def test_fault_proxy_refuses_upstreams_off_loopback(monkeypatch: pytest.MonkeyPatch, attempts: Attempts) -> None:
-    from pytest_shopflow_perf.faults import FaultProxy
+    from pytest_shopflow_perf.faults.proxy import FaultProxy
 
     real = socket.getaddrinfo
 
@@ -369,7 +369,7 @@ def test_fault_proxy_refuses_upstreams_off_loopback(monkeypatch: pytest.MonkeyPa
 
 
 def test_fault_run_passes_its_policy_to_the_proxy() -> None:
-    from pytest_shopflow_perf.faults import latency
+    from pytest_shopflow_perf.faults.proxy import latency
 
     policy = TargetPolicy(["shop.test"])
     with FaultRun([latency("1ms")], policy=policy) as fault_run:

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import write_atomically
-from ..baseline import report_stem
+from pytest_shopflow_perf._atomic import write_atomically
+from pytest_shopflow_perf.verdicts.baseline import report_stem
 
 if TYPE_CHECKING:
-    from ..result import LoadResult
+    from pytest_shopflow_perf.result.model import LoadResult
 
 SUMMARY_SCHEMA = "shopflow-perf/summary/1"
 ENDPOINT_COLUMNS = (
@@ -75,7 +75,7 @@ def write_summary(
 
     A step summary that cannot be written is a warning (appended to ``warnings``), never a failed session.
     """
-    from .summary import build_summary, render_markdown
+    from pytest_shopflow_perf.reporting.summary import build_summary, render_markdown
 
     summary = build_summary(tests, context)
     json_path, md_path = directory / "summary.json", directory / "summary.md"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..result import LoadResult
+    from pytest_shopflow_perf.result.model import LoadResult
 
 
 def junit_properties(results: Sequence[LoadResult]) -> list[tuple[str, object]]:

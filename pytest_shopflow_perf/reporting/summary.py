@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .files import SUMMARY_SCHEMA
+from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 
 _IMPACT = {"high": 3, "medium": 2, "low": 1}
 _EFFORT = {"low": 1, "medium": 2, "high": 3}

@@ -6,10 +6,10 @@ from typing import Any
 
 import anyio
 
-from pytest_shopflow_perf.engine import Engine
-from pytest_shopflow_perf.profile import LoadProfile, Source, resolve_profile
-from pytest_shopflow_perf.result import LoadResult
-from pytest_shopflow_perf.target import TargetPolicy
+from pytest_shopflow_perf.engine.engine import Engine
+from pytest_shopflow_perf.profile.resolve import LoadProfile, Source, resolve_profile
+from pytest_shopflow_perf.result.model import LoadResult
+from pytest_shopflow_perf.target.policy import TargetPolicy
 
 # The mock transports of these tests answer for "http://test"; any other host stays refused.
 MOCK_POLICY = TargetPolicy(["test"])

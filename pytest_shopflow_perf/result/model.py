@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .metrics import (
+from pytest_shopflow_perf.metrics.recorder import (
     WINDOW_S,
     WindowSeries,
     counts_mean_us,

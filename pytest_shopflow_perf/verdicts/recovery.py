@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .result import LoadResult, TimelineWindow
+    from pytest_shopflow_perf.result.model import LoadResult, TimelineWindow
 
 BAND_WINDOWS = 10
 CONSECUTIVE = 3

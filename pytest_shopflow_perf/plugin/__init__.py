@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .reporting.junit import junit_properties
-from .session import (
+from pytest_shopflow_perf.plugin.session import (
     AFTER_TEST_NOTES,
     PerfSession,
     call_passed_key,
@@ -17,11 +16,12 @@ from .session import (
     outcome_of,
     perf_session_key,
 )
-from .xdist import XDIST_GROUP, XdistHooks
+from pytest_shopflow_perf.plugin.xdist import XDIST_GROUP, XdistHooks
+from pytest_shopflow_perf.reporting.junit import junit_properties
 
 if TYPE_CHECKING:
-    from .resilience import FaultPlan
-    from .runner import LoadRunner
+    from pytest_shopflow_perf.faults.run import FaultPlan
+    from pytest_shopflow_perf.plugin.fixtures import LoadRunner
 
 MARKER_HELP = (
     "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
@@ -167,7 +167,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "shopflow-perf-xdist")
     if config.pluginmanager.hasplugin("html"):
-        from .reporting.html import HtmlHooks
+        from pytest_shopflow_perf.reporting.html.hooks import HtmlHooks
 
         config.pluginmanager.register(HtmlHooks(), "shopflow-perf-html")
 
@@ -192,7 +192,7 @@ def load(request: pytest.FixtureRequest) -> Generator[LoadRunner, None, None]:
     Baselines are saved and report files written in its teardown, inside the test
     protocol: a file-system error there is this test's error, never the session's.
     """
-    from .runner import LoadRunner
+    from pytest_shopflow_perf.plugin.fixtures import LoadRunner
 
     marker = request.node.get_closest_marker("load")
     if marker is not None and marker.args:
@@ -257,7 +257,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from .reporting.terminal import write_summary
+    from pytest_shopflow_perf.reporting.terminal import write_summary
 
     summaries = []
     for report, runs in collected_runs(terminalreporter.stats):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .metrics import new_histogram, to_us
-from .result import GeneratorStats
+from pytest_shopflow_perf.metrics.recorder import new_histogram, to_us
+from pytest_shopflow_perf.result.model import GeneratorStats
 
 # Above these the run measures the generator, not the service.
 LAG_P99_LIMIT_MS = 50.0

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from .metrics import CHECK_ROW_PREFIX, collapse_path
-from .profile import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_S
-from .units import parse_duration
+from pytest_shopflow_perf.metrics.recorder import CHECK_ROW_PREFIX, collapse_path
+from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_S
+from pytest_shopflow_perf.profile.units import parse_duration
 
 if TYPE_CHECKING:
-    from .metrics import Recorder
-    from .target import TargetPolicy
+    from pytest_shopflow_perf.metrics.recorder import Recorder
+    from pytest_shopflow_perf.target.policy import TargetPolicy
 
 RECORDED = "__shopflow_perf_recorded__"
 MAX_CHECKS = 200  # distinct check names; more share one row, as endpoint names do
@@ -285,7 +285,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         max_body: int | None = DEFAULT_MAX_BODY,
     ) -> None:
         if policy is None:
-            from .target import TargetPolicy
+            from pytest_shopflow_perf.target.policy import TargetPolicy
 
             policy = TargetPolicy()
         self._inner = inner

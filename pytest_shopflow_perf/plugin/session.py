@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .profile import (
+from pytest_shopflow_perf.profile.resolve import (
     ENV_VARS,
     INI_KEYS,
     LoadProfile,
@@ -22,14 +22,14 @@ from .profile import (
     parse_scale,
     resolve_profile,
 )
-from .target import DEFAULT_APP, EmbeddedServer, TargetError, TargetPolicy
+from pytest_shopflow_perf.target.policy import DEFAULT_APP, EmbeddedServer, TargetError, TargetPolicy
 
 if TYPE_CHECKING:
-    from .assertions import Slo
-    from .engine import Progress
-    from .regression import RegressionPolicy
-    from .resilience import FaultPlan
-    from .result import LoadResult
+    from pytest_shopflow_perf.engine.engine import Progress
+    from pytest_shopflow_perf.faults.run import FaultPlan
+    from pytest_shopflow_perf.result.model import LoadResult
+    from pytest_shopflow_perf.verdicts.assertions import Slo
+    from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
 
 NON_TTY_PROGRESS_EVERY_S = 5
 
@@ -148,7 +148,7 @@ class PerfSession:
 
     def declared_slos(self, marker_slo: object, slo_markers: Iterable[pytest.Mark]) -> list[Slo]:
         """The test's SLOs (marker ``slo=``, ``@pytest.mark.slo``), else the suite's (ini ``perf_slo``)."""
-        from .assertions import SloError, as_slos
+        from pytest_shopflow_perf.verdicts.assertions import SloError, as_slos
 
         try:
             declared: list[Slo] = []
@@ -168,7 +168,7 @@ class PerfSession:
             raise pytest.UsageError(str(exc)) from None
 
     def declared_faults(self, marker_faults: object) -> FaultPlan:
-        from .resilience import FaultPlan
+        from pytest_shopflow_perf.faults.run import FaultPlan
 
         if marker_faults is None:
             return FaultPlan()
@@ -234,7 +234,7 @@ class PerfSession:
 
     def environment(self) -> dict[str, Any]:
         if self._environment is None:
-            from .baseline import environment_fingerprint, git_commit
+            from pytest_shopflow_perf.verdicts.baseline import environment_fingerprint, git_commit
 
             self._environment = {**environment_fingerprint(), "git_commit": git_commit(self.config.rootpath)}
         return self._environment
@@ -242,7 +242,7 @@ class PerfSession:
     # ---- baselines ---------------------------------------------------------------
 
     def baseline_file(self, test: str) -> Path:
-        from .baseline import baseline_path
+        from pytest_shopflow_perf.verdicts.baseline import baseline_path
 
         directory = Path(self.settings.baseline_dir)
         if not directory.is_absolute():
@@ -251,8 +251,8 @@ class PerfSession:
 
     def compare_with_baseline(self, result: LoadResult) -> None:
         """Attach the regression verdict (or why there is none) for ``assert_no_regression`` and reports."""
-        from .baseline import BaselineError, load_baseline
-        from .regression import compare
+        from pytest_shopflow_perf.verdicts.baseline import BaselineError, load_baseline
+        from pytest_shopflow_perf.verdicts.regression import compare
 
         result.extra["regression_fail_on"] = self.settings.fail_on
         if self.settings.no_compare:
@@ -284,7 +284,7 @@ class PerfSession:
 
     def regression_policy(self) -> RegressionPolicy:
         """Tier thresholds and significance from ini (``perf_regression_*``), defaults otherwise."""
-        from .regression import policy_from_ini
+        from pytest_shopflow_perf.verdicts.regression import policy_from_ini
 
         try:
             return policy_from_ini(lambda name: str(self.config.getini(name) or ""))
@@ -293,7 +293,7 @@ class PerfSession:
 
     def save_baseline(self, result: LoadResult) -> Path | None:
         """Append a finished run to its baseline (atomic, locked); interrupted or saturated runs are never saved."""
-        from .baseline import append_run
+        from pytest_shopflow_perf.verdicts.baseline import append_run
 
         if not self.settings.save_baseline or result.interrupted:
             return None
@@ -308,7 +308,7 @@ class PerfSession:
 
     def finish_test(self, results: list[LoadResult], passed: bool) -> None:
         """Save baselines and write report files after the test: a file-system error fails this test only."""
-        from .baseline import BaselineError
+        from pytest_shopflow_perf.verdicts.baseline import BaselineError
 
         problems: list[str] = []
         for result in results:
@@ -341,7 +341,7 @@ class PerfSession:
     def write_result_files(self, result: LoadResult) -> None:
         directory = self.report_dir()
         if directory is not None:
-            from .reporting.files import write_result
+            from pytest_shopflow_perf.reporting.files import write_result
 
             write_result(directory, result)
 
@@ -350,7 +350,7 @@ class PerfSession:
         directory = self.report_dir()
         if directory is None or hasattr(self.config, "workerinput"):
             return None
-        from .reporting.files import write_summary
+        from pytest_shopflow_perf.reporting.files import write_summary
 
         tests: list[dict[str, Any]] = [
             {"nodeid": report.nodeid, "outcome": report.outcome, "reason": _reason(report), "runs": runs}

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .result import Span
-from .units import UnitError, parse_duration, parse_fraction
+from pytest_shopflow_perf.profile.units import UnitError, parse_duration, parse_fraction
+from pytest_shopflow_perf.result.model import Span
 
 if TYPE_CHECKING:
-    from .metrics import Recorder
-    from .result import LoadResult, Stats
+    from pytest_shopflow_perf.metrics.recorder import Recorder
+    from pytest_shopflow_perf.result.model import LoadResult, Stats
 
 GRAMMAR = (
     "[ENDPOINT: ]METRIC OP VALUE [over any DURATION] [during stage N | during START..END], where METRIC is "
@@ -288,7 +288,7 @@ def _worst(spans: Sequence[Span], threshold: Threshold) -> tuple[float, float | 
 
 
 def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Tracked | None = None) -> list[CheckOutcome]:
-    from .metrics import CoarsenedError
+    from pytest_shopflow_perf.metrics.recorder import CoarsenedError
 
     outcomes = []
     for threshold in thresholds:
@@ -340,7 +340,7 @@ def _show(value: float, unit: str) -> str:
 
 
 def format_failure(outcomes: list[CheckOutcome], head: str | None = None) -> str:
-    from .reporting.terminal import format_table
+    from pytest_shopflow_perf.reporting.terminal import format_table
 
     failed = [o for o in outcomes if not o.passed]
     scoped = any(o.scope != "whole run" for o in failed)
@@ -420,7 +420,7 @@ def abort_reason(
     when the threshold is lost whatever happens next. Counts that only grow (errors, count,
     max) need no such bound.
     """
-    from .metrics import count_above, mean_us
+    from pytest_shopflow_perf.metrics.recorder import count_above, mean_us
 
     for slo in slos:
         threshold = slo.threshold
@@ -465,7 +465,7 @@ def abort_reason(
 
 def _latest_span(threshold: Threshold, recorder: Recorder) -> Span | None:
     """The span of ``threshold.span`` seconds that ends with the newest closed window, or None before any."""
-    from .metrics import WINDOW_S, merge_snapshots
+    from pytest_shopflow_perf.metrics.recorder import WINDOW_S, merge_snapshots
 
     if threshold.endpoint is None:
         series = recorder.total_series
@@ -641,7 +641,7 @@ def assert_recovery(
     Optionally the damage during the fault is bounded too.
     """
     __tracebackhide__ = True
-    from .reporting.terminal import format_table
+    from pytest_shopflow_perf.reporting.terminal import format_table
 
     entries = result.extra.get("recovery")
     if not entries:
@@ -687,7 +687,7 @@ def assert_recovery(
 def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> None:
     """Fail when the run regressed against its baseline at or above ``fail_on`` (``--perf-fail-on``)."""
     __tracebackhide__ = True
-    from .regression import FAIL_ON_CHOICES, Verdict
+    from pytest_shopflow_perf.verdicts.regression import FAIL_ON_CHOICES, Verdict
 
     fail_on = fail_on or str(result.extra.get("regression_fail_on", "major"))
     if fail_on not in FAIL_ON_CHOICES:
@@ -714,8 +714,8 @@ def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> N
 
 def format_regression(verdict: Any, fail_on: str) -> str:
     """A table of the findings at or above ``fail_on``, worst first."""
-    from .regression import TIERS
-    from .reporting.terminal import format_table
+    from pytest_shopflow_perf.reporting.terminal import format_table
+    from pytest_shopflow_perf.verdicts.regression import TIERS
 
     rank: dict[str, int] = {tier: index for index, tier in enumerate(TIERS)}
     findings = sorted(verdict.findings, key=lambda f: (-rank[f.tier], f.endpoint, f.metric))

@@ -140,7 +140,7 @@ class TargetPolicy:
             return _bare(host)
         if verdict == _ALLOWED:
             return host  # the user vouched for it: resolved by the connection as usual
-        from .user import TargetRefused
+        from pytest_shopflow_perf.engine.user import TargetRefused
 
         if verdict == _REFUSED:
             raise TargetRefused(_bare(host))
@@ -238,7 +238,7 @@ class EmbeddedServer:
         command = [
             sys.executable,
             "-m",
-            "pytest_shopflow_perf._launch",
+            "pytest_shopflow_perf.target._launch",
             app,
             "--host",
             "127.0.0.1",

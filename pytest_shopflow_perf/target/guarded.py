@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from .target import TargetPolicy
+from pytest_shopflow_perf.target.policy import TargetPolicy
 
 # httpx's defaults (httpx.AsyncHTTPTransport() without limits=)
 MAX_CONNECTIONS = 100

@@ -33,17 +33,32 @@ import anyio.lowlevel
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .metrics import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, mean_us, new_histogram, percentiles, warm_up
-from .monitor import GeneratorMonitor
-from .profile import LoadProfile, Stage
-from .result import CheckCount, LoadResult, Stats
-from .target import TargetPolicy
-from .user import RecordingTransport, StopUser, TransportCounters, User, UserContext, is_recorded
+from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
+from pytest_shopflow_perf.engine.user import (
+    RecordingTransport,
+    StopUser,
+    TransportCounters,
+    User,
+    UserContext,
+    is_recorded,
+)
+from pytest_shopflow_perf.metrics.recorder import (
+    DETAIL_WINDOWS,
+    JOURNEY_ROW_PREFIX,
+    Recorder,
+    mean_us,
+    new_histogram,
+    percentiles,
+    warm_up,
+)
+from pytest_shopflow_perf.profile.resolve import LoadProfile, Stage
+from pytest_shopflow_perf.result.model import CheckCount, LoadResult, Stats
+from pytest_shopflow_perf.target.policy import TargetPolicy
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
 
-    from .guarded import GuardedBackend
+    from pytest_shopflow_perf.target.guarded import GuardedBackend
 
 Journey = Callable[[User], Awaitable[Any]]
 JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
@@ -475,7 +490,7 @@ class Engine:
         if self.transport_factory is not None:
             inner = self.transport_factory()
         else:
-            from .guarded import GuardedBackend, guarded_transport
+            from pytest_shopflow_perf.target.guarded import GuardedBackend, guarded_transport
 
             if self._backend is None:
                 self._backend = GuardedBackend(self.target_policy)

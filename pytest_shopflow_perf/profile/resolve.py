@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .units import DURATION_FORMS, SIZE_FORMS, UnitError, parse_duration, parse_size
+from pytest_shopflow_perf.profile.units import DURATION_FORMS, SIZE_FORMS, UnitError, parse_duration, parse_size
 
 DEFAULT_USERS = 10
 DEFAULT_DURATION_S = 10.0

@@ -38,10 +38,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .units import parse_duration, parse_fraction
+from pytest_shopflow_perf.profile.units import parse_duration, parse_fraction
 
 if TYPE_CHECKING:
-    from .target import TargetPolicy
+    from pytest_shopflow_perf.target.policy import TargetPolicy
 
 __all__ = [
     "KINDS",
@@ -488,7 +488,7 @@ class FaultProxy:
         self.upstream = upstream_base_url
         self.seed = seed
         if policy is None:
-            from .target import TargetPolicy
+            from pytest_shopflow_perf.target.policy import TargetPolicy
 
             policy = TargetPolicy()  # loopback only
         self.policy = policy  # every upstream connection goes to an address it checked
@@ -793,7 +793,7 @@ class FaultProxy:
             if not conn.up_reader.at_eof() and not conn.up_writer.transport.is_closing():
                 return conn.up_reader, conn.up_writer, True
             conn.close_upstream()
-        from .user import TargetRefused
+        from pytest_shopflow_perf.engine.user import TargetRefused
 
         try:
             address = await self.policy.connect_address(self._host, self._upstream_port)

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..session import perf_session_key
-from ..xdist import XDIST_GROUP
+from pytest_shopflow_perf.plugin.session import perf_session_key
+from pytest_shopflow_perf.plugin.xdist import XDIST_GROUP
 
 if TYPE_CHECKING:
-    from ..result import LoadResult
-    from .charts import Band
+    from pytest_shopflow_perf.reporting.html.charts import Band
+    from pytest_shopflow_perf.result.model import LoadResult
 
 TIERS = ("none", "negligible", "inconclusive", "minor", "major", "critical")
 FAILING_TIERS = ("minor", "major", "critical")
@@ -602,8 +602,8 @@ def result_charts(result: LoadResult) -> list[str]:
 
 
 def percentile_svg(result: LoadResult) -> str:
-    from ..metrics import percentiles
-    from .charts import percentile_chart, percentile_levels
+    from pytest_shopflow_perf.metrics.recorder import percentiles
+    from pytest_shopflow_perf.reporting.html.charts import percentile_chart, percentile_levels
 
     series: dict[str, list[tuple[float, float]]] = {}
     busiest = sorted(result.endpoints.items(), key=lambda item: -item[1].requests)
@@ -620,8 +620,8 @@ def percentile_svg(result: LoadResult) -> str:
 
 
 def timeline_svg(result: LoadResult) -> str:
-    from ..metrics import WINDOW_S
-    from .charts import Band, timeline_chart
+    from pytest_shopflow_perf.metrics.recorder import WINDOW_S
+    from pytest_shopflow_perf.reporting.html.charts import Band, timeline_chart
 
     times: list[float] = []
     latency: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
@@ -655,7 +655,7 @@ def timeline_svg(result: LoadResult) -> str:
 
 def stage_bands(profile: Mapping[str, Any]) -> list[Band]:
     """The profile's stages as shaded spans (none for a single stage: there is nothing to tell apart)."""
-    from .charts import Band
+    from pytest_shopflow_perf.reporting.html.charts import Band
 
     stages = profile.get("stages") or []
     if len(stages) < 2:

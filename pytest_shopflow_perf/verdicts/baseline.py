@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from .atomic import write_atomically as _write_atomically
+from pytest_shopflow_perf._atomic import write_atomically as _write_atomically
 
 __all__ = [
     "BASELINE_SCHEMA",

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .schedule import Action, Scheduler
+from pytest_shopflow_perf.faults.actions import Action, Scheduler
 
 if TYPE_CHECKING:
-    from .faults import Fault, FaultProxy
-    from .result import LoadResult
-    from .target import TargetPolicy
+    from pytest_shopflow_perf.faults.proxy import Fault, FaultProxy
+    from pytest_shopflow_perf.result.model import LoadResult
+    from pytest_shopflow_perf.target.policy import TargetPolicy
 
 
 class FaultPlan:
@@ -30,7 +30,7 @@ class FaultPlan:
         self.add(*faults)
 
     def add(self, *faults: object) -> FaultPlan:
-        from .faults import Fault
+        from pytest_shopflow_perf.faults.proxy import Fault
 
         for fault in faults:
             if not isinstance(fault, (Fault, Action)):
@@ -93,7 +93,7 @@ class FaultRun:
             return upstream
         if in_process:
             raise ValueError("network faults need a real target (a proxy cannot sit in front of app=...)")
-        from .faults import FaultProxy
+        from pytest_shopflow_perf.faults.proxy import FaultProxy
 
         self.proxy = FaultProxy(upstream, seed=self.seed, policy=self.policy)
         return self.proxy.start()
@@ -125,7 +125,7 @@ class FaultRun:
     def annotate(self, result: LoadResult) -> None:
         if not self.faults:
             return
-        from .recovery import measure
+        from pytest_shopflow_perf.verdicts.recovery import measure
 
         windows: list[dict[str, Any]] = []
         for fault in self.faults:

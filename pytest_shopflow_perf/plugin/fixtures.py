@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .assertions import Slo
-    from .engine import Engine, Hook, JourneySpec, TransportFactory
-    from .profile import LoadProfile
-    from .resilience import FaultPlan, FaultRun
-    from .result import LoadResult
-    from .session import PerfSession
+    from pytest_shopflow_perf.engine.engine import Engine, Hook, JourneySpec, TransportFactory
+    from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
+    from pytest_shopflow_perf.plugin.session import PerfSession
+    from pytest_shopflow_perf.profile.resolve import LoadProfile
+    from pytest_shopflow_perf.result.model import LoadResult
+    from pytest_shopflow_perf.verdicts.assertions import Slo
 
 
 @contextmanager
@@ -61,7 +61,7 @@ class LoadRunner:
         self._marker_kwargs = marker_kwargs
         self.profile: LoadProfile = session.resolve_profile(marker_kwargs, self._label(marker_kwargs))
         self.slos: list[Slo] = list(slos)
-        from .resilience import FaultPlan
+        from pytest_shopflow_perf.faults.run import FaultPlan
 
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.results: list[LoadResult] = []
@@ -94,8 +94,8 @@ class LoadRunner:
         slos: Sequence[Slo],
         fault_run: FaultRun,
     ) -> Engine:
-        from .assertions import watch
-        from .engine import Engine
+        from pytest_shopflow_perf.engine.engine import Engine
+        from pytest_shopflow_perf.verdicts.assertions import watch
 
         profile = self._profile(overrides)
         self._tracked.clear()
@@ -226,7 +226,7 @@ class LoadRunner:
                 yield engine, fault_run
 
     def _fault_run(self, faults: Sequence[object] | None, profile: LoadProfile) -> FaultRun:
-        from .resilience import FaultPlan, FaultRun
+        from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
 
         try:
             plan = self.faults if faults is None else FaultPlan(faults)
@@ -244,7 +244,7 @@ class LoadRunner:
     async def _drive(engine: Engine, app: Any) -> LoadResult:
         if app is None:
             return await engine.run()
-        from .asgi import lifespan
+        from pytest_shopflow_perf.engine.asgi import lifespan
 
         async with lifespan(app):
             return await engine.run()
@@ -252,7 +252,7 @@ class LoadRunner:
     def _slos(self, slo: Sequence[str | Slo] | None) -> list[Slo]:
         if slo is None:
             return self.slos
-        from .assertions import SloError, as_slos
+        from pytest_shopflow_perf.verdicts.assertions import SloError, as_slos
 
         try:
             return as_slos(slo, "load.run(slo=...)")
@@ -280,7 +280,7 @@ class LoadRunner:
             except Exception as exc:  # a corrupt baseline, or a comparison that cannot be made
                 comparison_error = f"comparison with the baseline failed: {exc}"
                 result.extra["regression_note"] = comparison_error
-        from .assertions import check_declared
+        from pytest_shopflow_perf.verdicts.assertions import check_declared
 
         check_declared(result, slos, self._tracked)
         if comparison_error is not None:
@@ -295,7 +295,7 @@ def _window_detail(slos: Sequence[Slo], profile: LoadProfile) -> int:
     """
     import math
 
-    from .metrics import DETAIL_WINDOWS, WINDOW_S
+    from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, WINDOW_S
 
     needed = DETAIL_WINDOWS
     for slo in slos:

@@ -1,0 +1,1 @@
+"""The load engine: virtual users, the closed and open models, the recording transport. Knows nothing of pytest."""

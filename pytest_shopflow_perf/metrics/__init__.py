@@ -1,0 +1,1 @@
+"""Measurements: HDR histograms, per-endpoint recorders and 1-second windows."""

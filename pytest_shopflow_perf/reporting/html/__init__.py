@@ -1,0 +1,1 @@
+"""The pytest-html integration: hooks, rendering and SVG charts."""

@@ -1,0 +1,1 @@
+"""The target rule (loopback unless allowed) and the embedded ShopFlow reference service."""
