@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_shopflow_perf.reporting.terminal import format_table
+from pytest_shopflow_perf.reporting._format import format_table
 from pytest_shopflow_perf.verdicts.baseline import BaselineError, load_baseline, prune, validate_run
 
 if TYPE_CHECKING:

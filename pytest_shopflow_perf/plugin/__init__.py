@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -259,7 +259,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from pytest_shopflow_perf.reporting.terminal import write_summary
 
-    summaries = []
+    summaries: list[Mapping[str, Any]] = []
     for report, runs in collected_runs(terminalreporter.stats):
         outcome = outcome_of(report)
         summaries += [{**run, "outcome": outcome} for run in runs]

@@ -53,7 +53,7 @@ def write_result(directory: Path, result: LoadResult) -> list[Path]:
     record = result.to_dict()
     paths = [directory / f"{name}.json", directory / f"{name}-endpoints.csv", directory / f"{name}-timeline.csv"]
     _write(paths[0], json.dumps(record, indent=1, allow_nan=False) + "\n")
-    stats = {**record["endpoints"], "total": record["total"]}
+    stats: dict[str, Mapping[str, Any]] = {**record.get("endpoints", {}), "total": record["total"]}
     _write(
         paths[1],
         _csv([ENDPOINT_COLUMNS, *([name, *(s[c] for c in ENDPOINT_COLUMNS[1:])] for name, s in stats.items())]),

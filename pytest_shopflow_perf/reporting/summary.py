@@ -12,12 +12,12 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pytest_shopflow_perf.reporting._format import slo_cell
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
+from pytest_shopflow_perf.result.schema import FAILING_TIERS, tier_rank
 
 _IMPACT = {"high": 3, "medium": 2, "low": 1}
 _EFFORT = {"low": 1, "medium": 2, "high": 3}
-_FAILING = ("minor", "major", "critical")
-_RANK = {"none": 0, "negligible": 1, "inconclusive": 2, "minor": 3, "major": 4, "critical": 5}
 TAIL_RATIO = 4.0
 TAIL_MIN_P99_MS = 50.0
 
@@ -38,8 +38,8 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
     extra = run.get("extra") or {}
     slo = extra.get("slo") or []
     regression = extra.get("regression") or {}
-    findings = [f for f in regression.get("findings", []) if f.get("tier") in _FAILING]
-    findings.sort(key=lambda f: (-_RANK[f["tier"]], -(f.get("change") or 0)))
+    findings = [f for f in regression.get("findings", []) if f.get("tier") in FAILING_TIERS]
+    findings.sort(key=lambda f: (-tier_rank(f["tier"]), -(f.get("change") or 0)))
     return {
         "test": run.get("test"),
         "name": _label(run),
@@ -189,7 +189,7 @@ def _recommendations(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for finding in regression["findings"]:  # worst first
             worst_per_endpoint.setdefault(finding["endpoint"], finding)
         for finding in list(worst_per_endpoint.values())[:3]:
-            if _RANK[finding["tier"]] < _RANK["major"]:
+            if tier_rank(finding["tier"]) < tier_rank("major"):
                 continue
             change = finding.get("change")
             p_value = finding.get("p_value") or 0.0
@@ -292,19 +292,19 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 
 
 def _slo_cell(run: Mapping[str, Any]) -> str:
-    failed, passed = len(run["slo"]["failed"]), run["slo"]["passed"]
-    if run.get("outcome") == "skipped" and "inconclusive" in str(run.get("reason")):
-        return "inconclusive"  # the thresholds were not judged
-    if not failed and not passed:
-        return "-"
-    return f"{passed}/{passed + failed} met" if not failed else f"**{failed} breached**"
+    inconclusive = run.get("outcome") == "skipped" and "inconclusive" in str(run.get("reason"))
+    return slo_cell(run["slo"]["passed"], len(run["slo"]["failed"]), inconclusive=inconclusive, emphasis=_bold)
+
+
+def _bold(text: str) -> str:
+    return f"**{text}**"
 
 
 def _regression_cell(run: Mapping[str, Any]) -> str:
     tier = run["regression"].get("tier")
     if tier is None:
         return "no baseline" if run["regression"].get("note") else "-"
-    return f"**{tier}**" if tier in _FAILING else tier
+    return _bold(tier) if tier in FAILING_TIERS else str(tier)
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:

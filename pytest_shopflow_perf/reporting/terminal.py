@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
+
+from pytest_shopflow_perf.reporting._format import format_table, regression_label, slo_cell
+from pytest_shopflow_perf.result.schema import error_percent
 
 COLUMNS = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors %")
 
@@ -15,7 +18,7 @@ class Writer(Protocol):
 def _row(name: str, stats: Mapping[str, Any]) -> tuple[str, ...]:
     requests = int(stats["requests"])
     errors = int(stats["errors"])
-    error_pct = 100.0 * min(1.0, errors / requests) if requests else (100.0 if errors else 0.0)
+    error_pct = error_percent(errors, requests)
     return (
         name,
         f"{requests:,}",
@@ -26,19 +29,6 @@ def _row(name: str, stats: Mapping[str, Any]) -> tuple[str, ...]:
         f"{stats['max_ms']:.1f}",
         f"{error_pct:.2f}",
     )
-
-
-def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=False)
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return lines
 
 
 def _heading(summary: Mapping[str, Any]) -> str:
@@ -58,19 +48,13 @@ def _heading(summary: Mapping[str, Any]) -> str:
 def _slo_cell(summary: Mapping[str, Any]) -> str:
     outcomes = (summary.get("extra") or {}).get("slo") or []
     failed = sum(1 for o in outcomes if not o.get("passed"))
-    if summary.get("outcome") == "inconclusive":
-        return "inconclusive"  # skipped: the thresholds were not judged
-    if not outcomes:
-        return "-"
-    return f"{len(outcomes) - failed}/{len(outcomes)} ok" if not failed else f"{failed} FAILED"
+    # skipped as inconclusive: the thresholds were not judged
+    return slo_cell(len(outcomes) - failed, failed, inconclusive=summary.get("outcome") == "inconclusive")
 
 
 def _regression_cell(summary: Mapping[str, Any]) -> str:
     extra = summary.get("extra") or {}
-    verdict = extra.get("regression")
-    if verdict:
-        return str(verdict["tier"])
-    return "no baseline" if "no baseline" in str(extra.get("regression_note", "")) else "-"
+    return regression_label((extra.get("regression") or {}).get("tier"), extra.get("regression_note"))
 
 
 def _notes(summary: Mapping[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pytest_shopflow_perf.metrics.recorder import (
     WINDOW_S,
@@ -22,11 +22,21 @@ from pytest_shopflow_perf.metrics.recorder import (
     new_histogram,
     percentiles,
 )
+from pytest_shopflow_perf.result.schema import (
+    RUN_SCHEMA,
+    CheckRecord,
+    EventRecord,
+    GeneratorRecord,
+    RunRecord,
+    RunSummary,
+    StatsRecord,
+    StatsSummary,
+    error_rate,
+)
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
 
-RUN_SCHEMA = "shopflow-perf/run/1"
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
 
@@ -45,7 +55,7 @@ class TimelineWindow:
 
     @property
     def error_rate(self) -> float:
-        return self.errors / self.count if self.count else (1.0 if self.errors else 0.0)
+        return error_rate(self.errors, self.count)
 
 
 @dataclass(frozen=True)
@@ -69,10 +79,10 @@ class GeneratorStats:
     saturated: bool = False
     reasons: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GeneratorRecord:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
-        return data
+        return cast("GeneratorRecord", data)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GeneratorStats:
@@ -97,7 +107,7 @@ class Span:
 
     @property
     def error_rate(self) -> float:
-        return min(1.0, self.errors / self.requests) if self.requests else (1.0 if self.errors else 0.0)
+        return error_rate(self.errors, self.requests)
 
     @property
     def rps(self) -> float:
@@ -161,9 +171,7 @@ class Stats:
     @property
     def error_rate(self) -> float:
         """Errors per request; errors are events (failed checks count too), capped at 1."""
-        if not self.requests:
-            return 1.0 if self.errors else 0.0
-        return min(1.0, self.errors / self.requests)
+        return error_rate(self.errors, self.requests)
 
     @property
     def rps(self) -> float:
@@ -270,7 +278,7 @@ class Stats:
             duration=self.duration,
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> StatsSummary:
         """The STATS figures of the run schema, without windows and histogram."""
         values = percentiles(self.histogram, list(SUMMARY_PERCENTILES))
         data = self._summary(values)
@@ -282,7 +290,7 @@ class Stats:
                 **{f"p{q:g}_ms": failed[q] / 1000 for q in SUMMARY_PERCENTILES},
                 "max_ms": round(self.failed_histogram.get_max_value() / 1000, 3),
             }
-        return data
+        return cast("StatsSummary", data)
 
     def _summary(self, values: Mapping[float, int]) -> dict[str, Any]:
         return {
@@ -301,8 +309,8 @@ class Stats:
             "errors_by_kind": dict(self.errors_by_kind),
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        data = self.summary()
+    def to_dict(self) -> StatsRecord:
+        data = cast("dict[str, Any]", self.summary())
         data["hdr"] = encode_histogram(self.histogram)
         data["windows"] = self.series.to_dict()
         if "failed" in data and self.failed_histogram is not None:
@@ -314,7 +322,7 @@ class Stats:
                 key: raw_summary[key] for key in ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
             }
             data["uncorrected"]["hdr"] = encode_histogram(self.uncorrected_histogram)
-        return data
+        return cast("StatsRecord", data)
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any], duration: float) -> Stats:
@@ -428,7 +436,7 @@ class LoadResult(Stats):
     def model(self) -> str:
         return str(self.profile.get("model", "closed"))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> RunRecord:  # type: ignore[override]  # the result is its total (see Stats)
         """JSON-safe run record (schema ``shopflow-perf/run/1``): also the baseline entry."""
         return {
             "schema": RUN_SCHEMA,
@@ -442,14 +450,14 @@ class LoadResult(Stats):
             "profile": dict(self.profile),
             "environment": dict(self.environment),
             "generator": self.generator.to_dict(),
-            "checks": {name: asdict(count) for name, count in self.checks.items()},
-            "total": super().to_dict(),
+            "checks": {name: CheckRecord(passes=c.passes, fails=c.fails) for name, c in self.checks.items()},
+            "total": Stats.to_dict(self),
             "endpoints": {name: stats.to_dict() for name, stats in self.endpoints.items()},
-            "events": {name: dict(row) for name, row in self.events.items()},
-            **({"extra": self.extra} if self.extra else {}),
+            "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
+            **({"extra": self.extra} if self.extra else {}),  # type: ignore[typeddict-item]
         }
 
-    def summary_dict(self) -> dict[str, Any]:
+    def summary_dict(self) -> RunSummary:
         """Small enough to travel on every test report (xdist) and feed the terminal table."""
         return {
             "test": self.test,
@@ -458,9 +466,9 @@ class LoadResult(Stats):
             "profile": dict(self.profile),
             "duration_s": round(self.duration, 3),
             "interrupted": self.interrupted,
-            "total": self.summary(),
+            "total": Stats.summary(self),
             "endpoints": {name: stats.summary() for name, stats in self.endpoints.items()},
-            "events": {name: dict(row) for name, row in self.events.items()},
+            "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
             "generator": self.generator.to_dict(),
             "extra": dict(self.extra),
         }

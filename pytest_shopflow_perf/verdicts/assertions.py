@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf.profile.units import UnitError, parse_duration, parse_fraction
 from pytest_shopflow_perf.result.model import Span
+from pytest_shopflow_perf.result.schema import FAILING_TIERS, tier_rank
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.metrics.recorder import Recorder
@@ -340,7 +341,7 @@ def _show(value: float, unit: str) -> str:
 
 
 def format_failure(outcomes: list[CheckOutcome], head: str | None = None) -> str:
-    from pytest_shopflow_perf.reporting.terminal import format_table
+    from pytest_shopflow_perf.reporting._format import format_table
 
     failed = [o for o in outcomes if not o.passed]
     scoped = any(o.scope != "whole run" for o in failed)
@@ -641,7 +642,7 @@ def assert_recovery(
     Optionally the damage during the fault is bounded too.
     """
     __tracebackhide__ = True
-    from pytest_shopflow_perf.reporting.terminal import format_table
+    from pytest_shopflow_perf.reporting._format import format_table
 
     entries = result.extra.get("recovery")
     if not entries:
@@ -687,7 +688,8 @@ def assert_recovery(
 def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> None:
     """Fail when the run regressed against its baseline at or above ``fail_on`` (``--perf-fail-on``)."""
     __tracebackhide__ = True
-    from pytest_shopflow_perf.verdicts.regression import FAIL_ON_CHOICES, Verdict
+    from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
+    from pytest_shopflow_perf.verdicts.regression import Verdict
 
     fail_on = fail_on or str(result.extra.get("regression_fail_on", "major"))
     if fail_on not in FAIL_ON_CHOICES:
@@ -714,12 +716,10 @@ def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> N
 
 def format_regression(verdict: Any, fail_on: str) -> str:
     """A table of the findings at or above ``fail_on``, worst first."""
-    from pytest_shopflow_perf.reporting.terminal import format_table
-    from pytest_shopflow_perf.verdicts.regression import TIERS
+    from pytest_shopflow_perf.reporting._format import format_table
 
-    rank: dict[str, int] = {tier: index for index, tier in enumerate(TIERS)}
-    findings = sorted(verdict.findings, key=lambda f: (-rank[f.tier], f.endpoint, f.metric))
-    shown = [f for f in findings if f.tier in ("minor", "major", "critical") and rank[f.tier] >= rank[fail_on]]
+    findings = sorted(verdict.findings, key=lambda f: (-tier_rank(f.tier), f.endpoint, f.metric))
+    shown = [f for f in findings if f.tier in FAILING_TIERS and tier_rank(f.tier) >= tier_rank(fail_on)]
     rows: list[tuple[str, ...]] = [("tier", "endpoint", "metric", "baseline", "current", "change", "95% CI", "p")]
     for f in shown:
         low, high = (math.nan if v is None else v for v in f.ci) if f.ci else (math.nan, math.nan)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_shopflow_perf._atomic import write_atomically as _write_atomically
+from pytest_shopflow_perf.result.schema import BASELINE_SCHEMA, RUN_SCHEMA, SCHEMA_PREFIX
 
 __all__ = [
     "BASELINE_SCHEMA",
@@ -43,9 +44,6 @@ __all__ = [
     "validate_run",
 ]
 
-SCHEMA_PREFIX: Final = "shopflow-perf"
-RUN_SCHEMA: Final = "shopflow-perf/run/1"
-BASELINE_SCHEMA: Final = "shopflow-perf/baseline/1"
 DEFAULT_KEEP: Final = 5
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]")

@@ -34,8 +34,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
+from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES, FAILING_TIERS, TIERS, Tier, tier_rank
 from pytest_shopflow_perf.verdicts.baseline import BaselineError, validate_baseline, validate_run
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     FloatArray = NDArray[np.float64]
 
 __all__ = [
+    "FAILING_TIERS",
+    "FAIL_ON_CHOICES",
     "METRICS",
     "TIERS",
     "TOTAL",
@@ -54,13 +57,11 @@ __all__ = [
     "Tier",
     "Verdict",
     "compare",
+    "policy_from_ini",
+    "tier_rank",
     "worst_tier",
 ]
 
-Tier = Literal["none", "negligible", "inconclusive", "minor", "major", "critical"]
-TIERS: Final[tuple[Tier, ...]] = ("none", "negligible", "inconclusive", "minor", "major", "critical")
-FAILING_TIERS: Final[tuple[Tier, ...]] = ("minor", "major", "critical")
-FAIL_ON_CHOICES: Final = ("minor", "major", "critical", "never")
 METRICS: Final[tuple[str, ...]] = ("p50", "p95", "p99", "mean", "throughput", "error_rate")
 TOTAL: Final = "total"
 """Endpoint name of the findings on the whole run (all endpoints together)."""
@@ -68,7 +69,6 @@ TOTAL: Final = "total"
 _LATENCY_KEYS: Final = {"p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "mean": "mean_ms"}
 _POWER: Final = 0.80  # for the minimum detectable effect
 _EPSILON: Final = 1e-9
-_RANK: Final = {tier: index for index, tier in enumerate(TIERS)}
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ class Verdict:
     def regressions(self) -> list[Finding]:
         """Findings that are regressions (minor, major or critical), worst first."""
         failing = [f for f in self.findings if f.tier in FAILING_TIERS]
-        return sorted(failing, key=lambda f: -_RANK[f.tier])
+        return sorted(failing, key=lambda f: -tier_rank(f.tier))
 
     def failed(self, fail_on: str) -> bool:
         """Whether this verdict fails a test run with ``--perf-fail-on=fail_on``.
@@ -248,7 +248,7 @@ class Verdict:
             raise ValueError(f"fail_on={fail_on!r}; choose one of {', '.join(FAIL_ON_CHOICES)}")
         if fail_on == "never" or self.tier not in FAILING_TIERS:
             return False
-        return _RANK[self.tier] >= _RANK[cast(Tier, fail_on)]
+        return tier_rank(self.tier) >= tier_rank(fail_on)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for reports and the test report under xdist."""
@@ -275,7 +275,7 @@ class Verdict:
 
 def worst_tier(tiers: Iterable[Tier]) -> Tier:
     """The most severe tier of ``tiers`` ("none" for none)."""
-    return max(tiers, key=_RANK.__getitem__, default="none")
+    return max(tiers, key=tier_rank, default="none")
 
 
 # ---- the comparison -------------------------------------------------------------

@@ -21,14 +21,13 @@ import pytest
 
 from pytest_shopflow_perf.plugin.session import perf_session_key
 from pytest_shopflow_perf.plugin.xdist import XDIST_GROUP
+from pytest_shopflow_perf.reporting._format import regression_label
+from pytest_shopflow_perf.result.schema import FAILING_TIERS, error_percent, tier_rank
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.reporting.html.charts import Band
     from pytest_shopflow_perf.result.model import LoadResult
 
-TIERS = ("none", "negligible", "inconclusive", "minor", "major", "critical")
-FAILING_TIERS = ("minor", "major", "critical")
-_RANK = {tier: index for index, tier in enumerate(TIERS)}
 TIER_COLORS = {
     "critical": "#b30000",
     "major": "#d7301f",
@@ -141,7 +140,7 @@ def _insert_at(cells: list[str], marker: str) -> int:
 
 
 def _rank(tier: object) -> int:
-    return _RANK.get(str(tier), -1)
+    return tier_rank(tier)
 
 
 def shown_run(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -170,7 +169,7 @@ def table_cells(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     total = run.get("total") or {}
     requests = int(total.get("requests", 0))
     errors = int(total.get("errors", 0))
-    error_pct = 100.0 * min(1.0, errors / requests) if requests else (100.0 if errors else 0.0)
+    error_pct = error_percent(errors, requests)
     p95 = float(total.get("p95_ms", 0.0))
     rps = float(total.get("rps", 0.0))
     tier, label = _tier_of(run)
@@ -189,15 +188,9 @@ def table_cells(runs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _tier_of(run: Mapping[str, Any]) -> tuple[str | None, str]:
     """(tier or None, what the regression cell says)."""
-    verdict = _verdict(run)
-    if verdict.get("tier"):
-        return str(verdict["tier"]), str(verdict["tier"])
-    note = str((run.get("extra") or {}).get("regression_note") or "")
-    if "no baseline" in note:
-        return None, "no baseline"
-    if "disabled" in note:
-        return None, "off"
-    return None, "-"
+    tier = _verdict(run).get("tier")
+    label = regression_label(tier, (run.get("extra") or {}).get("regression_note"))
+    return (str(tier) if tier else None), label
 
 
 # ---- banner ---------------------------------------------------------------------------------------
@@ -376,7 +369,7 @@ def _summary_table(run: Mapping[str, Any]) -> str:
 def _stats_row(name: str, stats: Mapping[str, Any], css: str) -> str:
     requests = int(stats.get("requests", 0))
     errors = int(stats.get("errors", 0))
-    error_pct = 100.0 * min(1.0, errors / requests) if requests else (100.0 if errors else 0.0)
+    error_pct = error_percent(errors, requests)
     bad = ' class="sfp-bad"' if errors else ""
     cells = [
         f'<td class="sfp-l">{escape(name)}</td>',
