@@ -19,7 +19,8 @@ pytest.importorskip("pytest_html")
 pytest.importorskip("matplotlib")
 
 from pytest_shopflow_perf.reporting.html import charts
-from pytest_shopflow_perf.reporting.html.hooks import regression_banner, render_run, stage_bands, table_cells
+from pytest_shopflow_perf.reporting.html.render import regression_banner, render_run, table_cells
+from pytest_shopflow_perf.reporting.html.run_charts import stage_bands
 
 pytest_plugins = ["pytester"]
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 INNER = """
 import time, pytest
-from pytest_shopflow_perf.plugin.session import perf_session_key
+from pytest_shopflow_perf.plugin.keys import perf_session_key
 
 async def browse(user):
     await user.client.get("/api/products")

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_shopflow_perf.plugin.progress import end_progress, progress_printer
+
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Engine, Hook, JourneySpec, TransportFactory
     from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
@@ -129,7 +131,7 @@ class LoadRunner:
                 transport_factory=transport_factory,
                 on_start=on_start,
                 on_stop=on_stop,
-                on_progress=self._session.progress_printer(self.nodeid.rsplit("::", 1)[-1]),
+                on_progress=progress_printer(self._session.config, self.nodeid.rsplit("::", 1)[-1]),
                 watchdog=functools.partial(watch, slos, self._tracked) if slos else None,
                 window_detail=_window_detail(slos, profile),
                 on_clock_start=fault_run.clock_started,
@@ -260,7 +262,7 @@ class LoadRunner:
             raise pytest.UsageError(str(exc)) from None
 
     def _finish(self, result: LoadResult, slos: Sequence[Slo] = ()) -> LoadResult:
-        self._session.end_progress()
+        end_progress(self._session.config)
         if self.results:  # several runs in one test each get their own baseline
             result.test = f"{self.nodeid}@{result.profile.get('name') or len(self.results) + 1}"
         self.results.append(result)

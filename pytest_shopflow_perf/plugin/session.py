@@ -1,111 +1,30 @@
-"""Per-session state of the plugin, kept in one object in ``config.stash``."""
+"""Per-session state of the plugin, kept in one object in ``config.stash``.
+
+Created on the first load test (:func:`perf_session`), as xdist creates its ``DSession`` only when it
+distributes: a pytest run without load tests never builds it.
+"""
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shopflow_perf.profile.resolve import (
-    ENV_VARS,
-    INI_KEYS,
-    LoadProfile,
-    ProfileError,
-    Source,
-    env_source,
-    parse_scale,
-    resolve_profile,
-)
-from pytest_shopflow_perf.target.policy import DEFAULT_APP, EmbeddedServer, TargetError, TargetPolicy
+from pytest_shopflow_perf.plugin.keys import perf_session_key
+from pytest_shopflow_perf.plugin.options import Settings
+from pytest_shopflow_perf.plugin.reports import collected_runs, reason_of
+from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError, Source, env_source, resolve_profile
+from pytest_shopflow_perf.target.policy import EmbeddedServer, TargetError, TargetPolicy
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.engine.engine import Progress
     from pytest_shopflow_perf.faults.run import FaultPlan
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.verdicts.assertions import Slo
     from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
-
-NON_TTY_PROGRESS_EVERY_S = 5
-
-
-@dataclass
-class Settings:
-    """The session-wide settings, read once from the command line, ini and environment."""
-
-    base_url: str | None
-    app: str
-    scale: float
-    seed: int
-    allowed_hosts: list[str]
-    cli_users: str | None
-    cli_duration: str | None
-    baseline_dir: str
-    save_baseline: bool
-    no_compare: bool
-    fail_on: str
-    report_dir: str | None
-    ini_profile: dict[str, str] = field(default_factory=dict)
-    baseline_keep: int = 5
-
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> Settings:
-        def cli(name: str) -> Any:
-            return config.getoption(name, default=None)
-
-        def ini(name: str) -> Any:
-            return config.getini(name)
-
-        scale_raw = cli("perf_scale") or os.environ.get(ENV_VARS["scale"]) or ini("perf_scale") or "1"
-        scale_label = (
-            "--perf-scale"
-            if cli("perf_scale")
-            else (ENV_VARS["scale"] if os.environ.get(ENV_VARS["scale"]) else "ini perf_scale")
-        )
-        try:
-            scale = parse_scale(scale_label, scale_raw)
-        except ProfileError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        seed_raw = cli("perf_seed") or ini("perf_seed")
-        try:
-            seed = int(seed_raw) if seed_raw not in (None, "") else random.SystemRandom().randrange(2**31)
-        except ValueError:
-            raise pytest.UsageError(f"--perf-seed={seed_raw!r} is not valid: expected a whole number") from None
-        fail_on = cli("perf_fail_on") or ini("perf_fail_on") or "major"
-        if fail_on not in ("minor", "major", "critical", "never"):
-            raise pytest.UsageError(
-                f"--perf-fail-on={fail_on!r} is not valid: expected minor, major, critical or never"
-            )
-        keep_raw = ini("perf_baseline_keep") or "5"
-        try:
-            baseline_keep = int(keep_raw)
-        except ValueError:
-            baseline_keep = 0
-        if baseline_keep < 1:
-            raise pytest.UsageError(
-                f"ini perf_baseline_keep={keep_raw!r} is not valid: expected a whole number of runs >= 1"
-            )
-        return cls(
-            baseline_keep=baseline_keep,
-            base_url=cli("perf_base_url") or None,
-            app=cli("perf_app") or ini("perf_app") or DEFAULT_APP,
-            scale=scale,
-            seed=seed,
-            allowed_hosts=[*(cli("perf_allow_host") or []), *ini("perf_allow_hosts")],
-            cli_users=cli("perf_users"),
-            cli_duration=cli("perf_duration"),
-            baseline_dir=cli("perf_baseline_dir") or ini("perf_baseline_dir") or "baselines",
-            save_baseline=bool(cli("perf_save_baseline") or ini("perf_save_baseline")),
-            no_compare=bool(cli("perf_no_compare") or ini("perf_no_compare")),
-            fail_on=fail_on,
-            report_dir=cli("perf_report_dir") or ini("perf_report_dir") or None,
-            ini_profile={key: ini(f"perf_{key}") for key in INI_KEYS if ini(f"perf_{key}")},
-        )
 
 
 class PerfSession:
@@ -353,7 +272,7 @@ class PerfSession:
         from pytest_shopflow_perf.reporting.files import write_summary
 
         tests: list[dict[str, Any]] = [
-            {"nodeid": report.nodeid, "outcome": report.outcome, "reason": _reason(report), "runs": runs}
+            {"nodeid": report.nodeid, "outcome": report.outcome, "reason": reason_of(report), "runs": runs}
             for report, runs in collected_runs(stats)
         ]
         if self.orphan_results:
@@ -380,90 +299,10 @@ class PerfSession:
         )
         return ", ".join(targets) or self.settings.base_url or "-"
 
-    # ---- progress ----------------------------------------------------------------
 
-    def progress_printer(self, label: str) -> Callable[[Progress], None] | None:
-        config = self.config
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or config.get_verbosity() < 0 or hasattr(config, "workerinput"):
-            return None
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        tty = bool(getattr(reporter, "isatty", False))
-
-        def show(progress: Progress) -> None:
-            second = round(progress.elapsed)
-            if not tty and second % NON_TTY_PROGRESS_EVERY_S:
-                return
-            error_pct = 100.0 * progress.errors / progress.requests if progress.requests else 0.0
-            line = (
-                f"  {label}  {progress.elapsed:5.1f}/{progress.duration:.0f}s  users {progress.users:>4}  "
-                f"req/s {progress.rps:>7.0f}  p95 {progress.p95 * 1000:7.1f} ms  "
-                f"errors {progress.errors} ({error_pct:.2f}%)"
-            )
-            disabled = getattr(capture, "global_and_fixture_disabled", None)
-            if disabled is None:
-                return
-            with disabled():
-                if tty:
-                    reporter.rewrite(line, erase=True)
-                else:
-                    reporter.write_line(line)
-
-        return show
-
-    def end_progress(self) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        disabled = getattr(capture, "global_and_fixture_disabled", None)
-        if reporter is not None and getattr(reporter, "isatty", False) and disabled is not None:
-            with disabled():
-                reporter.rewrite("", erase=True)
-
-
-def outcome_of(report: Any) -> str:
-    """passed/failed/skipped, or ``inconclusive`` for a skip that says so (a saturated generator)."""
-    if report.outcome == "skipped" and "inconclusive" in str(_reason(report)):
-        return "inconclusive"
-    return str(report.outcome)
-
-
-def collected_runs(stats: dict[str, list[Any]]) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """(call report, run summaries) per load test, in collection order, with what teardown added.
-
-    The call report carries the runs (and the outcome); the teardown report carries
-    notes written after the test (``baseline_saved``), merged in here so every
-    reporter sees them.
-    """
-    notes: dict[str, dict[str, Any]] = {}
-    calls: list[tuple[Any, list[dict[str, Any]]]] = []
-    for reports in stats.values():
-        for report in reports:
-            notes.update(getattr(report, "shopflow_perf_notes", None) or {})
-            runs = getattr(report, "shopflow_perf", None)
-            if runs and getattr(report, "when", None) == "call":
-                calls.append((report, runs))
-    for _, runs in calls:
-        for run in runs:
-            extra = notes.get(str(run.get("test")))
-            if extra:
-                run.setdefault("extra", {}).update(extra)
-    calls.sort(key=lambda pair: tuple(pair[1][0].get("order") or (1 << 30, 0)))
-    return calls
-
-
-def _reason(report: Any) -> str | None:
-    """One line on why a test did not pass: the skip reason or the failure's message."""
-    if report.outcome == "passed":
-        return None
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    crash = getattr(longrepr, "reprcrash", None)
-    message = getattr(crash, "message", None) or str(longrepr)
-    return message.splitlines()[0][:300] if message else None
-
-
-perf_session_key = pytest.StashKey[PerfSession]()
-call_passed_key = pytest.StashKey[bool]()  # set by makereport, read by the load fixture's teardown
-collection_index_key = pytest.StashKey[int]()
-AFTER_TEST_NOTES = ("baseline_saved", "baseline_note")  # what teardown adds, carried on its report
+def perf_session(config: pytest.Config) -> PerfSession:
+    """The session's :class:`PerfSession`, created on first use."""
+    session = config.stash.get(perf_session_key, None)
+    if session is None:
+        session = config.stash[perf_session_key] = PerfSession(config)
+    return session

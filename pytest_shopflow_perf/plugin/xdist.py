@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-XDIST_GROUP = "shopflow-perf"
+from pytest_shopflow_perf.plugin.keys import XDIST_GROUP
+
 IDS_KEY = "shopflow_perf_load_ids"
 
 

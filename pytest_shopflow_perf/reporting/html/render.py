@@ -1,7 +1,9 @@
-"""pytest-html 4 integration: per-test extras, results-table columns and a regression banner.
+"""pytest-html 4 rendering: per-test extras, results-table cells and a regression banner, from run summaries.
 
-Registered by ``plugin.py`` only when pytest-html is installed (``HtmlHooks``),
-so no ``pytest_html_*`` hook exists without its spec. The extras are built in
+The hooks live in ``plugin/html.py`` (registered only when pytest-html is installed, so no
+``pytest_html_*`` hook exists without its spec) and import this module on their first call.
+It stays one module (~540 lines) because the table cells, the banner and the per-run block share
+one set of escaping and formatting helpers. The extras are built in
 the process that ran the test (an xdist worker too: they travel on the report
 as plain dicts); the columns and the banner read ``report.shopflow_perf``,
 the JSON summaries the plugin puts on every call report, so they work on the
@@ -13,19 +15,14 @@ no JavaScript and no network. Every string from a run is HTML-escaped.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from pytest_shopflow_perf.plugin.session import perf_session_key
-from pytest_shopflow_perf.plugin.xdist import XDIST_GROUP
 from pytest_shopflow_perf.reporting._format import regression_label
 from pytest_shopflow_perf.result.schema import FAILING_TIERS, error_percent, tier_rank
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.reporting.html.charts import Band
     from pytest_shopflow_perf.result.model import LoadResult
 
 TIER_COLORS = {
@@ -79,64 +76,6 @@ NOTE_STYLE = (
     "border: 1px solid #e0b000; background: #fff8e1; color: #5d4300; border-radius: 4px; padding: 6px 12px; "
     "margin: 6px 0 10px; font-size: 13px; max-width: 1100px"
 )
-
-
-class HtmlHooks:
-    """The hooks of the pytest-html integration (``config.pluginmanager.register(HtmlHooks())``)."""
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        # Not tryfirst: pytest-html's own (tryfirst) wrapper runs after us and keeps report.extras.
-        report = yield
-        if report.when != "call" or not item.config.getoption("htmlpath", default=None):
-            return report
-        session = item.config.stash.get(perf_session_key, None)
-        results = session.results.get(item.nodeid.removesuffix(f"@{XDIST_GROUP}")) if session is not None else None
-        if results:
-            report.extras = [*getattr(report, "extras", []), *run_extras(results)]  # type: ignore[attr-defined]
-        return report
-
-    def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        headers = [f'<th class="sortable" data-column-type="{kind}">{escape(label)}</th>' for kind, label in COLUMNS]
-        at = _insert_at(cells, 'data-column-type="duration"')
-        cells[at:at] = headers
-
-    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        if not cells:
-            return  # another plugin removed the row
-        at = _insert_at(cells, "col-duration")
-        runs = getattr(report, "shopflow_perf", None) if getattr(report, "when", None) == "call" else None
-        cells[at:at] = table_cells(runs or [])
-
-    def pytest_html_results_summary(
-        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
-    ) -> None:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        stats: Mapping[str, list[Any]] = getattr(reporter, "stats", {}) if reporter is not None else {}
-        tests: list[tuple[str, list[Mapping[str, Any]]]] = []
-        for key, reports in stats.items():
-            if key == "rerun":
-                continue
-            for report in reports:
-                runs = getattr(report, "shopflow_perf", None)
-                if runs and getattr(report, "when", None) == "call":
-                    tests.append((str(report.nodeid).removesuffix(f"@{XDIST_GROUP}"), list(runs)))
-        # collection order, whatever order the tests finished or failed in
-        tests.sort(key=lambda test: tuple(test[1][0].get("order") or (1 << 30, 0)))
-        prefix.extend(regression_banner(tests))
-
-
-def _insert_at(cells: list[str], marker: str) -> int:
-    """Right after the Duration column (header and rows alike), else at the end."""
-    for index, cell in enumerate(cells):
-        if marker in str(cell):
-            return index + 1
-    return len(cells)
-
-
-# ---- results table ------------------------------------------------------------------------------
 
 
 def _rank(tier: object) -> int:
@@ -261,6 +200,8 @@ def _describe(finding: Mapping[str, Any]) -> str:
 def run_extras(results: Sequence[LoadResult]) -> list[dict[str, Any]]:
     """pytest-html extras of a test's load runs: one HTML block per run, the style sheet first."""
     from pytest_html import extras
+
+    from pytest_shopflow_perf.reporting.html.run_charts import result_charts
 
     blocks = []
     for index, result in enumerate(results):
@@ -584,83 +525,3 @@ def _p(value: object) -> str:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "-"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-# ---- charts ---------------------------------------------------------------------------------------------
-
-
-def result_charts(result: LoadResult) -> list[str]:
-    """The percentile distribution and the over-time chart of a run, as SVG markup."""
-    return [percentile_svg(result), timeline_svg(result)]
-
-
-def percentile_svg(result: LoadResult) -> str:
-    from pytest_shopflow_perf.metrics.recorder import percentiles
-    from pytest_shopflow_perf.reporting.html.charts import percentile_chart, percentile_levels
-
-    series: dict[str, list[tuple[float, float]]] = {}
-    busiest = sorted(result.endpoints.items(), key=lambda item: -item[1].requests)
-    if len(busiest) == 1:
-        busiest = []  # the same line as the total
-    for name, stats in [("total", result), *busiest]:
-        count = int(stats.histogram.get_total_count())
-        if not count:
-            continue
-        levels = percentile_levels(count)
-        values = percentiles(stats.histogram, levels)
-        series[name if name not in series else f"{name} (endpoint)"] = [(q, values[q] / 1000.0) for q in levels]
-    return percentile_chart(series, title="Latency by percentile (HDR)")
-
-
-def timeline_svg(result: LoadResult) -> str:
-    from pytest_shopflow_perf.metrics.recorder import WINDOW_S
-    from pytest_shopflow_perf.reporting.html.charts import Band, timeline_chart
-
-    times: list[float] = []
-    latency: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
-    rps: list[float | None] = []
-    errors: list[float | None] = []
-    windows = result.timeline
-    for window in windows:
-        width = min(WINDOW_S, result.duration - window.t) if result.duration > window.t else WINDOW_S
-        if width < WINDOW_S / 2 and len(windows) > 1:
-            continue  # a sliver of a last window: a handful of requests would spike the lines
-        times.append(window.t + width / 2)
-        for name, value in (("p50", window.p50), ("p95", window.p95), ("p99", window.p99)):
-            latency[name].append(value * 1000 if window.count else None)
-        rps.append(window.count / width)
-        errors.append(window.errors / width)
-    faults = [
-        Band(float(f.get("start_s") or 0.0), float(f.get("end_s") or result.duration), str(f.get("name", "fault")))
-        for f in result.extra.get("faults") or []
-    ]
-    return timeline_chart(
-        times,
-        latency,
-        rps,
-        errors,
-        stages=stage_bands(result.profile),
-        faults=faults,
-        duration=result.duration,
-        title="Latency and throughput over time",
-    )
-
-
-def stage_bands(profile: Mapping[str, Any]) -> list[Band]:
-    """The profile's stages as shaded spans (none for a single stage: there is nothing to tell apart)."""
-    from pytest_shopflow_perf.reporting.html.charts import Band
-
-    stages = profile.get("stages") or []
-    if len(stages) < 2:
-        return []
-    unit = "/s" if profile.get("model") == "open" else " users"
-    bands = []
-    start = 0.0
-    previous = float(profile.get("start") or 0.0)
-    for duration, target in stages:
-        end = start + float(duration)
-        target = float(target)
-        label = f"{previous:g}\u2192{target:g}{unit}" if target != previous else f"{target:g}{unit}"
-        bands.append(Band(start, end, label))
-        start, previous = end, target
-    return bands

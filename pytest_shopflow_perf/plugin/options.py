@@ -1,0 +1,235 @@
+"""The plugin's options, ini keys and marker help, and the session-wide settings read from them.
+
+Cheap on purpose: this is all a pytest run without load tests pays for.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_shopflow_perf.profile.resolve import ENV_VARS, INI_KEYS, ProfileError, parse_scale
+from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
+from pytest_shopflow_perf.target.policy import DEFAULT_APP
+
+NON_TTY_PROGRESS_EVERY_S = 5
+
+MARKER_HELP = (
+    "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
+    "think_time=None, iterations=None, base_url=None, name=None, timeout='30s', graceful_stop='5s', slo=None, "
+    "faults=None): run this test as a load test; "
+    "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s). "
+    "slo=['p(95)<500ms', ...] declares thresholds checked after every run."
+)
+SLO_MARKER_HELP = (
+    "slo(*expressions): thresholds checked after every load.run of this test, e.g. "
+    "@pytest.mark.slo('p(95)<500ms', 'error_rate<1%', Slo('error_rate<5%', abort=True)); replaces ini perf_slo."
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Every --perf-* option and perf_* ini key: the one table the help, the session and the docs read."""
+    group = parser.getgroup("shopflow-perf", "load testing (pytest-shopflow-perf)")
+
+    def option(flag: str, ini_help: str, ini_type: Any = "string", ini_default: Any = None, **kwargs: Any) -> None:
+        dest = flag.lstrip("-").replace("-", "_")
+        group.addoption(flag, dest=dest, default=None, **kwargs)
+        parser.addini(dest if ini_type != "linelist" else dest + "s", ini_help, type=ini_type, default=ini_default)
+
+    option(
+        "--perf-base-url",
+        "target base URL (default: the embedded ShopFlow service)",
+        metavar="URL",
+        help="target of load tests (env SHOPFLOW_BASE_URL); default: the embedded ShopFlow service",
+    )
+    option(
+        "--perf-app",
+        "module:app of the embedded service (trailing () = factory)",
+        metavar="MODULE:APP",
+        help="ASGI app to start under uvicorn when no base URL is set (default: the ShopFlow reference service)",
+    )
+    option(
+        "--perf-scale",
+        "multiply every duration and stage",
+        metavar="FACTOR",
+        help="multiply every duration and stage, e.g. 0.1 for pre-merge CI (env SHOPFLOW_PERF_SCALE)",
+    )
+    option(
+        "--perf-users",
+        "default number of virtual users",
+        metavar="N",
+        help="override the users of every load test (env SHOPFLOW_PERF_USERS)",
+    )
+    option(
+        "--perf-duration",
+        "default run duration",
+        metavar="DURATION",
+        help="override the duration of every load test, e.g. 30s (env SHOPFLOW_PERF_DURATION)",
+    )
+    option(
+        "--perf-baseline-dir",
+        "where baselines are kept",
+        metavar="DIR",
+        help="directory of the JSON baselines (default: baselines/)",
+    )
+    option(
+        "--perf-save-baseline",
+        "append each run to its baseline",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        help="append this run to the baseline of each load test",
+    )
+    option(
+        "--perf-no-compare",
+        "skip baseline comparison",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        help="do not compare runs with their baselines",
+    )
+    option(
+        "--perf-fail-on",
+        "lowest regression tier that fails a test",
+        metavar="TIER",
+        choices=("minor", "major", "critical", "never"),
+        help="fail on regressions of this tier or worse: minor|major|critical|never (default: major)",
+    )
+    option(
+        "--perf-report-dir",
+        "directory for JSON/CSV results and summary.md",
+        metavar="DIR",
+        help="write per-test JSON and CSV results and summary.md here",
+    )
+    option(
+        "--perf-seed",
+        "seed of the virtual users' random choices",
+        metavar="N",
+        help="seed the virtual users' random choices for a reproducible run",
+    )
+    option(
+        "--perf-allow-host",
+        "non-loopback hosts that may be load-tested",
+        ini_type="linelist",
+        ini_default=[],
+        metavar="HOST",
+        action="append",
+        help="allow load against this non-loopback host (repeatable); loopback only otherwise",
+    )
+    parser.addini(
+        "perf_slo",
+        "SLO expressions checked after every load run (unless a test declares its own)",
+        type="linelist",
+        default=[],
+    )
+    for name, text in (
+        ("alpha", "significance level of the regression tests (default 0.05)"),
+        ("minor", "relative slowdown that is a minor regression (default 0.10)"),
+        ("major", "relative slowdown that is a major regression (default 0.25)"),
+        ("critical", "relative slowdown that is a critical regression (default 0.50)"),
+        ("error_rate_floor", "smallest absolute error-rate increase that counts (default 0.001)"),
+        ("noise_floor", "run-to-run noise assumed on top of what baselines show (default 0.03)"),
+        ("single_run_noise_floor", "run-to-run noise assumed when a baseline has one run (default 0.10)"),
+        ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 1)"),
+    ):
+        parser.addini(f"perf_regression_{name}", text, type="string", default="")
+    parser.addini("perf_baseline_keep", "how many recent runs a baseline keeps (default 5)", type="string", default="")
+    for key, text in (
+        ("ramp_up", "default ramp-up"),
+        ("ramp_down", "default ramp-down"),
+        ("think_time", "default think time between iterations, e.g. 1, 3"),
+        ("max_users", "default cap of open-model users"),
+        ("timeout", "default request timeout"),
+        ("graceful_stop", "time in-flight iterations get at the end of a run"),
+        ("max_body", "bytes of a response body kept in memory (default 16MiB)"),
+    ):
+        parser.addini(f"perf_{key}", text, type="string", default="")
+
+
+@dataclass
+class Settings:
+    """The session-wide settings, read once from the command line, ini and environment."""
+
+    base_url: str | None
+    app: str
+    scale: float
+    seed: int
+    allowed_hosts: list[str]
+    cli_users: str | None
+    cli_duration: str | None
+    baseline_dir: str
+    save_baseline: bool
+    no_compare: bool
+    fail_on: str
+    report_dir: str | None
+    ini_profile: dict[str, str] = field(default_factory=dict)
+    baseline_keep: int = 5
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        def cli(name: str) -> Any:
+            return config.getoption(name, default=None)
+
+        def ini(name: str) -> Any:
+            return config.getini(name)
+
+        scale_raw = cli("perf_scale") or os.environ.get(ENV_VARS["scale"]) or ini("perf_scale") or "1"
+        scale_label = (
+            "--perf-scale"
+            if cli("perf_scale")
+            else (ENV_VARS["scale"] if os.environ.get(ENV_VARS["scale"]) else "ini perf_scale")
+        )
+        try:
+            scale = parse_scale(scale_label, scale_raw)
+        except ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        seed_raw = cli("perf_seed") or ini("perf_seed")
+        try:
+            seed = int(seed_raw) if seed_raw not in (None, "") else random.SystemRandom().randrange(2**31)
+        except ValueError:
+            raise pytest.UsageError(f"--perf-seed={seed_raw!r} is not valid: expected a whole number") from None
+        fail_on = cli("perf_fail_on") or ini("perf_fail_on") or "major"
+        if fail_on not in FAIL_ON_CHOICES:
+            raise pytest.UsageError(
+                f"--perf-fail-on={fail_on!r} is not valid: expected minor, major, critical or never"
+            )
+        keep_raw = ini("perf_baseline_keep") or "5"
+        try:
+            baseline_keep = int(keep_raw)
+        except ValueError:
+            baseline_keep = 0
+        if baseline_keep < 1:
+            raise pytest.UsageError(
+                f"ini perf_baseline_keep={keep_raw!r} is not valid: expected a whole number of runs >= 1"
+            )
+        return cls(
+            baseline_keep=baseline_keep,
+            base_url=cli("perf_base_url") or None,
+            app=cli("perf_app") or ini("perf_app") or DEFAULT_APP,
+            scale=scale,
+            seed=seed,
+            allowed_hosts=[*(cli("perf_allow_host") or []), *ini("perf_allow_hosts")],
+            cli_users=cli("perf_users"),
+            cli_duration=cli("perf_duration"),
+            baseline_dir=cli("perf_baseline_dir") or ini("perf_baseline_dir") or "baselines",
+            save_baseline=bool(cli("perf_save_baseline") or ini("perf_save_baseline")),
+            no_compare=bool(cli("perf_no_compare") or ini("perf_no_compare")),
+            fail_on=fail_on,
+            report_dir=cli("perf_report_dir") or ini("perf_report_dir") or None,
+            ini_profile={key: ini(f"perf_{key}") for key in INI_KEYS if ini(f"perf_{key}")},
+        )
+
+    @classmethod
+    def validate(cls, config: pytest.Config) -> None:
+        """Raise the UsageError a bad option or ini value would raise at the first load test."""
+        from pytest_shopflow_perf.verdicts.regression import policy_from_ini
+
+        cls.from_config(config)
+        try:
+            policy_from_ini(lambda name: str(config.getini(name) or ""))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
