@@ -22,7 +22,8 @@ from pytest_shopflow_perf.profile.resolve import (
     parse_scale,
     resolve_profile,
 )
-from pytest_shopflow_perf.target.policy import DEFAULT_APP, EmbeddedServer, TargetError, TargetPolicy
+from pytest_shopflow_perf.target.embedded import DEFAULT_APP, EmbeddedServer
+from pytest_shopflow_perf.target.policy import TargetError, TargetPolicy
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Progress
