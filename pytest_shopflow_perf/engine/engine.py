@@ -34,14 +34,8 @@ import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
-from pytest_shopflow_perf.engine.user import (
-    RecordingTransport,
-    StopUser,
-    TransportCounters,
-    User,
-    UserContext,
-    is_recorded,
-)
+from pytest_shopflow_perf.engine.transport import RecordingTransport, TransportCounters
+from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded
 from pytest_shopflow_perf.metrics.recorder import (
     DETAIL_WINDOWS,
     JOURNEY_ROW_PREFIX,
