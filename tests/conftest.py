@@ -72,7 +72,7 @@ def shopflow_with_redis():
     """The ShopFlow service under uvicorn, caching in a real redis-server that a fault can kill."""
     from support.redis import REDIS_SERVER, RedisProcess
 
-    from pytest_shopflow_perf.target.policy import EmbeddedServer
+    from pytest_shopflow_perf.target.embedded import EmbeddedServer
 
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
@@ -91,7 +91,7 @@ def shopflow_with_redis():
 @pytest.fixture
 def shopflow_service():
     """The ShopFlow reference service under uvicorn on a loopback port (in-process cache)."""
-    from pytest_shopflow_perf.target.policy import EmbeddedServer
+    from pytest_shopflow_perf.target.embedded import EmbeddedServer
 
     service = EmbeddedServer()
     try:

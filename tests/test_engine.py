@@ -9,7 +9,9 @@ import httpx
 import pytest
 from support.engine import MOCK_POLICY, profile, run
 
-from pytest_shopflow_perf.engine.engine import Engine, arrival_times, normalize_journeys
+from pytest_shopflow_perf.engine.arrivals import arrival_times
+from pytest_shopflow_perf.engine.engine import Engine
+from pytest_shopflow_perf.engine.journeys import normalize_journeys
 
 
 def mock(handler=None):

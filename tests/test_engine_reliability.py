@@ -12,6 +12,7 @@ from support.engine import run
 from support.slow_servers import endless_chunked, fixed_body, serve, trickle_body, trickle_headers
 
 from pytest_shopflow_perf.engine import engine as engine_module
+from pytest_shopflow_perf.engine.arrivals import arrival_times
 
 
 def ok_transport() -> httpx.AsyncBaseTransport:
@@ -179,7 +180,7 @@ def test_profile_integral_is_closed_form() -> None:
     assert ramp.integral(5.0) == pytest.approx(450.0)  # after the stages the last target holds
     stages = profile(rate=10, stages=[("1s", 30), ("500ms", 30), ("700ms", 3)])
     for until in (0.3, 1.0, 1.2, 2.2):
-        due = sum(1 for t in engine_module.arrival_times(stages.start, stages.stages) if t < until)
+        due = sum(1 for t in arrival_times(stages.start, stages.stages) if t < until)
         assert due == math.ceil(stages.integral(until) - 1e-9)
 
 

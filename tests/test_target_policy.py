@@ -18,7 +18,7 @@ from support.engine import profile, run
 from support.hostile import Attempts, raw_server, redirect_to, response
 
 from pytest_shopflow_perf.engine.engine import Engine
-from pytest_shopflow_perf.engine.user import MAX_REFUSED_HOSTS, RefusedCount, TargetRefused
+from pytest_shopflow_perf.engine.transport import MAX_REFUSED_HOSTS, RefusedCount, TargetRefused
 from pytest_shopflow_perf.faults.actions import service_faults
 from pytest_shopflow_perf.faults.run import FaultRun
 from pytest_shopflow_perf.reporting.terminal import _notes

@@ -1,10 +1,10 @@
 """The async load engine: virtual users on an anyio task group, one httpx client each.
 
-Closed model: a number of users (ramped by stages) loop over weighted journeys.
-Open model: iterations arrive on a fixed schedule whether or not earlier ones
-finished (capped by ``max_users``); each iteration's lateness is added to its
-first request, so latency counts from the intended start (wrk2: no
-coordinated omission), while the uncorrected histogram is kept as well.
+``Engine`` is the run's controller: the ticker that closes windows, samples the
+generator, reports progress and ends the run; user start, pacing and graceful
+stop; iterations and their exceptions; the result. Closed model (here): a number
+of users, ramped by stages, loop over weighted journeys. The open model (arrivals
+on a schedule) is ``engine/arrivals.py``.
 
 The engine knows nothing of pytest; it reports progress through a callback.
 """
@@ -17,12 +17,11 @@ import datetime
 import functools
 import gc
 import importlib
-import inspect
 import math
 import random
 import ssl
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -31,37 +30,21 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import httpx
-from anyio.streams.memory import MemoryObjectSendStream
 
+from pytest_shopflow_perf.engine.arrivals import OpenModel, dropped_iterations
+from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, is_async_callable, normalize_journeys
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
-from pytest_shopflow_perf.engine.user import (
-    RecordingTransport,
-    StopUser,
-    TransportCounters,
-    User,
-    UserContext,
-    is_recorded,
-)
-from pytest_shopflow_perf.metrics.recorder import (
-    DETAIL_WINDOWS,
-    JOURNEY_ROW_PREFIX,
-    Recorder,
-    mean_us,
-    new_histogram,
-    percentiles,
-    warm_up,
-)
-from pytest_shopflow_perf.profile.resolve import LoadProfile, Stage
-from pytest_shopflow_perf.result.model import CheckCount, LoadResult, Stats
+from pytest_shopflow_perf.engine.summary import summarize
+from pytest_shopflow_perf.engine.transport import RecordingTransport, TransportCounters
+from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded
+from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, warm_up
+from pytest_shopflow_perf.profile.resolve import LoadProfile
+from pytest_shopflow_perf.result.model import CheckCount, LoadResult
 from pytest_shopflow_perf.target.policy import TargetPolicy
 
 if TYPE_CHECKING:
-    from hdrh.histogram import HdrHistogram
-
     from pytest_shopflow_perf.target.guarded import GuardedBackend
 
-Journey = Callable[[User], Awaitable[Any]]
-JourneySpec = Journey | Mapping[Journey, float] | Sequence[Journey]
 Hook = Callable[[User], Awaitable[Any]]
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 ProgressCallback = Callable[["Progress"], None]
@@ -89,84 +72,6 @@ class Progress:
     window_errors: int
     requests: int
     errors: int
-
-
-def _is_async_callable(obj: object) -> bool:
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))  # noqa: B004
-
-
-def _label(obj: object) -> str:
-    return str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj))
-
-
-def normalize_journeys(spec: JourneySpec) -> tuple[list[Journey], list[float]]:
-    """``browse``, ``[browse, checkout]`` or ``{browse: 3, checkout: 1}`` -> journeys and cumulative weights."""
-    if isinstance(spec, Mapping):
-        pairs = list(spec.items())
-    elif callable(spec):
-        pairs = [(spec, 1.0)]
-    elif isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
-        pairs = [(journey, 1.0) for journey in spec]
-    else:
-        raise TypeError(
-            f"journeys must be an async function, a list of them or a {{journey: weight}} dict, not {spec!r}"
-        )
-    if not pairs:
-        raise TypeError("load.run() needs at least one journey: load.run(browse) or load.run({browse: 3, checkout: 1})")
-    journeys: list[Journey] = []
-    cumulative: list[float] = []
-    total = 0.0
-    for journey, weight in pairs:
-        if not _is_async_callable(journey):
-            raise TypeError(
-                f"journey {_label(journey)} must be an async function taking the user, e.g. "
-                "`async def browse(user): await user.client.get('/')`"
-            )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            raise TypeError(f"weight of journey {_label(journey)} must be a positive number, not {weight!r}")
-        total += float(weight)
-        journeys.append(journey)
-        cumulative.append(total)
-    return journeys, cumulative
-
-
-def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]:
-    """Intended start times of open-model iterations: the k-th arrives when the integral of the rate reaches k.
-
-    The rate changes linearly within a stage, so each arrival is the root of a quadratic.
-    """
-    arrived = 0.0  # integral of the rate up to the start of the current stage
-    stage_start = 0.0
-    rate = start_rate
-    k = 0
-    for stage_duration, target in stages:
-        if stage_duration <= 0:
-            rate = target
-            continue
-        curvature = (target - rate) / (2.0 * stage_duration)
-        stage_total = rate * stage_duration + curvature * stage_duration**2
-        while k < arrived + stage_total - 1e-9:
-            needed = k - arrived
-            discriminant = rate * rate + 4.0 * curvature * needed
-            root = math.sqrt(max(discriminant, 0.0))
-            denominator = rate + root
-            offset = 2.0 * needed / denominator if denominator > 0 else 0.0
-            yield stage_start + min(offset, stage_duration)
-            k += 1
-        arrived += stage_total
-        stage_start += stage_duration
-        rate = target
-
-
-def _setup_figures(connect: HdrHistogram | None, wait: HdrHistogram | None) -> dict[str, float]:
-    """Mean, p95 and max of connect and pool wait, only for what was measured."""
-    figures: dict[str, float] = {}
-    for prefix, histogram in (("connect_ms", connect), ("wait_ms", wait)):
-        if histogram is not None and histogram.get_total_count():
-            figures[f"{prefix}_mean"] = round(mean_us(histogram) / 1000, 3)
-            figures[f"{prefix}_p95"] = percentiles(histogram, [95.0])[95.0] / 1000
-            figures[f"{prefix}_max"] = round(histogram.get_max_value() / 1000, 3)
-    return figures
 
 
 def _being_cancelled() -> bool:
@@ -199,7 +104,7 @@ class _Slot:
         self.wake = anyio.Event()
 
 
-class Engine:
+class Engine(OpenModel):
     """Runs one load profile against one target and returns a ``LoadResult``."""
 
     def __init__(
@@ -222,7 +127,7 @@ class Engine:
         self.profile = profile
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
         for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
-            if hook is not None and not _is_async_callable(hook):
+            if hook is not None and not is_async_callable(hook):
                 raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
         self.base_url = base_url
         self.transport_factory = transport_factory
@@ -308,10 +213,7 @@ class Engine:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 if self.profile.is_open:
-                    send, receive = anyio.create_memory_object_stream[float](math.inf)
-                    self._arrivals = receive
-                    self._arrivals_send = send
-                    task_group.start_soon(self._dispatch, send)
+                    self._start_arrivals(task_group)
                 await self._control()
                 self._stop_elapsed = min(perf_counter() - self._t0, self.profile.duration)
                 await self._stop_all(task_group)
@@ -323,18 +225,14 @@ class Engine:
                 self._stop_elapsed = min(end - self._t0, self.profile.duration)
             self._account_schedule()
             if self.profile.is_open:
-                self._arrivals.close()
+                self._close_arrivals()
         return self._result(end, started_at)
 
     def _account_schedule(self) -> None:
         """What the profile planned up to the end of the run against what the generator started."""
         horizon = self._stop_elapsed
         if self.profile.is_open:
-            # Due but never started, whether queued or never even reached by the dispatcher.
-            planned = max(0, math.ceil(self.profile.integral(horizon) - 1e-9))
-            if self.profile.iterations is not None:
-                planned = min(planned, self.profile.iterations)
-            self.monitor.dropped_iterations = max(0, planned - self.monitor.iterations)
+            self.monitor.dropped_iterations = dropped_iterations(self.profile, horizon, self.monitor.iterations)
         else:
             self.monitor.behind_user_s += self._shortfall * max(0.0, horizon - self._last_elapsed)
             self.monitor.planned_user_s = self.profile.integral(horizon)
@@ -460,7 +358,7 @@ class Engine:
         """Graceful stop: no new iterations, wake thinkers, give in-flight requests time, then cancel."""
         self._stopping = True
         if self.profile.is_open:
-            self._arrivals_send.close()  # idle workers see the end of the stream
+            self._end_arrivals()
         for slot in list(self._slots.values()):
             self._stop_slot(slot)
         if self._slots:
@@ -569,25 +467,6 @@ class Engine:
             if think is not None:
                 await user.think(*think)
 
-    async def _open_worker(self, slot: _Slot, user: User) -> None:
-        arrivals = self._arrivals
-        context = slot.context
-        while not self._stopping:
-            self._idle_workers += 1
-            try:
-                intended = await arrivals.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
-            finally:
-                self._idle_workers -= 1
-            if self._stopping:
-                return  # counted as dropped at the end of the run
-            lateness = perf_counter() - (self._t0 + intended)
-            self.monitor.record_lateness(lateness)
-            context.pending_lateness = max(0.0, lateness)
-            await self._iterate(user)
-            context.pending_lateness = 0.0
-
     async def _iterate(self, user: User) -> None:
         index = 0
         if len(self.journeys) > 1:
@@ -612,112 +491,24 @@ class Engine:
         if is_recorded(exc):
             return  # a transport error or an HTTP error status: counted where it happened
         kind = f"exception {type(exc).__name__}"
-        name = getattr(where, "__name__", None) or _label(where)
+        name = getattr(where, "__name__", None) or callable_name(where)
         self.recorder.record_error(f"{JOURNEY_ROW_PREFIX}{name}", kind, perf_counter())
         sample = self._exceptions.get(kind)
         if sample is None and len(self._exceptions) < MAX_EXCEPTION_SAMPLES:
             self._exceptions[kind] = {
                 "kind": kind,
                 "count": 1,
-                "where": _label(where),
+                "where": callable_name(where),
                 "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8)),
             }
         elif sample is not None:
             sample["count"] += 1
 
-    # ---- open model ------------------------------------------------------------
-
-    async def _dispatch(self, send: MemoryObjectSendStream[float]) -> None:
-        profile = self.profile
-        peak = max(profile.peak, 1.0)
-        for user_id in range(min(profile.max_users, max(2, math.ceil(peak / 20)), self._spawn_allowance())):
-            self._spawn(user_id, self._open_worker)
-        next_id = len(self._slots)
-        sent = 0
-        async with send:
-            for intended in arrival_times(profile.start, profile.stages):
-                if intended >= profile.duration or self._stopping or self.stop_reason is not None:
-                    break
-                if profile.iterations is not None and sent >= profile.iterations:
-                    break
-                delay = self._t0 + intended - perf_counter()
-                if delay > 0:
-                    await anyio.sleep(delay)
-                else:
-                    await anyio.lowlevel.checkpoint()
-                self.monitor.record_dispatch(perf_counter() - (self._t0 + intended))
-                if self._stopping:
-                    break
-                backlog = self._arrivals.statistics().current_buffer_used
-                if (
-                    self._idle_workers <= backlog
-                    and len(self._slots) + len(self._failed_starts) < profile.max_users
-                    and (self._started_ok or not self._failed_starts)  # no more logins while all fail
-                    and self._spawn_allowance() > 0
-                ):
-                    while next_id in self._slots or next_id in self._failed_starts:
-                        next_id += 1
-                    self._spawn(next_id, self._open_worker)
-                    next_id += 1
-                send.send_nowait(intended)
-                sent += 1
-
     # ---- result ----------------------------------------------------------------
 
     def _result(self, end: float, started_at: str) -> LoadResult:
         duration = max(end - self._t0, 1e-9)
-        open_model = self.profile.is_open
-        endpoints: dict[str, Stats] = {}
-        total_hist = new_histogram()
-        total_raw = new_histogram() if open_model else None
-        total_connect: HdrHistogram | None = None
-        total_wait: HdrHistogram | None = None
-        total_failed: HdrHistogram | None = None
-        errors_by_kind: dict[str, int] = {}
-        for name, recorded in self.recorder.endpoints.items():
-            if recorded.failed_hist is not None:
-                total_failed = total_failed or new_histogram()
-                total_failed.add(recorded.failed_hist)
-            if recorded.connect_hist is not None:
-                total_connect = total_connect or new_histogram()
-                total_connect.add(recorded.connect_hist)
-            if recorded.wait_hist is not None:
-                total_wait = total_wait or new_histogram()
-                total_wait.add(recorded.wait_hist)
-            endpoints[name] = Stats(
-                name=name,
-                requests=recorded.requests,
-                errors=recorded.errors,
-                errors_by_kind=recorded.errors_by_kind,
-                histogram=recorded.hist,
-                series=recorded.series,
-                duration=duration,
-                uncorrected=recorded.raw_hist,
-                failed=recorded.failed_hist,
-                setup=_setup_figures(recorded.connect_hist, recorded.wait_hist),
-            )
-            total_hist.add(recorded.hist)
-            if total_raw is not None and recorded.raw_hist is not None:
-                total_raw.add(recorded.raw_hist)
-            for kind, count in recorded.errors_by_kind.items():
-                errors_by_kind[kind] = errors_by_kind.get(kind, 0) + count
-        for event in self.recorder.events.values():
-            for kind, count in event.errors_by_kind.items():
-                errors_by_kind[kind] = errors_by_kind.get(kind, 0) + count
-        request_errors = sum(stats.errors for stats in endpoints.values())
-        total = Stats(
-            name="total",
-            requests=sum(stats.requests for stats in endpoints.values()),
-            errors=request_errors + sum(event.errors for event in self.recorder.events.values()),
-            errors_by_kind=errors_by_kind,
-            histogram=total_hist,
-            series=self.recorder.total_series,
-            duration=duration,
-            uncorrected=total_raw,
-            failed=total_failed,
-            request_errors=request_errors,
-            setup=_setup_figures(total_connect, total_wait),
-        )
+        endpoints, total = summarize(self.recorder, duration, open_model=self.profile.is_open)
         extra: dict[str, Any] = {}
         if self._exceptions:
             extra["exceptions"] = list(self._exceptions.values())

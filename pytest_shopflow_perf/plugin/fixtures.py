@@ -15,7 +15,8 @@ import pytest
 from pytest_shopflow_perf.plugin.progress import end_progress, progress_printer
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.engine.engine import Engine, Hook, JourneySpec, TransportFactory
+    from pytest_shopflow_perf.engine.engine import Engine, Hook, TransportFactory
+    from pytest_shopflow_perf.engine.journeys import JourneySpec
     from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
     from pytest_shopflow_perf.plugin.session import PerfSession
     from pytest_shopflow_perf.profile.resolve import LoadProfile

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_shopflow_perf.profile.resolve import ENV_VARS, INI_KEYS, ProfileError, parse_scale
 from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
-from pytest_shopflow_perf.target.policy import DEFAULT_APP
+from pytest_shopflow_perf.target.embedded import DEFAULT_APP
 
 NON_TTY_PROGRESS_EVERY_S = 5
 

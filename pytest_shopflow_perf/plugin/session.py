@@ -18,7 +18,8 @@ from pytest_shopflow_perf.plugin.keys import perf_session_key
 from pytest_shopflow_perf.plugin.options import Settings
 from pytest_shopflow_perf.plugin.reports import collected_runs, reason_of
 from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError, Source, env_source, resolve_profile
-from pytest_shopflow_perf.target.policy import EmbeddedServer, TargetError, TargetPolicy
+from pytest_shopflow_perf.target.embedded import EmbeddedServer
+from pytest_shopflow_perf.target.policy import TargetError, TargetPolicy
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.run import FaultPlan
