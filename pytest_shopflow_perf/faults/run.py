@@ -14,9 +14,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf.faults.actions import Action, Scheduler
+from pytest_shopflow_perf.faults.spec import Fault
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.faults.proxy import Fault, FaultProxy
+    from pytest_shopflow_perf.faults.proxy import FaultProxy
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.target.policy import TargetPolicy
 
@@ -30,8 +31,6 @@ class FaultPlan:
         self.add(*faults)
 
     def add(self, *faults: object) -> FaultPlan:
-        from pytest_shopflow_perf.faults.proxy import Fault
-
         for fault in faults:
             if not isinstance(fault, (Fault, Action)):
                 raise TypeError(
