@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf.faults.actions import Action, Scheduler
-from pytest_shopflow_perf.faults.spec import Fault
+from pytest_shopflow_perf.faults.spec import Fault, scale_window
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.proxy import FaultProxy
@@ -48,8 +48,8 @@ def scaled(fault: Fault | Action, scale: float) -> Fault | Action:
     """A fault's window on a scaled run's clock: ``--perf-scale 0.25`` moves ``at="8s"`` to 2 s."""
     if scale == 1.0:
         return fault
-    until = None if fault.until is None else fault.until * scale
-    return dataclasses.replace(fault, at=fault.at * scale, until=until)
+    at, until = scale_window(fault.at, fault.until, scale)
+    return dataclasses.replace(fault, at=at, until=until)
 
 
 class FaultRun:
