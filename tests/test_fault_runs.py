@@ -10,8 +10,8 @@ import pytest
 from support.engine import run
 
 from pytest_shopflow_perf.faults.actions import service_faults
-from pytest_shopflow_perf.faults.proxy import errors, latency, outage
 from pytest_shopflow_perf.faults.run import FaultRun
+from pytest_shopflow_perf.faults.spec import errors, latency, outage
 
 
 def run_with(faults, base_url: str, journey, **profile):

@@ -15,16 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from pytest_shopflow_perf.faults.proxy import (
-    Fault,
-    FaultProxy,
-    bandwidth,
-    errors,
-    latency,
-    outage,
-    resets,
-    timeouts,
-)
+from pytest_shopflow_perf.faults.proxy import FaultProxy
+from pytest_shopflow_perf.faults.spec import Fault, bandwidth, errors, latency, outage, resets, timeouts
 
 PROXY_THREAD = "shopflow-perf fault proxy"
 BIG = 400_000

@@ -115,8 +115,9 @@ def test_an_action_whose_start_failed_is_never_undone() -> None:
 
 
 def test_a_proxy_that_fails_to_stop_does_not_hide_the_tests_own_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_shopflow_perf.faults.proxy import FaultProxy, latency
+    from pytest_shopflow_perf.faults.proxy import FaultProxy
     from pytest_shopflow_perf.faults.run import FaultRun
+    from pytest_shopflow_perf.faults.spec import latency
 
     def stuck(self: FaultProxy) -> None:
         raise RuntimeError("FaultProxy thread did not stop within 10 s")
@@ -137,7 +138,7 @@ def test_a_proxy_that_fails_to_stop_does_not_hide_the_tests_own_failure(monkeypa
 
 def test_the_proxy_draws_follow_the_runs_seed() -> None:
     """--perf-seed makes a run reproducible: the proxy's error and reset draws included (it was always 0)."""
-    from pytest_shopflow_perf.faults.proxy import errors
+    from pytest_shopflow_perf.faults.spec import errors
 
     with FaultRun([errors(0.5)], seed=1234) as fault_run:
         fault_run.route("http://127.0.0.1:9")

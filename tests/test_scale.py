@@ -9,7 +9,7 @@ pytest_plugins = ["pytester"]
 SCALED = """
 import pytest
 from pytest_shopflow_perf import assert_slo
-from pytest_shopflow_perf.faults.proxy import latency
+from pytest_shopflow_perf.faults.spec import latency
 from pytest_shopflow_perf.faults.actions import action
 
 CALLS = []

@@ -369,7 +369,7 @@ def test_fault_proxy_refuses_upstreams_off_loopback(monkeypatch: pytest.MonkeyPa
 
 
 def test_fault_run_passes_its_policy_to_the_proxy() -> None:
-    from pytest_shopflow_perf.faults.proxy import latency
+    from pytest_shopflow_perf.faults.spec import latency
 
     policy = TargetPolicy(["shop.test"])
     with FaultRun([latency("1ms")], policy=policy) as fault_run:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_shopflow_perf.profile.units import parse_duration
+from pytest_shopflow_perf.faults.spec import parse_window
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,7 @@ def action(
     duration: float | str | None = None,
 ) -> Action:
     """``action("kill redis", redis.kill, redis.restart, at="10s", duration="10s")``."""
-    begin = parse_duration(at, what="at")
-    if until is not None and duration is not None:
-        raise ValueError("give either until= or duration=, not both")
-    end = (
-        parse_duration(until, what="until")
-        if until is not None
-        else (begin + parse_duration(duration, what="duration") if duration is not None else None)
-    )
-    if end is not None and end <= begin:
-        raise ValueError(f"action {name!r}: it must end after it starts ({begin:g} s)")
+    begin, end = parse_window(at, until, duration, subject=f"action {name!r}")
     return Action(name=name, start=start, stop=stop, at=begin, until=end)
 
 

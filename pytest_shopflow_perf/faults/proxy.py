@@ -1,4 +1,4 @@
-"""Network faults between the load engine and its target: a fault-injection HTTP/1.1 proxy and its schedule.
+"""Network faults between the load engine and its target: a fault-injection HTTP/1.1 proxy in its own thread.
 
 The engine points its clients at :class:`FaultProxy` instead of the target, so
 faults hit real sockets (latency, throttled bodies, error answers, TCP resets,
@@ -8,339 +8,61 @@ never shares (or stalls) the engine's loop; it sits in the measured path, so
 the pass-through is kept lean (no HTTP library, one upstream connection per
 client connection, headers forwarded untouched except ``Host``).
 
-Faults are plain data (:class:`Fault`, built by :func:`latency`,
-:func:`bandwidth`, :func:`errors`, :func:`resets`, :func:`timeouts` and
-:func:`outage`) scheduled on the run's clock: a fault applies while
-``fault.active(perf_counter() - start)``. Per request, the newest active fault
-(latest ``at``; the later one in the list on a tie) whose path scope matches
-applies, and only that one. Ratio decisions and jitter come from one
-``random.Random(seed)``, re-seeded by :meth:`FaultProxy.begin`, so a run with
-the same request order makes the same decisions.
+The faults are :class:`~pytest_shopflow_perf.faults.spec.Fault` data, scheduled
+on the run's clock: a fault applies while ``fault.active(perf_counter() - start)``.
+Per request, the newest active fault (latest ``at``; the later one in the list on
+a tie) whose path scope matches applies, and only that one. Ratio decisions and
+jitter come from one ``random.Random(seed)``, re-seeded by
+:meth:`FaultProxy.begin`, so a run with the same request order makes the same
+decisions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
-import json
-import math
 import random
-import re
 import socket
 import ssl
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pytest_shopflow_perf.profile.units import parse_duration, parse_fraction
+from pytest_shopflow_perf.faults._http1 import (
+    _END_OF_HEAD,
+    _EOF,
+    _LENGTH,
+    _NONE,
+    _READ_SIZE,
+    Send,
+    _discard,
+    _Head,
+    _local_response,
+    _ProtocolError,
+    _pump,
+    _read_response_head,
+    _read_whole,
+    _request_framing,
+    _response_framing,
+    _send_to,
+    _upstream_head,
+)
+from pytest_shopflow_perf.faults.spec import KINDS, Fault, applying, full_outage
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.target.policy import TargetPolicy
 
-__all__ = [
-    "KINDS",
-    "Fault",
-    "FaultProxy",
-    "bandwidth",
-    "errors",
-    "latency",
-    "outage",
-    "resets",
-    "timeouts",
-]
-
-Duration = float | str
-"""Seconds, or a string such as ``"300ms"`` or ``"10s"``."""
-
-KINDS = ("latency", "bandwidth", "errors", "resets", "timeouts", "outage")
-"""Every fault kind; also the keys of :attr:`FaultProxy.stats` that count injected faults."""
-
-_BASE_KEYS = frozenset({"name", "kind", "start_s", "end_s", "path"})
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One network fault and its window on the run's clock; plain data, so it can go in markers and reports."""
-
-    kind: str
-    at: float = 0.0
-    until: float | None = None
-    path: str | None = None
-    params: dict[str, Any] = field(default_factory=dict, hash=False)
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-        clash = _BASE_KEYS.intersection(self.params)
-        if clash:
-            raise ValueError(f"fault params may not use the reserved keys {sorted(clash)}")
-        if not self.name:
-            object.__setattr__(self, "name", self.kind)
-
-    def active(self, t: float) -> bool:
-        """Whether the fault is in force ``t`` seconds after the start of the run (window ``[at, until)``)."""
-        return self.at <= t and (self.until is None or t < self.until)
-
-    def matches(self, path: str) -> bool:
-        """Path scope on segment boundaries: ``/api/cart`` covers ``/api/cart/7``, not ``/api/cartoon``."""
-        scope = self.path
-        if scope is None or path == scope:
-            return True
-        return path.startswith(scope if scope.endswith("/") else scope + "/")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe description for reports: ``{"name", "kind", "start_s", "end_s", "path", **params}``."""
-        entry: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "start_s": self.at,
-            "end_s": self.until,
-            "path": self.path,
-        }
-        entry.update(self.params)
-        return entry
-
-
-# -- fault builders ------------------------------------------------------------------------------------------------
-
-
-def _window(kind: str, at: Duration, until: Duration | None, duration: Duration | None) -> tuple[float, float | None]:
-    start = parse_duration(at, what=f"{kind}(): at")
-    if until is not None and duration is not None:
-        raise ValueError(f"{kind}(): give either until= or duration=, not both")
-    if until is not None:
-        end: float | None = parse_duration(until, what=f"{kind}(): until")
-    elif duration is not None:
-        end = start + parse_duration(duration, what=f"{kind}(): duration")
-    else:
-        end = None
-    if end is not None and end <= start:
-        raise ValueError(f"{kind}(): the fault must end after it starts (at={start:g} s, ends at {end:g} s)")
-    return start, end
-
-
-def _scope(kind: str, path: str | None) -> str | None:
-    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-        raise ValueError(f"{kind}(): path={path!r} must be a path prefix starting with '/' (or None for all paths)")
-    return path
-
-
-def _ratio(kind: str, ratio: float | str) -> float:
-    return parse_fraction(ratio, what=f"{kind}(): ratio")
-
-
-def _label(text: str, path: str | None) -> str:
-    return f"{text} on {path}" if path else text
-
-
-def _make(
-    kind: str,
-    params: dict[str, Any],
-    label: str,
-    *,
-    at: Duration,
-    until: Duration | None,
-    duration: Duration | None,
-    path: str | None,
-    name: str | None,
-) -> Fault:
-    start, end = _window(kind, at, until, duration)
-    scope = _scope(kind, path)
-    return Fault(kind=kind, at=start, until=end, path=scope, params=params, name=name or _label(label, scope))
-
-
-def latency(
-    delay: Duration,
-    *,
-    jitter: Duration = 0,
-    at: Duration = 0,
-    until: Duration | None = None,
-    duration: Duration | None = None,
-    path: str | None = None,
-    name: str | None = None,
-) -> Fault:
-    """Delay each request by ``delay`` +- a uniform ``jitter`` (never below zero) before forwarding it."""
-    delay_s = parse_duration(delay, what="latency(): delay")
-    jitter_s = parse_duration(jitter, what="latency(): jitter")
-    label = f"latency {delay_s * 1000:g}ms" + (f" +-{jitter_s * 1000:g}ms" if jitter_s else "")
-    params = {"delay_s": delay_s, "jitter_s": jitter_s}
-    return _make("latency", params, label, at=at, until=until, duration=duration, path=path, name=name)
-
-
-def bandwidth(
-    bytes_per_second: float,
-    *,
-    at: Duration = 0,
-    until: Duration | None = None,
-    duration: Duration | None = None,
-    path: str | None = None,
-    name: str | None = None,
-) -> Fault:
-    """Throttle response bodies to ``bytes_per_second`` (per response; headers pass at once)."""
-    if (
-        isinstance(bytes_per_second, bool)
-        or not isinstance(bytes_per_second, (int, float))
-        or not math.isfinite(bytes_per_second)
-        or bytes_per_second <= 0
-    ):
-        raise ValueError(f"bandwidth(): bytes_per_second={bytes_per_second!r} must be a positive number")
-    rate = float(bytes_per_second)
-    params = {"bytes_per_second": rate}
-    label = f"bandwidth {rate:g} B/s"
-    return _make("bandwidth", params, label, at=at, until=until, duration=duration, path=path, name=name)
-
-
-def errors(
-    ratio: float | str,
-    *,
-    status: int = 503,
-    at: Duration = 0,
-    until: Duration | None = None,
-    duration: Duration | None = None,
-    path: str | None = None,
-    name: str | None = None,
-) -> Fault:
-    """Answer ``ratio`` of the requests with ``status`` and a small JSON body, without forwarding them."""
-    share = _ratio("errors", ratio)
-    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        raise ValueError(f"errors(): status={status!r} must be an HTTP error status (400-599)")
-    params = {"ratio": share, "status": status}
-    label = f"errors {share * 100:g}% ({status})"
-    return _make("errors", params, label, at=at, until=until, duration=duration, path=path, name=name)
-
-
-def resets(
-    ratio: float | str = 1.0,
-    *,
-    at: Duration = 0,
-    until: Duration | None = None,
-    duration: Duration | None = None,
-    path: str | None = None,
-    name: str | None = None,
-) -> Fault:
-    """Abort the client connection of ``ratio`` of the requests with a TCP RST (SO_LINGER 0)."""
-    share = _ratio("resets", ratio)
-    label = f"resets {share * 100:g}%"
-    return _make("resets", {"ratio": share}, label, at=at, until=until, duration=duration, path=path, name=name)
-
-
-def timeouts(
-    ratio: float | str = 1.0,
-    *,
-    at: Duration = 0,
-    until: Duration | None = None,
-    duration: Duration | None = None,
-    path: str | None = None,
-    name: str | None = None,
-) -> Fault:
-    """Hold ``ratio`` of the requests unanswered until the client gives up, or forward them late when the fault ends."""
-    share = _ratio("timeouts", ratio)
-    label = f"timeouts {share * 100:g}%"
-    return _make("timeouts", {"ratio": share}, label, at=at, until=until, duration=duration, path=path, name=name)
-
-
-def outage(
-    *,
-    at: Duration,
-    duration: Duration | None = None,
-    until: Duration | None = None,
-    path: str | None = None,
-    name: str | None = None,
-) -> Fault:
-    """A full outage: connections are reset at once, new ones on accept; with ``path``, only matching requests."""
-    if duration is None and until is None:
-        raise ValueError("outage(): give duration= or until= (an outage must end inside the run to measure recovery)")
-    return _make("outage", {}, "outage", at=at, until=until, duration=duration, path=path, name=name)
-
-
-# -- HTTP/1.1 plumbing ---------------------------------------------------------------------------------------------
+__all__ = ["FaultProxy"]
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-_END_OF_HEAD = b"\r\n\r\n"
 _BUFFER_LIMIT = 1 << 20  # request bodies up to this size are read whole (one write upstream, retry possible)
-_READ_SIZE = 1 << 16
 _HANG_POLL_S = 0.02  # how often a held request looks for its client giving up or its fault ending
 _THROTTLE_SLICE_S = 0.01  # a throttled body goes out in slices worth this much time
 _STOP_TIMEOUT_S = 10.0
-
-_NONE, _LENGTH, _CHUNKED, _EOF = range(4)
-_DIGITS = re.compile(rb"[0-9]{1,20}")  # h11's Content-Length rule (and its 20-digit cap)
-
-Send = Callable[[bytes], Awaitable[None]]
-
-
-class _ProtocolError(Exception):
-    """A peer broke HTTP/1.1 framing mid-message (a bad chunk size): the connection cannot be reused."""
-
-
-class _Head:
-    """The parts of a request or response head the proxy acts on; the raw lines are forwarded as they are."""
-
-    __slots__ = ("chunked", "close", "expect_index", "host_index", "keep_alive", "length", "lines")
-
-    def __init__(self, raw: bytes) -> None:
-        lines = raw[:-4].split(b"\r\n")
-        self.lines = lines
-        self.length: int | None = None
-        self.chunked = False
-        self.close = False
-        self.keep_alive = False
-        self.expect_index = -1
-        self.host_index = -1
-        length_text: bytes | None = None
-        encoding = False
-        for index in range(1, len(lines)):
-            name, _, value = lines[index].partition(b":")
-            key = name.strip().lower()
-            if key == b"content-length":
-                length_text = _content_length(value, length_text)
-                self.length = int(length_text)
-            elif key == b"transfer-encoding":
-                # as h11: exactly "chunked", once; anything else frames differently at a strict peer
-                if encoding or value.strip().lower() != b"chunked":
-                    raise ValueError(f"unsupported Transfer-Encoding {value.strip()[:40]!r}")
-                encoding = self.chunked = True
-            elif key == b"connection":
-                tokens = value.lower()
-                self.close = self.close or b"close" in tokens
-                self.keep_alive = self.keep_alive or b"keep-alive" in tokens
-            elif key == b"host":
-                self.host_index = index
-            elif key == b"expect" and value.strip().lower() == b"100-continue":
-                self.expect_index = index
-        if self.chunked and length_text is not None:
-            raise ValueError("both Transfer-Encoding and Content-Length: the framing is ambiguous")
-
-
-def _content_length(value: bytes, seen: bytes | None) -> bytes:
-    """Strict as h11: digits only (``int()`` would take ``1_0``, ``+10``, `` 1 0``...), repeats must agree.
-
-    A lenient parse frames a message differently from a strict peer: a request-smuggling primitive.
-    """
-    lengths = {part.strip() for part in value.split(b",")}
-    if len(lengths) != 1:
-        raise ValueError("conflicting Content-Length values")
-    text = lengths.pop()
-    if not _DIGITS.fullmatch(text):
-        raise ValueError(f"bad Content-Length {text[:40]!r}")
-    if seen is not None and seen != text:  # h11 compares the text: 10 and 010 conflict
-        raise ValueError("conflicting Content-Length headers")
-    return text
-
-
-def _send_to(writer: asyncio.StreamWriter) -> Send:
-    async def send(data: bytes) -> None:
-        writer.write(data)
-        await writer.drain()
-
-    return send
 
 
 def _throttled(writer: asyncio.StreamWriter, rate: float) -> Send:
@@ -363,45 +85,6 @@ def _throttled(writer: asyncio.StreamWriter, rate: float) -> Send:
     return send
 
 
-async def _pump(reader: asyncio.StreamReader, framing: int, length: int, send: Send) -> None:
-    """Copy one message body as framed on the wire (chunk sizes and trailers included)."""
-    if framing == _LENGTH:
-        remaining = length
-        while remaining:
-            data = await reader.read(min(remaining, _READ_SIZE))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", remaining)
-            remaining -= len(data)
-            await send(data)
-    elif framing == _CHUNKED:
-        while True:
-            line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(line.split(b";", 1)[0], 16)
-            except ValueError:
-                raise _ProtocolError(f"bad chunk size line {line[:40]!r}") from None
-            if size == 0:
-                while True:  # trailers, then the empty line
-                    trailer = await reader.readuntil(b"\r\n")
-                    line += trailer
-                    if trailer == b"\r\n":
-                        break
-                await send(line)
-                return
-            if size + 2 <= _READ_SIZE:
-                await send(line + await reader.readexactly(size + 2))
-            else:
-                await send(line)
-                await _pump(reader, _LENGTH, size + 2, send)
-    elif framing == _EOF:
-        while data := await reader.read(_READ_SIZE):
-            await send(data)
-
-
-async def _discard(_data: bytes) -> None:
-    return None
-
-
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST instead of a FIN: the peer sees ECONNRESET, as with a crashed host or a firewall."""
     sock = writer.get_extra_info("socket")
@@ -409,18 +92,6 @@ def _reset(writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
     writer.transport.abort()
-
-
-def _local_response(status: int, payload: dict[str, Any], *, close: bool, kind: str = "") -> bytes:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    try:
-        reason = http.HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Error"
-    extra = (f"X-Fault-Injected: {kind}\r\n" if kind else "") + ("Connection: close\r\n" if close else "")
-    return (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-    ).encode("latin-1") + body
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -638,15 +309,14 @@ class FaultProxy:
         return faults, time.perf_counter() - start
 
     def _global_outage(self) -> bool:
-        faults, t = self._now_faults()
-        return any(f.kind == "outage" and f.path is None and f.active(t) for f in faults)
+        return full_outage(*self._now_faults())
 
     async def _watch(self) -> None:
         """Reset every connection the moment a full outage begins (in-flight requests included)."""
         assert self._changed is not None
         while True:
             faults, t = self._now_faults()
-            if any(f.kind == "outage" and f.path is None and f.active(t) for f in faults):
+            if full_outage(faults, t):
                 for conn in list(self._connections):
                     self._stats["outage"] += 1
                     conn.reset()
@@ -660,13 +330,7 @@ class FaultProxy:
         faults, start = self._schedule
         if not faults:
             return None
-        t = time.perf_counter() - start
-        text = path.split(b"?", 1)[0].decode("latin-1")
-        chosen = None
-        for fault in faults:
-            if fault.active(t) and fault.matches(text):
-                chosen = fault
-        return chosen
+        return applying(faults, time.perf_counter() - start, path.split(b"?", 1)[0].decode("latin-1"))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(reader, writer)
@@ -705,8 +369,7 @@ class FaultProxy:
             conn.writer.write(_local_response(400, {"error": "malformed HTTP/1.x request"}, close=True))
             return False
         self._stats["requests"] += 1
-        framing = _CHUNKED if request.chunked else _LENGTH if request.length else _NONE
-        close = request.close or (version == b"HTTP/1.0" and not request.keep_alive)
+        framing, close = _request_framing(request, version)
         fault = self._pick(target)
         throttle = None
         if fault is not None:
@@ -753,15 +416,7 @@ class FaultProxy:
             return b""
         if framing == _LENGTH and request.length is not None and (whole or request.length <= _BUFFER_LIMIT):
             return await conn.reader.readexactly(request.length)
-        if whole:
-            parts: list[bytes] = []
-
-            async def keep(data: bytes) -> None:
-                parts.append(data)
-
-            await _pump(conn.reader, framing, 0, keep)
-            return b"".join(parts)
-        return None
+        return await _read_whole(conn.reader, framing) if whole else None
 
     async def _hold(self, conn: _Connection, fault: Fault) -> bool:
         """Answer nothing while ``fault`` is in force; whether the client is still there when it ends."""
@@ -772,20 +427,6 @@ class FaultProxy:
                 return True
             await asyncio.sleep(_HANG_POLL_S)
         return False
-
-    def _upstream_head(self, request: _Head) -> bytes:
-        """The request head for the upstream: its own ``Host``, and no ``Expect`` (the proxy answered 100 itself)."""
-        lines = request.lines
-        if request.expect_index > 0:
-            lines = [line for index, line in enumerate(lines) if index != request.expect_index]
-            host_index = request.host_index - (request.expect_index < request.host_index)
-        else:
-            host_index = request.host_index
-        if host_index > 0:
-            lines[host_index] = self._host_line  # the lines are not used again after this
-        else:
-            lines.insert(1, self._host_line)
-        return b"\r\n".join(lines) + _END_OF_HEAD
 
     async def _open_upstream(self, conn: _Connection) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
         """The connection's upstream, opened when missing or closed by the upstream; whether it was reused."""
@@ -817,7 +458,7 @@ class FaultProxy:
         throttle: float | None,
     ) -> bool:
         """Send the request upstream and its answer back; whether the client connection stays open."""
-        head = self._upstream_head(request)
+        head = _upstream_head(request, self._host_line)
         writer = conn.writer
         attempt = 0
         while True:
@@ -830,14 +471,7 @@ class FaultProxy:
                 else:
                     up_writer.write(head)
                     await _pump(conn.reader, framing, request.length or 0, _send_to(up_writer))
-                raw = await up_reader.readuntil(_END_OF_HEAD)
-                response = _Head(raw)
-                status = int(response.lines[0][9:12])
-                while 100 <= status < 200 and status != 101:
-                    writer.write(raw)  # interim answers go through; the real answer follows
-                    raw = await up_reader.readuntil(_END_OF_HEAD)
-                    response = _Head(raw)
-                    status = int(response.lines[0][9:12])
+                raw, response, status = await _read_response_head(up_reader, writer.write)
                 break
             except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 conn.close_upstream()
@@ -858,19 +492,7 @@ class FaultProxy:
             writer.write(raw)
             await self._tunnel(conn, up_reader, up_writer)
             return False
-        if method == b"HEAD" or status in (204, 304):
-            resp_framing, length = _NONE, 0
-        elif response.chunked:
-            resp_framing, length = _CHUNKED, 0
-        elif response.length is not None:
-            resp_framing, length = _LENGTH, response.length
-        else:
-            resp_framing, length = _EOF, 0
-        upstream_close = (
-            response.close
-            or resp_framing == _EOF
-            or (response.lines[0].startswith(b"HTTP/1.0") and not response.keep_alive)
-        )
+        resp_framing, length, upstream_close = _response_framing(method, status, response)
         try:
             if throttle is None and (resp_framing == _NONE or (resp_framing == _LENGTH and length <= _READ_SIZE)):
                 writer.write(raw + await up_reader.readexactly(length) if length else raw)

@@ -14,9 +14,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf.faults.actions import Action, Scheduler
+from pytest_shopflow_perf.faults.spec import Fault, scale_window
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.faults.proxy import Fault, FaultProxy
+    from pytest_shopflow_perf.faults.proxy import FaultProxy
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.target.policy import TargetPolicy
 
@@ -30,8 +31,6 @@ class FaultPlan:
         self.add(*faults)
 
     def add(self, *faults: object) -> FaultPlan:
-        from pytest_shopflow_perf.faults.proxy import Fault
-
         for fault in faults:
             if not isinstance(fault, (Fault, Action)):
                 raise TypeError(
@@ -49,8 +48,8 @@ def scaled(fault: Fault | Action, scale: float) -> Fault | Action:
     """A fault's window on a scaled run's clock: ``--perf-scale 0.25`` moves ``at="8s"`` to 2 s."""
     if scale == 1.0:
         return fault
-    until = None if fault.until is None else fault.until * scale
-    return dataclasses.replace(fault, at=fault.at * scale, until=until)
+    at, until = scale_window(fault.at, fault.until, scale)
+    return dataclasses.replace(fault, at=at, until=until)
 
 
 class FaultRun:
