@@ -12,6 +12,7 @@ from support.engine import run
 from pytest_shopflow_perf.faults.actions import service_faults
 from pytest_shopflow_perf.faults.run import FaultRun
 from pytest_shopflow_perf.faults.spec import errors, latency, outage
+from pytest_shopflow_perf.verdicts import recovery
 
 
 def run_with(faults, base_url: str, journey, **profile):
@@ -19,6 +20,7 @@ def run_with(faults, base_url: str, journey, **profile):
         target = fault_run.route(base_url)
         result = run(journey, base_url=target, on_clock_start=fault_run.clock_started, **profile)
     fault_run.annotate(result)
+    recovery.annotate(result)
     return result, fault_run
 
 
@@ -70,6 +72,7 @@ def test_a_slow_database_through_the_service_knobs(shopflow_service: str) -> Non
         result = run(order_history, base_url=shopflow_service, users=3, duration="7s", on_start=login,
                      on_clock_start=fault_run.clock_started)  # fmt: skip
     fault_run.annotate(result)
+    recovery.annotate(result)
     assert "fault_errors" not in result.extra
     (entry,) = result.extra["recovery"]
     assert entry["during"]["p95_ms"] >= 150

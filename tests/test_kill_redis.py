@@ -8,6 +8,7 @@ from support.engine import run
 from pytest_shopflow_perf import assert_error_rate, assert_recovery
 from pytest_shopflow_perf.faults.actions import action
 from pytest_shopflow_perf.faults.run import FaultRun
+from pytest_shopflow_perf.verdicts import recovery
 
 
 async def browse(user):
@@ -23,6 +24,7 @@ def test_kill_redis_under_load_degrades_without_failing(shopflow_with_redis) -> 
     with FaultRun([kill]) as fault_run:
         result = run(browse, base_url=service.base_url, users=6, duration="12s", on_clock_start=fault_run.clock_started)
     fault_run.annotate(result)
+    recovery.annotate(result)
     assert redis.kills == 1
     assert "fault_errors" not in result.extra
     assert result.requests > 500

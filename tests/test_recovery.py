@@ -11,6 +11,7 @@ from support.engine import run
 from pytest_shopflow_perf import assert_recovery
 from pytest_shopflow_perf.faults.actions import Scheduler, action
 from pytest_shopflow_perf.faults.run import FaultRun
+from pytest_shopflow_perf.verdicts import recovery
 
 
 class SlowService:
@@ -41,6 +42,7 @@ def run_with_fault(delay_server: str, service: SlowService, *, at: float, until:
     with FaultRun([fault]) as fault_run:
         result = run(journey, base_url=delay_server, users=3, duration=duration, on_clock_start=fault_run.clock_started)
     fault_run.annotate(result)
+    recovery.annotate(result)
     return result
 
 

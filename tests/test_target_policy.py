@@ -18,12 +18,13 @@ from support.engine import profile, run
 from support.hostile import Attempts, raw_server, redirect_to, response
 
 from pytest_shopflow_perf.engine.engine import Engine
-from pytest_shopflow_perf.engine.transport import MAX_REFUSED_HOSTS, RefusedCount, TargetRefused
+from pytest_shopflow_perf.engine.transport import MAX_REFUSED_HOSTS, RefusedCount
 from pytest_shopflow_perf.faults.actions import service_faults
 from pytest_shopflow_perf.faults.run import FaultRun
 from pytest_shopflow_perf.reporting.terminal import _notes
 from pytest_shopflow_perf.target.guarded import GuardedBackend
 from pytest_shopflow_perf.target.policy import TargetError, TargetPolicy, check_target
+from pytest_shopflow_perf.target.refused import TargetRefused
 
 LOOPBACK_ONLY = TargetPolicy()
 

@@ -19,6 +19,7 @@ import httpx
 from pytest_shopflow_perf.engine.user import ERROR_EXTENSION, mark_recorded
 from pytest_shopflow_perf.metrics.recorder import collapse_path
 from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_S
+from pytest_shopflow_perf.target.refused import TargetRefused
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.user import UserContext
@@ -57,18 +58,6 @@ class TransportCounters:
     def __init__(self) -> None:
         self.truncated_bodies = 0
         self.refused = RefusedCount()
-
-
-class TargetRefused(httpx.TransportError):
-    """A request or connection to a host the target rule refuses: it is never sent."""
-
-    def __init__(self, host: str, detail: str | None = None) -> None:
-        self.host = host
-        super().__init__(
-            detail
-            or f"refused to send a request to {host!r}: not loopback and not allowed; "
-            f"allow it with `--perf-allow-host {host}` if it is a test environment you own"
-        )
 
 
 def _transport_error_kind(exc: BaseException) -> str:

@@ -434,7 +434,7 @@ class FaultProxy:
             if not conn.up_reader.at_eof() and not conn.up_writer.transport.is_closing():
                 return conn.up_reader, conn.up_writer, True
             conn.close_upstream()
-        from pytest_shopflow_perf.engine.transport import TargetRefused
+        from pytest_shopflow_perf.target.refused import TargetRefused
 
         try:
             address = await self.policy.connect_address(self._host, self._upstream_port)

@@ -124,8 +124,6 @@ class FaultRun:
     def annotate(self, result: LoadResult) -> None:
         if not self.faults:
             return
-        from pytest_shopflow_perf.verdicts.recovery import measure
-
         windows: list[dict[str, Any]] = []
         for fault in self.faults:
             entry = fault.to_dict()
@@ -133,7 +131,6 @@ class FaultRun:
                 entry["end_s"] = round(result.duration, 3)
             windows.append(entry)
         result.extra["faults"] = windows
-        result.extra["recovery"] = measure(result, windows)
         if self.scheduler.errors:
             result.extra["fault_errors"] = list(self.scheduler.errors)
         if self.proxy is not None:

@@ -19,7 +19,6 @@ from pytest_shopflow_perf.plugin.keys import (
     test_id,
 )
 from pytest_shopflow_perf.plugin.options import MARKER_HELP, SLO_MARKER_HELP, Settings, add_options
-from pytest_shopflow_perf.plugin.reports import collected_runs, outcome_of
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.run import FaultPlan
@@ -139,6 +138,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from pytest_shopflow_perf.plugin.reports import collected_runs, outcome_of
+
     summaries: list[Mapping[str, Any]] = []
     for report, runs in collected_runs(terminalreporter.stats):
         outcome = outcome_of(report)

@@ -178,7 +178,7 @@ class LoadRunner:
         with self._prepared(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults) as prepared:
             engine, fault_run = prepared
             result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=_backend_options())
-        fault_run.annotate(result)
+        self._annotate(fault_run, result)
         return self._finish(result, slos)
 
     async def arun(
@@ -198,8 +198,16 @@ class LoadRunner:
         with self._prepared(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults) as prepared:
             engine, fault_run = prepared
             result = await self._drive(engine, app)
-        fault_run.annotate(result)
+        self._annotate(fault_run, result)
         return self._finish(result, slos)
+
+    @staticmethod
+    def _annotate(fault_run: FaultRun, result: LoadResult) -> None:
+        """The fault windows on the result, and how the service recovered from each (a verdict on the result)."""
+        from pytest_shopflow_perf.verdicts.recovery import annotate
+
+        fault_run.annotate(result)
+        annotate(result)
 
     @contextmanager
     def _prepared(

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_shopflow_perf.plugin.keys import test_id
-from pytest_shopflow_perf.plugin.reports import collected_runs
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.result.model import LoadResult
@@ -62,6 +61,8 @@ class HtmlHooks:
     ) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         stats: dict[str, list[Any]] = getattr(reporter, "stats", {}) if reporter is not None else {}
+        from pytest_shopflow_perf.plugin.reports import collected_runs
+
         # collection order, whatever order the tests finished or failed in
         tests: list[tuple[str, Sequence[Mapping[str, Any]]]] = [
             (test_id(str(report.nodeid)), runs)

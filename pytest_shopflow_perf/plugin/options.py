@@ -14,7 +14,6 @@ import pytest
 
 from pytest_shopflow_perf.profile.resolve import ENV_VARS, INI_KEYS, ProfileError, parse_scale
 from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
-from pytest_shopflow_perf.target.embedded import DEFAULT_APP
 
 NON_TTY_PROGRESS_EVERY_S = 5
 
@@ -29,6 +28,19 @@ SLO_MARKER_HELP = (
     "slo(*expressions): thresholds checked after every load.run of this test, e.g. "
     "@pytest.mark.slo('p(95)<500ms', 'error_rate<1%', Slo('error_rate<5%', abort=True)); replaces ini perf_slo."
 )
+
+
+REGRESSION_INI: tuple[tuple[str, str], ...] = (
+    ("alpha", "significance level of the regression tests (default 0.05)"),
+    ("minor", "relative slowdown that is a minor regression (default 0.10)"),
+    ("major", "relative slowdown that is a major regression (default 0.25)"),
+    ("critical", "relative slowdown that is a critical regression (default 0.50)"),
+    ("error_rate_floor", "smallest absolute error-rate increase that counts (default 0.001)"),
+    ("noise_floor", "run-to-run noise assumed on top of what baselines show (default 0.03)"),
+    ("single_run_noise_floor", "run-to-run noise assumed when a baseline has one run (default 0.10)"),
+    ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 1)"),
+)
+"""The ``perf_regression_*`` ini keys (the policy fields) and their help."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -126,16 +138,7 @@ def add_options(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
-    for name, text in (
-        ("alpha", "significance level of the regression tests (default 0.05)"),
-        ("minor", "relative slowdown that is a minor regression (default 0.10)"),
-        ("major", "relative slowdown that is a major regression (default 0.25)"),
-        ("critical", "relative slowdown that is a critical regression (default 0.50)"),
-        ("error_rate_floor", "smallest absolute error-rate increase that counts (default 0.001)"),
-        ("noise_floor", "run-to-run noise assumed on top of what baselines show (default 0.03)"),
-        ("single_run_noise_floor", "run-to-run noise assumed when a baseline has one run (default 0.10)"),
-        ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 1)"),
-    ):
+    for name, text in REGRESSION_INI:
         parser.addini(f"perf_regression_{name}", text, type="string", default="")
     parser.addini("perf_baseline_keep", "how many recent runs a baseline keeps (default 5)", type="string", default="")
     for key, text in (
@@ -209,7 +212,7 @@ class Settings:
         return cls(
             baseline_keep=baseline_keep,
             base_url=cli("perf_base_url") or None,
-            app=cli("perf_app") or ini("perf_app") or DEFAULT_APP,
+            app=cli("perf_app") or ini("perf_app") or "",  # empty: the ShopFlow reference service
             scale=scale,
             seed=seed,
             allowed_hosts=[*(cli("perf_allow_host") or []), *ini("perf_allow_hosts")],
@@ -226,9 +229,11 @@ class Settings:
     @classmethod
     def validate(cls, config: pytest.Config) -> None:
         """Raise the UsageError a bad option or ini value would raise at the first load test."""
+        cls.from_config(config)
+        if not any(config.getini(f"perf_regression_{name}") for name, _ in REGRESSION_INI):
+            return  # the defaults are valid: the statistics module loads with the first comparison
         from pytest_shopflow_perf.verdicts.regression import policy_from_ini
 
-        cls.from_config(config)
         try:
             policy_from_ini(lambda name: str(config.getini(name) or ""))
         except ValueError as exc:

@@ -18,7 +18,7 @@ from pytest_shopflow_perf.plugin.keys import perf_session_key
 from pytest_shopflow_perf.plugin.options import Settings
 from pytest_shopflow_perf.plugin.reports import collected_runs, reason_of
 from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError, Source, env_source, resolve_profile
-from pytest_shopflow_perf.target.embedded import EmbeddedServer
+from pytest_shopflow_perf.target.embedded import DEFAULT_APP, EmbeddedServer
 from pytest_shopflow_perf.target.policy import TargetError, TargetPolicy
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class PerfSession:
     def start_embedded(self) -> str:
         with self._server_lock:
             if self.server is None or not self.server.running:
-                self.server = EmbeddedServer(self.settings.app)
+                self.server = EmbeddedServer(self.settings.app or DEFAULT_APP)
                 try:
                     self.server.start()
                 except TargetError as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf._atomic import write_atomically
-from pytest_shopflow_perf.verdicts.baseline import report_stem
+from pytest_shopflow_perf._names import report_stem
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.result.model import LoadResult

@@ -129,7 +129,7 @@ class TargetPolicy:
             return _bare(host)
         if verdict == _ALLOWED:
             return host  # the user vouched for it: resolved by the connection as usual
-        from pytest_shopflow_perf.engine.transport import TargetRefused
+        from pytest_shopflow_perf.target.refused import TargetRefused
 
         if verdict == _REFUSED:
             raise TargetRefused(_bare(host))

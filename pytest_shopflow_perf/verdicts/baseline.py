@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_shopflow_perf._atomic import write_atomically as _write_atomically
+from pytest_shopflow_perf._names import node_hash, sanitised
 from pytest_shopflow_perf.result.schema import BASELINE_SCHEMA, RUN_SCHEMA, SCHEMA_PREFIX
 
 __all__ = [
@@ -39,15 +40,12 @@ __all__ = [
     "git_commit",
     "load_baseline",
     "prune",
-    "report_stem",
     "validate_baseline",
     "validate_run",
 ]
 
 DEFAULT_KEEP: Final = 5
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]")
-_MAX_STEM = 150  # well under the 255-byte file-name limit, leaving room for the hash
 _HOW_TO_FIX = (
     "restore it from version control (git checkout -- {path}) or move it away and "
     "record a new baseline with --perf-save-baseline"
@@ -125,51 +123,10 @@ def baseline_path(directory: Path, nodeid: str) -> Path:
     such characters cannot share a file. Ids that still coincide (``a/b.py``
     and ``a_b.py``) are caught when the file is read: it records its node id.
     """
-    stem, lossy = _sanitised(nodeid)
+    stem, lossy = sanitised(nodeid)
     if lossy:
         stem = f"{stem}-{node_hash(nodeid)}"
     return Path(directory) / f"{stem}.json"
-
-
-def node_hash(nodeid: str) -> str:
-    """The short hash that keeps two sanitised names apart."""
-    return hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-
-
-def _sanitised(nodeid: str) -> tuple[str, bool]:
-    """(readable stem, whether sanitising lost more than ``::``, ``/``, ``\\`` and brackets)."""
-    stem = nodeid.replace("::", "__")
-    lossy = False
-    chars: list[str] = []
-    for char in stem:
-        if _SAFE_NAME.fullmatch(char):
-            chars.append(char)
-        else:
-            chars.append("_")
-            lossy = lossy or char not in "/\\[]"
-    stem = "".join(chars)
-    if not stem or stem[0] in ".-":  # hidden files and option-like names
-        stem = f"_{stem}"
-        lossy = True
-    if len(stem) > _MAX_STEM:
-        stem = stem[:_MAX_STEM]
-        lossy = True
-    return stem, lossy
-
-
-def report_stem(nodeid: str) -> str:
-    """The file stem of a test's report files: the baseline's readable stem, made unique per node id.
-
-    Baseline names stay as they are (committed baselines must still be found), but
-    report files are never checked for collisions, so any id whose sanitising
-    replaced more than ``::`` and the path's ``/`` (parameter ids above all) gets
-    a hash of the full id.
-    """
-    stem, lossy = _sanitised(nodeid)
-    replaced = any(c != "/" and not _SAFE_NAME.fullmatch(c) for c in nodeid.replace("::", ""))
-    if lossy or replaced:
-        stem = f"{stem}-{node_hash(nodeid)}"
-    return stem
 
 
 def _lock(path: Path) -> Any:

@@ -76,3 +76,9 @@ def measure(result: LoadResult, faults: Sequence[Mapping[str, Any]]) -> list[dic
         entry["recovered"] = recovery is not None
         entries.append(entry)
     return entries
+
+
+def annotate(result: LoadResult) -> None:
+    """Put the recovery from each fault window the run recorded (``extra["faults"]``) on the result."""
+    if result.extra.get("faults"):
+        result.extra["recovery"] = measure(result, result.extra["faults"])
