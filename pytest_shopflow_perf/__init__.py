@@ -1,5 +1,9 @@
 """pytest-shopflow-perf: HTTP load tests as ordinary pytest test cases.
 
+The public surface (httpx-style): every name a user imports is here; the subpackages
+(profile, engine, metrics, result, verdicts, faults, reporting, target, plugin) are the
+implementation. ``pytest_shopflow_perf.faults`` and ``.regression`` stay importable as documented.
+
 Names load lazily: pytest imports this package in every run of every project
 that installs it, and most runs never start a load test.
 """
@@ -11,10 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Progress
-    from pytest_shopflow_perf.engine.user import User
+    from pytest_shopflow_perf.engine.user import StopUser, User
+    from pytest_shopflow_perf.faults.actions import Action, action, service_faults
+    from pytest_shopflow_perf.faults.run import FaultPlan
+    from pytest_shopflow_perf.faults.spec import Fault, bandwidth, errors, latency, outage, resets, timeouts
+    from pytest_shopflow_perf.plugin.fixtures import LoadRunner
     from pytest_shopflow_perf.profile.resolve import LoadProfile
-    from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, Stats, TimelineWindow
+    from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, Span, Stats, TimelineWindow
     from pytest_shopflow_perf.verdicts.assertions import (
+        PerformanceRegressionWarning,
         Slo,
         assert_error_rate,
         assert_latency,
@@ -23,39 +32,78 @@ if TYPE_CHECKING:
         assert_slo,
         assert_throughput,
     )
+    from pytest_shopflow_perf.verdicts.regression import Finding, RegressionPolicy, Verdict, compare
 
 __all__ = [
+    "Action",
+    "Fault",
+    "FaultPlan",
+    "Finding",
     "GeneratorStats",
     "LoadProfile",
     "LoadResult",
+    "LoadRunner",
+    "PerformanceRegressionWarning",
     "Progress",
+    "RegressionPolicy",
     "Slo",
+    "Span",
     "Stats",
+    "StopUser",
     "TimelineWindow",
     "User",
+    "Verdict",
+    "action",
     "assert_error_rate",
     "assert_latency",
     "assert_no_regression",
     "assert_recovery",
     "assert_slo",
     "assert_throughput",
+    "bandwidth",
+    "compare",
+    "errors",
+    "latency",
+    "outage",
+    "resets",
+    "service_faults",
+    "timeouts",
 ]
 
 _HOMES = {
+    "Action": "faults.actions",
+    "Fault": "faults.spec",
+    "FaultPlan": "faults.run",
+    "Finding": "verdicts.regression",
     "GeneratorStats": "result.model",
     "LoadProfile": "profile.resolve",
     "LoadResult": "result.model",
+    "LoadRunner": "plugin.fixtures",
+    "PerformanceRegressionWarning": "verdicts.assertions",
     "Progress": "engine.engine",
+    "RegressionPolicy": "verdicts.regression",
     "Slo": "verdicts.assertions",
+    "Span": "result.model",
     "Stats": "result.model",
+    "StopUser": "engine.user",
     "TimelineWindow": "result.model",
     "User": "engine.user",
+    "Verdict": "verdicts.regression",
+    "action": "faults.actions",
     "assert_error_rate": "verdicts.assertions",
     "assert_latency": "verdicts.assertions",
     "assert_no_regression": "verdicts.assertions",
     "assert_recovery": "verdicts.assertions",
     "assert_slo": "verdicts.assertions",
     "assert_throughput": "verdicts.assertions",
+    "bandwidth": "faults.spec",
+    "compare": "verdicts.regression",
+    "errors": "faults.spec",
+    "latency": "faults.spec",
+    "outage": "faults.spec",
+    "resets": "faults.spec",
+    "service_faults": "faults.actions",
+    "timeouts": "faults.spec",
 }
 
 

@@ -23,15 +23,49 @@ def test_all_is_sorted_and_every_name_resolves_to_the_package() -> None:
         assert value.__module__.startswith("pytest_shopflow_perf."), (name, value.__module__)
 
 
+DOCUMENTS = [README, Path(__file__).parent.parent / "tests" / "performance" / "README.md"]
+DESIGN = Path(__file__).parent.parent.parent / "shared" / "DESIGN.md"
+
+
+def _documented_imports() -> dict[str, set[str]]:
+    """module -> names that the README (and DESIGN.md, when it is there) import from the plugin."""
+    imported: dict[str, set[str]] = {}
+    for document in [*DOCUMENTS, *([DESIGN] if DESIGN.exists() else [])]:
+        if not document.exists():
+            continue
+        for block in re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.DOTALL):
+            try:
+                tree = ast.parse(block)
+            except SyntaxError:
+                continue  # a fragment, not a program
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pytest_shopflow_perf"):
+                    imported.setdefault(str(node.module), set()).update(alias.name for alias in node.names)
+    return imported
+
+
 def test_every_name_the_readme_imports_from_the_package_is_exported() -> None:
-    imported: set[str] = set()
-    for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL):
-        for node in ast.walk(ast.parse(block)):
-            if isinstance(node, ast.ImportFrom) and node.module == "pytest_shopflow_perf":
-                imported.update(alias.name for alias in node.names)
-    assert imported, "the README shows no import from pytest_shopflow_perf"
-    missing = sorted(imported - set(pytest_shopflow_perf.__all__))
+    imported = _documented_imports()
+    assert imported.get("pytest_shopflow_perf"), "the README shows no import from pytest_shopflow_perf"
+    missing = sorted(imported["pytest_shopflow_perf"] - set(pytest_shopflow_perf.__all__))
     assert not missing, f"the README imports names the package does not export: {missing}"
+
+
+def test_every_documented_import_resolves() -> None:
+    """Documented module paths (``pytest_shopflow_perf.faults``...) keep working after any restructuring."""
+    import importlib
+
+    for module, names in _documented_imports().items():
+        loaded = importlib.import_module(module)
+        assert not [name for name in names if not hasattr(loaded, name)], module
+
+
+def test_the_fault_builders_are_exported_where_the_readme_shows_them() -> None:
+    import pytest_shopflow_perf.faults as faults
+
+    for name in faults.__all__:
+        assert getattr(faults, name) is not None
+    assert {"action", "latency", "outage", "errors"} <= set(pytest_shopflow_perf.__all__)
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
