@@ -7,6 +7,9 @@ of users, ramped by stages, loop over weighted journeys. The open model (arrival
 on a schedule) is ``engine/arrivals.py``.
 
 The engine knows nothing of pytest; it reports progress through a callback.
+
+Over ~500 lines on purpose: the controller's state (slots, clock, window close, stop) is one
+object whose parts change together; the open model, journeys and the result summary are apart.
 """
 
 from __future__ import annotations

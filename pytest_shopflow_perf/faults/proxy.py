@@ -15,6 +15,9 @@ a tie) whose path scope matches applies, and only that one. Ratio decisions and
 jitter come from one ``random.Random(seed)``, re-seeded by
 :meth:`FaultProxy.begin`, so a run with the same request order makes the same
 decisions.
+
+One module (~530 lines): the connection's client and upstream halves share its state and its
+fault decision; the HTTP/1.1 framing and the fault data are apart (``_http1.py``, ``spec.py``).
 """
 
 from __future__ import annotations

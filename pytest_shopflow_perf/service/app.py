@@ -1,6 +1,7 @@
 """ShopFlow reference service: the e-commerce API the load tests run against.
 
-It is the system under test, so it imports nothing of the plugin. Everything
+It is the system under test, so it imports nothing of the plugin. It is one module (~600 lines)
+because it is the route table of one small API, read top to bottom like its documentation. Everything
 is JSON; every client mistake is a 4xx ``{"error": {"code", "message"}}``.
 
 Routes (``{id}`` are positive integers):

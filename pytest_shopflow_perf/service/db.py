@@ -1,5 +1,7 @@
 """SQLite storage of the ShopFlow reference service: schema, seed data, queries.
 
+One module (~650 lines): the schema, its seed and the queries that depend on both change together.
+
 Why SQLite: a real database with real transactions and locking, no server to
 install, and a file that several worker processes can share. WAL mode lets
 readers run while a writer commits. Every call runs in a worker thread on a
