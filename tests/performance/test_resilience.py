@@ -11,8 +11,7 @@ import pytest
 from journeys import SHOPPING_MIX, login
 
 from pytest_shopflow_perf import assert_error_rate, assert_recovery
-from pytest_shopflow_perf.faults import latency, outage
-from pytest_shopflow_perf.schedule import action
+from pytest_shopflow_perf.faults import action, latency, outage
 
 pytestmark = [pytest.mark.load, pytest.mark.usefixtures("shopflow_test_data")]
 
