@@ -14,17 +14,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_shopflow_perf._errors import ShopflowPerfError
     from pytest_shopflow_perf.engine.engine import Progress
     from pytest_shopflow_perf.engine.user import StopUser, User
     from pytest_shopflow_perf.faults.actions import Action, action, service_faults
     from pytest_shopflow_perf.faults.run import FaultPlan
     from pytest_shopflow_perf.faults.spec import Fault, bandwidth, errors, latency, outage, resets, timeouts
     from pytest_shopflow_perf.plugin.fixtures import LoadRunner
-    from pytest_shopflow_perf.profile.resolve import LoadProfile
+    from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError
     from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, Span, Stats, TimelineWindow
+    from pytest_shopflow_perf.target.policy import TargetError
+    from pytest_shopflow_perf.target.refused import TargetRefused
     from pytest_shopflow_perf.verdicts.assertions import (
         PerformanceRegressionWarning,
         Slo,
+        SloError,
         assert_error_rate,
         assert_latency,
         assert_no_regression,
@@ -32,10 +36,12 @@ if TYPE_CHECKING:
         assert_slo,
         assert_throughput,
     )
+    from pytest_shopflow_perf.verdicts.baseline import BaselineError
     from pytest_shopflow_perf.verdicts.regression import Finding, RegressionPolicy, Verdict, compare
 
 __all__ = [
     "Action",
+    "BaselineError",
     "Fault",
     "FaultPlan",
     "Finding",
@@ -44,12 +50,17 @@ __all__ = [
     "LoadResult",
     "LoadRunner",
     "PerformanceRegressionWarning",
+    "ProfileError",
     "Progress",
     "RegressionPolicy",
+    "ShopflowPerfError",
     "Slo",
+    "SloError",
     "Span",
     "Stats",
     "StopUser",
+    "TargetError",
+    "TargetRefused",
     "TimelineWindow",
     "User",
     "Verdict",
@@ -72,6 +83,7 @@ __all__ = [
 
 _HOMES = {
     "Action": "faults.actions",
+    "BaselineError": "verdicts.baseline",
     "Fault": "faults.spec",
     "FaultPlan": "faults.run",
     "Finding": "verdicts.regression",
@@ -80,12 +92,17 @@ _HOMES = {
     "LoadResult": "result.model",
     "LoadRunner": "plugin.fixtures",
     "PerformanceRegressionWarning": "verdicts.assertions",
+    "ProfileError": "profile.resolve",
     "Progress": "engine.engine",
     "RegressionPolicy": "verdicts.regression",
+    "ShopflowPerfError": "_errors",
     "Slo": "verdicts.assertions",
+    "SloError": "verdicts.assertions",
     "Span": "result.model",
     "Stats": "result.model",
     "StopUser": "engine.user",
+    "TargetError": "target.policy",
+    "TargetRefused": "target.refused",
     "TimelineWindow": "result.model",
     "User": "engine.user",
     "Verdict": "verdicts.regression",

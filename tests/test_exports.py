@@ -104,3 +104,23 @@ def test_a_pytest_run_without_load_tests_imports_no_heavy_module(
     result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
     assert result.ret == 0
     assert json.loads((pytester.path / "loaded.json").read_text()) == []
+
+
+def test_every_error_of_the_plugin_has_one_base_and_keeps_its_builtin() -> None:
+    """``except ShopflowPerfError`` catches them all; ``except ValueError`` and friends still work as before."""
+    import httpx
+
+    base = pytest_shopflow_perf.ShopflowPerfError
+    builtins = {
+        "ProfileError": ValueError,
+        "SloError": ValueError,
+        "BaselineError": ValueError,
+        "TargetError": Exception,
+        "TargetRefused": httpx.TransportError,
+    }
+    for name, builtin in builtins.items():
+        error = getattr(pytest_shopflow_perf, name)
+        assert issubclass(error, base), name
+        assert issubclass(error, builtin), name
+    refused = pytest_shopflow_perf.TargetRefused("example.com")
+    assert "--perf-allow-host example.com" in str(refused)

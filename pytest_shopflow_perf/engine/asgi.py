@@ -12,13 +12,15 @@ from typing import Any
 
 import anyio
 
+from pytest_shopflow_perf._errors import ShopflowPerfError
+
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
 
 
-class LifespanError(RuntimeError):
+class LifespanError(ShopflowPerfError, RuntimeError):
     """The app reported that its start-up or shutdown failed."""
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import re
 
+from pytest_shopflow_perf._errors import ShopflowPerfError
+
 DURATION_FORMS = 'a number of seconds (2, 0.5) or a string such as "250ms", "30s", "5m", "1h" or "1m30s"'
 PERCENT_FORMS = 'a fraction (0.01) or a percentage string such as "1%"'
 SIZE_FORMS = 'a number of bytes (65536) or a string such as "512KB", "16MB" or "1MiB"'
@@ -29,7 +31,7 @@ _SIZE_UNITS = {
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
 
 
-class UnitError(ValueError):
+class UnitError(ShopflowPerfError, ValueError):
     """A value could not be read; the message names the accepted forms."""
 
 

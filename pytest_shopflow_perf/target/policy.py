@@ -12,13 +12,15 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from pytest_shopflow_perf._errors import ShopflowPerfError
+
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 # check_host verdicts
 _REFUSED, _LOOPBACK_IP, _ALLOWED, _RESOLVE = range(4)
 
 
-class TargetError(Exception):
+class TargetError(ShopflowPerfError):
     """The target is refused or could not be started; the message says how to fix it."""
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import httpx
 
+from pytest_shopflow_perf._errors import ShopflowPerfError
+
 __all__ = ["TargetRefused"]
 
 
-class TargetRefused(httpx.TransportError):
+class TargetRefused(ShopflowPerfError, httpx.TransportError):
     """A request or connection to a host the target rule refuses: it is never sent."""
 
     def __init__(self, host: str, detail: str | None = None) -> None:
