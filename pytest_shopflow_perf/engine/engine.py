@@ -42,15 +42,8 @@ from pytest_shopflow_perf.engine.user import (
     UserContext,
     is_recorded,
 )
-from pytest_shopflow_perf.metrics.recorder import (
-    DETAIL_WINDOWS,
-    JOURNEY_ROW_PREFIX,
-    Recorder,
-    mean_us,
-    new_histogram,
-    percentiles,
-    warm_up,
-)
+from pytest_shopflow_perf.metrics.hdr import mean_us, new_histogram, percentiles, warm_up
+from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder
 from pytest_shopflow_perf.profile.resolve import LoadProfile, Stage
 from pytest_shopflow_perf.result.model import CheckCount, LoadResult, Stats
 from pytest_shopflow_perf.target.policy import TargetPolicy

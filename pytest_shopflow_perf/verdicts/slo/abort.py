@@ -29,7 +29,7 @@ def abort_reason(
     when the threshold is lost whatever happens next. Counts that only grow (errors, count,
     max) need no such bound.
     """
-    from pytest_shopflow_perf.metrics.recorder import count_above, mean_us
+    from pytest_shopflow_perf.metrics.hdr import count_above, mean_us
 
     for slo in slos:
         threshold = slo.threshold
@@ -74,7 +74,8 @@ def abort_reason(
 
 def _latest_span(threshold: Threshold, recorder: Recorder) -> Span | None:
     """The span of ``threshold.span`` seconds that ends with the newest closed window, or None before any."""
-    from pytest_shopflow_perf.metrics.recorder import WINDOW_S, merge_snapshots
+    from pytest_shopflow_perf.metrics.hdr import merge_snapshots
+    from pytest_shopflow_perf.metrics.recorder import WINDOW_S
 
     if threshold.endpoint is None:
         series = recorder.total_series
