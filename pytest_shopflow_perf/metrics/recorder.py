@@ -26,6 +26,7 @@ from pytest_shopflow_perf.metrics.hdr import (
     snapshot,
     to_us,
 )
+from pytest_shopflow_perf.metrics.live import LiveSpan, LiveTotals
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
@@ -227,7 +228,10 @@ class EventRecorder:
 
 
 class Recorder:
-    """Collects every request of a run; the engine calls it, results read its snapshot."""
+    """Collects every request of a run; the engine calls it, results read its snapshot.
+
+    It is also a :class:`~pytest_shopflow_perf.metrics.live.LiveView` of the run in progress.
+    """
 
     def __init__(self, *, open_model: bool, start: float, detail: int | None = DETAIL_WINDOWS) -> None:
         self.open_model = open_model
@@ -375,3 +379,41 @@ class Recorder:
             reset_histogram(total)
         self._window_index += 1
         self._window_end = self.start + (self._window_index + 1) * WINDOW_S
+
+    # ---- the live view (metrics.live.LiveView) ----------------------------------
+
+    def endpoint_names(self) -> list[str]:
+        return list(self.endpoints)
+
+    def totals(self, endpoint: str | None) -> LiveTotals:
+        endpoints = [e for name, e in self.endpoints.items() if endpoint in (None, name)]
+        errors = sum(e.errors for e in endpoints)
+        if endpoint is None:
+            errors += sum(event.errors for event in self.events.values())
+        return LiveTotals(sum(e.requests for e in endpoints), errors, tuple(e.hist for e in endpoints))
+
+    def closed_windows(self) -> int:
+        return len(self.total_series.t_s)
+
+    def newest_span(self, endpoint: str | None, seconds: float) -> LiveSpan | None:
+        if endpoint is None:
+            series = self.total_series
+        elif endpoint in self.endpoints:
+            series = self.endpoints[endpoint].series
+        else:
+            return None
+        newest = self.closed_windows()
+        if not newest:
+            return None
+        width = max(1, round((seconds or WINDOW_S) / WINDOW_S))
+        end = newest * WINDOW_S
+        start = max(0.0, end - width * WINDOW_S)
+        chosen = [i for i in range(max(0, len(series.t_s) - width), len(series.t_s)) if series.t_s[i] >= start - 1e-9]
+        snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
+        return LiveSpan(
+            start=start,
+            end=end,
+            requests=sum(series.count[i] for i in chosen),
+            errors=sum(series.errors[i] for i in chosen),
+            counts=merge_snapshots(snapshots) if snapshots else None,
+        )

@@ -1,7 +1,8 @@
 """The live watchdog of declared SLOs: track their ``over any`` spans, and say when to abort a run.
 
-Called by the engine once per closed window, on the live recorder; a threshold
-is given up only when no remaining request could bring it back.
+Called by the engine once per closed window; it reads the run only through
+:class:`~pytest_shopflow_perf.metrics.live.LiveView`. A threshold is given up only
+when no remaining request could bring it back.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pytest_shopflow_perf.verdicts.slo.evaluate import measure, nothing_to_judge
 from pytest_shopflow_perf.verdicts.slo.grammar import OPS, Slo, Threshold
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.metrics.recorder import Recorder
+    from pytest_shopflow_perf.metrics.live import LiveView
 
 
 def abort_reason(
-    slos: Sequence[Slo], recorder: Recorder, elapsed: float, duration: float, remaining: float = math.inf
+    slos: Sequence[Slo], view: LiveView, elapsed: float, duration: float, remaining: float = math.inf
 ) -> str | None:
     """Why the run should stop now: an abort threshold that no remaining request can bring back.
 
@@ -29,80 +30,53 @@ def abort_reason(
     when the threshold is lost whatever happens next. Counts that only grow (errors, count,
     max) need no such bound.
     """
-    from pytest_shopflow_perf.metrics.hdr import count_above, mean_us
-
     for slo in slos:
         threshold = slo.threshold
         if not slo.abort or elapsed < slo.grace_s or threshold.op in (">", ">="):
             continue
         if threshold.stage is not None or threshold.between is not None:
             continue  # a phase is judged when the run ends
-        endpoints = [e for name, e in recorder.endpoints.items() if threshold.endpoint in (None, name)]
-        requests = sum(e.requests for e in endpoints)
+        totals = view.totals(threshold.endpoint)
+        requests = totals.requests
         if not requests:
             continue
         if threshold.span is not None:
-            if _span_breached(threshold, recorder):
+            if _span_breached(threshold, view):
                 return f"{threshold.text!r} breached in a {threshold.span:g} s span"
             continue
-        errors = sum(e.errors for e in endpoints)
-        if threshold.endpoint is None:
-            errors += sum(event.errors for event in recorder.events.values())
+        errors = totals.errors
         metric, limit = threshold.metric, threshold.value
         if metric == "errors":
             bound = float(errors)
         elif metric == "count":
             bound = float(requests)
         elif metric == "max":
-            bound = max(e.hist.get_max_value() for e in endpoints) / 1e6
+            bound = totals.max_us / 1e6
         elif math.isinf(remaining):
             continue  # no bound on what is still to come: rates and percentiles can always recover
         elif metric == "error_rate":
             bound = errors / (requests + remaining)
         elif metric.startswith("p"):
             # pN of successes stays above the limit once more than (100 - N) % of all of them are above it.
-            successes = sum(e.hist.get_total_count() for e in endpoints) + remaining
-            above = sum(count_above(e.hist, limit * 1e6) for e in endpoints)
+            successes = totals.successes + remaining
+            above = totals.count_above(limit * 1e6)
             bound = limit * 2 if above > (1 - float(metric[1:]) / 100) * successes else 0.0
         else:  # mean of successes
-            successes = sum(e.hist.get_total_count() for e in endpoints)
-            bound = sum(mean_us(e.hist) * e.hist.get_total_count() for e in endpoints) / (successes + remaining) / 1e6
+            bound = totals.sum_us() / (totals.successes + remaining) / 1e6
         if not OPS[threshold.op](bound, limit):
             return f"{threshold.text!r} is breached beyond recovery after {elapsed:.0f} s"
     return None
 
 
-def _latest_span(threshold: Threshold, recorder: Recorder) -> Span | None:
+def _latest_span(threshold: Threshold, view: LiveView) -> Span | None:
     """The span of ``threshold.span`` seconds that ends with the newest closed window, or None before any."""
-    from pytest_shopflow_perf.metrics.hdr import merge_snapshots
-    from pytest_shopflow_perf.metrics.recorder import WINDOW_S
-
-    if threshold.endpoint is None:
-        series = recorder.total_series
-    elif threshold.endpoint in recorder.endpoints:
-        series = recorder.endpoints[threshold.endpoint].series
-    else:
-        return None
-    newest = len(recorder.total_series.t_s)
-    if not newest:
-        return None
-    width = max(1, round((threshold.span or WINDOW_S) / WINDOW_S))
-    end = newest * WINDOW_S
-    start = max(0.0, end - width * WINDOW_S)
-    chosen = [i for i in range(max(0, len(series.t_s) - width), len(series.t_s)) if series.t_s[i] >= start - 1e-9]
-    snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
-    return Span(
-        start=start,
-        end=end,
-        requests=sum(series.count[i] for i in chosen),
-        errors=sum(series.errors[i] for i in chosen),
-        counts=merge_snapshots(snapshots) if snapshots else None,
-    )
+    span = view.newest_span(threshold.endpoint, threshold.span or 0.0)
+    return None if span is None else Span(span.start, span.end, span.requests, span.errors, span.counts)
 
 
-def _span_breached(threshold: Threshold, recorder: Recorder) -> bool:
+def _span_breached(threshold: Threshold, view: LiveView) -> bool:
     """Whether the span ending at the newest closed window breaks the threshold."""
-    span = _latest_span(threshold, recorder)
+    span = _latest_span(threshold, view)
     if span is None or nothing_to_judge(span, threshold, ""):
         return False
     return not OPS[threshold.op](measure(span, threshold.metric), threshold.value)
@@ -112,7 +86,7 @@ Tracked = dict[str, tuple[float, float]]
 """Declared ``over any`` thresholds judged while the run goes: expression -> (worst value, its start)."""
 
 
-def track_spans(slos: Sequence[Slo], recorder: Recorder, tracked: Tracked) -> None:
+def track_spans(slos: Sequence[Slo], view: LiveView, tracked: Tracked) -> None:
     """Keep the worst span of every declared ``over any`` threshold, once per closed window.
 
     A soak's old windows are merged into blocks to keep memory flat; the spans of its declared
@@ -122,7 +96,7 @@ def track_spans(slos: Sequence[Slo], recorder: Recorder, tracked: Tracked) -> No
         threshold = slo.threshold
         if threshold.span is None or threshold.stage is not None or threshold.between is not None:
             continue
-        span = _latest_span(threshold, recorder)
+        span = _latest_span(threshold, view)
         if span is None or nothing_to_judge(span, threshold, ""):
             continue
         value = measure(span, threshold.metric)
@@ -135,11 +109,11 @@ def track_spans(slos: Sequence[Slo], recorder: Recorder, tracked: Tracked) -> No
 def watch(
     slos: Sequence[Slo],
     tracked: Tracked,
-    recorder: Recorder,
+    view: LiveView,
     elapsed: float,
     duration: float,
     remaining: float = math.inf,
 ) -> str | None:
     """The engine's watchdog for declared SLOs: track their spans, and say when to abort."""
-    track_spans(slos, recorder, tracked)
-    return abort_reason(slos, recorder, elapsed, duration, remaining)
+    track_spans(slos, view, tracked)
+    return abort_reason(slos, view, elapsed, duration, remaining)
