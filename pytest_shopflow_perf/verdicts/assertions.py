@@ -8,7 +8,6 @@ here, where they have always been importable.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from pytest_shopflow_perf.verdicts.slo.grammar import (
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.result.model import LoadResult
+    from pytest_shopflow_perf.verdicts.regression.verdict import Verdict
 
 __all__ = [
     "DEFAULT_ABORT_GRACE_S",
@@ -247,27 +247,15 @@ def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> N
         )
 
 
-def format_regression(verdict: Any, fail_on: str) -> str:
+def format_regression(verdict: Verdict, fail_on: str) -> str:
     """A table of the findings at or above ``fail_on``, worst first."""
     from pytest_shopflow_perf.reporting._format import format_table
+    from pytest_shopflow_perf.verdicts.regression.verdict import finding_row
 
     findings = sorted(verdict.findings, key=lambda f: (-tier_rank(f.tier), f.endpoint, f.metric))
     shown = [f for f in findings if f.tier in FAILING_TIERS and tier_rank(f.tier) >= tier_rank(fail_on)]
-    rows: list[tuple[str, ...]] = [("tier", "endpoint", "metric", "baseline", "current", "change", "95% CI", "p")]
-    for f in shown:
-        low, high = (math.nan if v is None else v for v in f.ci) if f.ci else (math.nan, math.nan)
-        rows.append(
-            (
-                f.tier,
-                f.endpoint,
-                f.metric,
-                f"{f.baseline:.4g}{f.unit}" if f.baseline is not None else "-",
-                f"{f.current:.4g}{f.unit}" if f.current is not None else "-",
-                f"{f.change * 100:+.1f}%" if f.change is not None and math.isfinite(f.change) else "new",
-                f"[{low * 100:+.0f}%, {high * 100:+.0f}%]" if math.isfinite(low) and math.isfinite(high) else "-",
-                f"{f.p_value:.3g}" if f.p_value is not None else "-",
-            )
-        )
+    columns = ("tier", "endpoint", "metric", "baseline", "current", "change", "95% CI", "p")
+    rows = [columns, *(finding_row(f, columns) for f in shown)]
     head = f"performance regression: {verdict.tier} (fails at {fail_on} or worse)"
     notes = [f"  note: {note}" for note in verdict.notes]
     return "\n".join([head, *("  " + line for line in format_table(rows)), *notes])

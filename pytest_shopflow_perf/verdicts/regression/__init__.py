@@ -17,6 +17,7 @@ from pytest_shopflow_perf.verdicts.regression.verdict import (
     RegressionPolicy,
     Verdict,
     compare,
+    finding_row,
     policy_from_ini,
     worst_tier,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Tier",
     "Verdict",
     "compare",
+    "finding_row",
     "policy_from_ini",
     "tier_rank",
     "worst_tier",

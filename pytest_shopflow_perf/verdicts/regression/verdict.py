@@ -4,13 +4,14 @@ A pure function on JSON-safe records (no HTTP, no pytest). The statistics of eac
 test are in :mod:`.stats`; here the tests of a comparison are corrected together
 (Benjamini-Hochberg), tiered by effect size, and downgraded to "inconclusive"
 when the comparison is not like for like (another machine, another load shape,
-too few baseline runs).
+too few baseline runs). ``finding_row`` renders a finding as a table row for the
+assertion message and the ``baseline diff`` command alike.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -234,6 +235,42 @@ class Verdict:
 def worst_tier(tiers: Iterable[Tier]) -> Tier:
     """The most severe tier of ``tiers`` ("none" for none)."""
     return max(tiers, key=tier_rank, default="none")
+
+
+# ---- the findings table ------------------------------------------------------------
+
+
+def _value_cell(value: float | None, unit: str) -> str:
+    return f"{value:.4g}{unit}" if value is not None else "-"
+
+
+def _change_cell(finding: Finding) -> str:
+    change = finding.change
+    return f"{change * 100:+.1f}%" if change is not None and math.isfinite(change) else "new"
+
+
+def _ci_cell(finding: Finding) -> str:
+    low, high = (math.nan if v is None else v for v in finding.ci) if finding.ci else (math.nan, math.nan)
+    return f"[{low * 100:+.0f}%, {high * 100:+.0f}%]" if math.isfinite(low) and math.isfinite(high) else "-"
+
+
+FINDING_CELLS: Final[dict[str, Callable[[Finding], str]]] = {
+    "tier": lambda f: f.tier,
+    "endpoint": lambda f: f.endpoint,
+    "metric": lambda f: f.metric,
+    "baseline": lambda f: _value_cell(f.baseline, f.unit),
+    "current": lambda f: _value_cell(f.current, f.unit),
+    "change": _change_cell,
+    "95% CI": _ci_cell,
+    "p": lambda f: f"{f.p_value:.3g}" if f.p_value is not None else "-",
+    "detectable": lambda f: f">= {f.mde * 100:.0f}%" if f.mde is not None else "-",
+}
+"""The columns a findings table can show (header -> cell), worded alike wherever findings are listed."""
+
+
+def finding_row(finding: Finding, columns: Sequence[str]) -> tuple[str, ...]:
+    """The cells of ``finding`` under ``columns`` (keys of :data:`FINDING_CELLS`), for a findings table."""
+    return tuple(FINDING_CELLS[column](finding) for column in columns)
 
 
 # ---- the comparison -------------------------------------------------------------
