@@ -97,7 +97,7 @@ _HOMES = {
     "RegressionPolicy": "verdicts.regression",
     "ShopflowPerfError": "_errors",
     "Slo": "verdicts.assertions",
-    "SloError": "verdicts.assertions",
+    "SloError": "verdicts.slo.grammar",
     "Span": "result.model",
     "Stats": "result.model",
     "StopUser": "engine.user",

@@ -115,7 +115,7 @@ def project_policy(start: Path) -> RegressionPolicy:
 
 def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
     from pytest_shopflow_perf.verdicts.assertions import format_regression
-    from pytest_shopflow_perf.verdicts.regression import compare
+    from pytest_shopflow_perf.verdicts.regression import compare, finding_row
 
     baseline = load_baseline(Path(baseline_path))
     if baseline is None:
@@ -134,22 +134,9 @@ def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
         label = f"{run_path} vs {len(baseline['runs'])} baseline run(s)"
     verdict = compare(baseline, newest, policy=project_policy(Path.cwd()))
     print(f"{baseline.get('test')}: {label}: {verdict.tier}")
-    rows: list[tuple[str, ...]] = [("tier", "endpoint", "metric", "baseline", "current", "change", "p", "detectable")]
-    for finding in sorted(verdict.findings, key=lambda f: (f.endpoint != "total", f.endpoint, f.metric)):
-        if finding.tier == "none":
-            continue
-        rows.append(
-            (
-                finding.tier,
-                finding.endpoint,
-                finding.metric,
-                f"{finding.baseline:.4g}" if finding.baseline is not None else "-",
-                f"{finding.current:.4g}" if finding.current is not None else "-",
-                f"{finding.change * 100:+.1f}%" if finding.change is not None else "-",
-                f"{finding.p_value:.3g}" if finding.p_value is not None else "-",
-                f">= {finding.mde * 100:.0f}%" if finding.mde is not None else "-",
-            )
-        )
+    columns = ("tier", "endpoint", "metric", "baseline", "current", "change", "p", "detectable")
+    ordered = sorted(verdict.findings, key=lambda f: (f.endpoint != "total", f.endpoint, f.metric))
+    rows = [columns, *(finding_row(f, columns) for f in ordered if f.tier != "none")]
     if len(rows) > 1:
         for line in format_table(rows):
             print("  " + line)

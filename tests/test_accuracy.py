@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from support.engine import run
 
-from pytest_shopflow_perf.metrics.recorder import new_histogram
+from pytest_shopflow_perf.metrics.hdr import new_histogram
 
 
 class Truth:

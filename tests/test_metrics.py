@@ -41,7 +41,7 @@ def test_windows_close_per_second_and_keep_only_figures() -> None:
 
 def test_failed_requests_keep_their_own_latency() -> None:
     """Fast failures mixed into the percentiles made an outage look faster (p95 1.3 ms)."""
-    from pytest_shopflow_perf.metrics.recorder import percentiles
+    from pytest_shopflow_perf.metrics.hdr import percentiles
 
     recorder = Recorder(open_model=False, start=0.0)
     for i in range(100):
@@ -115,7 +115,8 @@ def test_window_buckets_stay_flat_over_a_soak() -> None:
 def test_spans_over_merged_windows_are_exact_or_refused() -> None:
     import pytest
 
-    from pytest_shopflow_perf.metrics.recorder import CoarsenedError, merge_snapshots
+    from pytest_shopflow_perf.metrics.hdr import merge_snapshots
+    from pytest_shopflow_perf.metrics.recorder import CoarsenedError
 
     coarse, full = _soak(120, detail=30), _soak(120, detail=None)
     series, exact = coarse.endpoints["GET /e3"].series, full.endpoints["GET /e3"].series

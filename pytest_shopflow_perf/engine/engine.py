@@ -40,7 +40,8 @@ from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
 from pytest_shopflow_perf.engine.transport import RecordingTransport, TransportCounters
 from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded
-from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, warm_up
+from pytest_shopflow_perf.metrics.hdr import warm_up
+from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder
 from pytest_shopflow_perf.profile.resolve import LoadProfile
 from pytest_shopflow_perf.result.model import CheckCount, LoadResult
 from pytest_shopflow_perf.target.policy import TargetPolicy

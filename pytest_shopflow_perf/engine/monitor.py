@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pytest_shopflow_perf.metrics.recorder import new_histogram, to_us
+from pytest_shopflow_perf.metrics.hdr import new_histogram, to_us
 from pytest_shopflow_perf.result.model import GeneratorStats
 
 # Above these the run measures the generator, not the service.

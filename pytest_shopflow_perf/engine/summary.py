@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_shopflow_perf.metrics.recorder import mean_us, new_histogram, percentiles
+from pytest_shopflow_perf.metrics.hdr import mean_us, new_histogram, percentiles
 from pytest_shopflow_perf.result.model import Stats
 
 if TYPE_CHECKING:

@@ -1,29 +1,37 @@
-"""Lossless latency recording: HDR histograms per endpoint and per 1-second window.
+"""Lossless latency recording: the live recorder of a run, per endpoint and per 1-second window.
 
 Memory stays flat over a long run: only the open window and the run totals are
 live histograms; a window is reduced to a few figures when it closes (a live
 histogram per window would cost ~188 KB each, 6.8 GB after a one-hour soak of
 ten endpoints). Percentiles are computed once per closed window, never per
-request (one look-up costs ~0.5 ms).
+request (one look-up costs ~0.5 ms). The histogram helpers are in
+:mod:`pytest_shopflow_perf.metrics.hdr`; endpoint names are collapsed here (``/items/{id}``).
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import re
-import sys
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pytest_shopflow_perf._errors import ShopflowPerfError
+from pytest_shopflow_perf.metrics.hdr import (
+    HIGHEST_US,
+    LOWEST_US,
+    merge_snapshots,
+    new_histogram,
+    pack_counts,
+    percentiles,
+    reset_histogram,
+    snapshot,
+    to_us,
+)
+from pytest_shopflow_perf.metrics.live import LiveSpan, LiveTotals
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # one hour: anything slower is clamped and counted
-SIGNIFICANT_FIGURES = 3
 WINDOW_S = 1.0
 WINDOW_PERCENTILES = (50.0, 95.0, 99.0)
 # Buckets of each 1-second window are kept this long (then merged into blocks): enough for every
@@ -39,152 +47,7 @@ CHECK_ROW_PREFIX = "check: "
 JOURNEY_ROW_PREFIX = "journey "
 
 
-def new_histogram() -> HdrHistogram:
-    from hdrh.histogram import HdrHistogram
-
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
-
-
-def reset_histogram(histogram: HdrHistogram) -> None:
-    """``HdrHistogram.reset`` zeroes its counts in a Python loop (~1 ms); a memset is microseconds.
-
-    Reusing the window histograms also avoids ~90 KB of cyclic garbage (histogram <->
-    encoder) per endpoint per second, which only the cycle collector would free.
-    """
-    ctypes.memset(ctypes.addressof(histogram.counts), 0, ctypes.sizeof(histogram.counts))
-    histogram.total_count = 0
-    histogram.min_value = sys.maxsize
-    histogram.max_value = 0
-    histogram.start_time_stamp_msec = sys.maxsize
-    histogram.end_time_stamp_msec = 0
-
-
-def encode_histogram(histogram: HdrHistogram) -> str:
-    return str(histogram.encode().decode("ascii"))
-
-
-def decode_histogram(encoded: str) -> HdrHistogram:
-    from hdrh.histogram import HdrHistogram
-
-    return HdrHistogram.decode(encoded.encode("ascii"))
-
-
-@functools.cache
-def _index_values() -> tuple[Any, Any, Any]:
-    """Lowest, highest and median equivalent value of every counts index (same for all our histograms)."""
-    import numpy as np
-
-    histogram = new_histogram()
-    lowest = np.array([histogram.get_value_from_index(i) for i in range(histogram.counts_len)], dtype=np.int64)
-    highest = np.array([histogram.get_highest_equivalent_value(int(v)) for v in lowest], dtype=np.int64)
-    median = lowest + ((highest - lowest + 1) >> 1)
-    return lowest, highest, median.astype(np.float64)
-
-
-def _counts(histogram: HdrHistogram) -> Any:
-    import numpy as np
-
-    return np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
-
-
-def percentiles(histogram: HdrHistogram, quantiles: list[float]) -> dict[float, int]:
-    """Exactly ``HdrHistogram.get_value_at_percentile`` for each q, in one vectorised pass (~20x faster)."""
-    import numpy as np
-
-    total = histogram.get_total_count()
-    if not total:
-        return dict.fromkeys(quantiles, 0)
-    lowest, highest, _ = _index_values()
-    cumulative = np.cumsum(_counts(histogram))
-    result = {}
-    for q in quantiles:
-        index = int(np.searchsorted(cumulative, histogram.get_target_count_at_percentile(q)))
-        index = min(index, len(cumulative) - 1)
-        result[q] = int(highest[index] if q else lowest[index])
-    return result
-
-
-def counts_percentiles(counts: Any, quantiles: list[float]) -> dict[float, int]:
-    """Percentiles of a dense counts array (merged window snapshots), with HDR's own rule."""
-    import numpy as np
-
-    cumulative = np.cumsum(counts)
-    total = int(cumulative[-1]) if len(cumulative) else 0
-    if not total:
-        return dict.fromkeys(quantiles, 0)
-    lowest, highest, _ = _index_values()
-    result = {}
-    for q in quantiles:
-        target = max(int(q / 100.0 * total + 0.5), 1)  # HdrHistogram.get_target_count_at_percentile
-        index = min(int(np.searchsorted(cumulative, target)), len(cumulative) - 1)
-        result[q] = int(highest[index] if q else lowest[index])
-    return result
-
-
-def count_above(histogram_or_counts: Any, limit_us: float) -> int:
-    """How many recorded values exceed ``limit_us`` (for "already breached beyond recovery")."""
-    counts = histogram_or_counts if not hasattr(histogram_or_counts, "counts_len") else _counts(histogram_or_counts)
-    _, highest, _ = _index_values()
-    return int(counts[highest > limit_us].sum())
-
-
-def counts_mean_us(counts: Any) -> float:
-    total = int(counts.sum())
-    return float((counts * _index_values()[2]).sum() / total) if total else 0.0
-
-
-def snapshot(histogram: HdrHistogram) -> bytes:
-    """The non-zero buckets of a window, kept when the window closes (tens of µs, ~8 bytes a bucket).
-
-    Merging snapshots gives exact percentiles over any span of windows (a stage,
-    the worst 10 s), which per-window figures cannot: percentiles do not average.
-    Packed as uint32 indices then uint32 counts (no bucket sees 4e9 requests a second).
-    """
-    import numpy as np
-
-    counts = _counts(histogram)
-    indices = np.flatnonzero(counts)
-    return bytes(np.concatenate([indices, counts[indices]]).astype(np.uint32).tobytes())
-
-
-def pack_counts(counts: Any) -> bytes:
-    """A dense counts array packed like a window snapshot (non-zero buckets only)."""
-    import numpy as np
-
-    indices = np.flatnonzero(counts)
-    return bytes(np.concatenate([indices, counts[indices]]).astype(np.uint32).tobytes())
-
-
-def merge_snapshots(snapshots: Iterable[bytes]) -> Any:
-    import numpy as np
-
-    dense = np.zeros(len(_index_values()[0]), dtype=np.int64)
-    for packed in snapshots:
-        values = np.frombuffer(packed, dtype=np.uint32)
-        half = len(values) // 2
-        dense[values[:half]] += values[half:]
-    return dense
-
-
-def mean_us(histogram: HdrHistogram) -> float:
-    """Exactly ``HdrHistogram.get_mean_value``, vectorised (the pure-Python one takes ~30 ms)."""
-    total = histogram.get_total_count()
-    if not total:
-        return 0.0
-    _, _, median = _index_values()
-    return float((_counts(histogram) * median).sum() / total)
-
-
-def warm_up() -> None:
-    """Build the index tables before a run starts, not during it."""
-    _index_values()
-
-
-def to_us(seconds: float) -> int:
-    return min(HIGHEST_US, max(LOWEST_US, int(seconds * 1_000_000 + 0.5)))
-
-
-class CoarsenedError(ValueError):
+class CoarsenedError(ShopflowPerfError, ValueError):
     """A span needs 1-second detail that a long run has merged into blocks."""
 
 
@@ -366,7 +229,10 @@ class EventRecorder:
 
 
 class Recorder:
-    """Collects every request of a run; the engine calls it, results read its snapshot."""
+    """Collects every request of a run; the engine calls it, results read its snapshot.
+
+    It is also a :class:`~pytest_shopflow_perf.metrics.live.LiveView` of the run in progress.
+    """
 
     def __init__(self, *, open_model: bool, start: float, detail: int | None = DETAIL_WINDOWS) -> None:
         self.open_model = open_model
@@ -514,3 +380,41 @@ class Recorder:
             reset_histogram(total)
         self._window_index += 1
         self._window_end = self.start + (self._window_index + 1) * WINDOW_S
+
+    # ---- the live view (metrics.live.LiveView) ----------------------------------
+
+    def endpoint_names(self) -> list[str]:
+        return list(self.endpoints)
+
+    def totals(self, endpoint: str | None) -> LiveTotals:
+        endpoints = [e for name, e in self.endpoints.items() if endpoint in (None, name)]
+        errors = sum(e.errors for e in endpoints)
+        if endpoint is None:
+            errors += sum(event.errors for event in self.events.values())
+        return LiveTotals(sum(e.requests for e in endpoints), errors, tuple(e.hist for e in endpoints))
+
+    def closed_windows(self) -> int:
+        return len(self.total_series.t_s)
+
+    def newest_span(self, endpoint: str | None, seconds: float) -> LiveSpan | None:
+        if endpoint is None:
+            series = self.total_series
+        elif endpoint in self.endpoints:
+            series = self.endpoints[endpoint].series
+        else:
+            return None
+        newest = self.closed_windows()
+        if not newest:
+            return None
+        width = max(1, round((seconds or WINDOW_S) / WINDOW_S))
+        end = newest * WINDOW_S
+        start = max(0.0, end - width * WINDOW_S)
+        chosen = [i for i in range(max(0, len(series.t_s) - width), len(series.t_s)) if series.t_s[i] >= start - 1e-9]
+        snapshots = [snap for i in chosen if (snap := series.snapshots[i]) is not None]
+        return LiveSpan(
+            start=start,
+            end=end,
+            requests=sum(series.count[i] for i in chosen),
+            errors=sum(series.errors[i] for i in chosen),
+            counts=merge_snapshots(snapshots) if snapshots else None,
+        )

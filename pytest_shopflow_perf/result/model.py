@@ -10,9 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from pytest_shopflow_perf.metrics.recorder import (
-    WINDOW_S,
-    WindowSeries,
+from pytest_shopflow_perf.metrics.hdr import (
     counts_mean_us,
     counts_percentiles,
     decode_histogram,
@@ -22,6 +20,7 @@ from pytest_shopflow_perf.metrics.recorder import (
     new_histogram,
     percentiles,
 )
+from pytest_shopflow_perf.metrics.recorder import WINDOW_S, WindowSeries
 from pytest_shopflow_perf.result.schema import (
     RUN_SCHEMA,
     CheckRecord,

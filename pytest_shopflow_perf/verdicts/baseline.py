@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_shopflow_perf._atomic import write_atomically as _write_atomically
+from pytest_shopflow_perf._errors import ShopflowPerfError
 from pytest_shopflow_perf._names import node_hash, sanitised
 from pytest_shopflow_perf.result.schema import BASELINE_SCHEMA, RUN_SCHEMA, SCHEMA_PREFIX
 
@@ -61,7 +62,7 @@ _FINGERPRINT_FIELDS: Final = (
 )
 
 
-class BaselineError(ValueError):
+class BaselineError(ShopflowPerfError, ValueError):
     """A baseline file or run record cannot be used; the message says which and how to fix it."""
 
 

@@ -16,7 +16,7 @@ def result_charts(result: LoadResult) -> list[str]:
 
 
 def percentile_svg(result: LoadResult) -> str:
-    from pytest_shopflow_perf.metrics.recorder import percentiles
+    from pytest_shopflow_perf.metrics.hdr import percentiles
     from pytest_shopflow_perf.reporting.html.charts import percentile_chart, percentile_levels
 
     series: dict[str, list[tuple[float, float]]] = {}
