@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parent.parent / "pytest_shopflow_perf"
+PACKAGE = Path(__file__).parents[2] / "pytest_shopflow_perf"
 NAME = "pytest_shopflow_perf"
 
 # layer -> the other layers it may import (the package root, aliases and cli are facades: anything)

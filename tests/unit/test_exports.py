@@ -10,7 +10,8 @@ import pytest
 
 import pytest_shopflow_perf
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parents[2]
+README = ROOT / "README.md"
 pytest_plugins = ["pytester"]
 
 
@@ -23,8 +24,8 @@ def test_all_is_sorted_and_every_name_resolves_to_the_package() -> None:
         assert value.__module__.startswith("pytest_shopflow_perf."), (name, value.__module__)
 
 
-DOCUMENTS = [README, Path(__file__).parent.parent / "tests" / "performance" / "README.md"]
-DESIGN = Path(__file__).parent.parent.parent / "shared" / "DESIGN.md"
+DOCUMENTS = [README, ROOT / "tests" / "performance" / "README.md"]
+DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 
 
 def _documented_imports() -> dict[str, set[str]]:

@@ -13,7 +13,7 @@ INNER_ARGS = ("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scop
 def test_shopflow_journeys_run_in_process(pytester: pytest.Pytester) -> None:
     """Catches drift between the suite's journeys and the service's API in plain (unit) CI."""
     pytester.syspathinsert(str(pytester.path))
-    journeys = (Path(__file__).parent / "performance" / "journeys.py").read_text()
+    journeys = (Path(__file__).parents[1] / "performance" / "journeys.py").read_text()
     pytester.makepyfile(
         journeys=journeys,
         test_smoke="""
