@@ -7,7 +7,8 @@ One invocation:
    builtin raw-asyncio HTTP/1.1 keep-alive server), pinned to core 1;
 2. runs each generator in its own subprocess, pinned to core 0, for the same
    duration with the same number of closed-model users and no think time:
-   the shopflow-perf engine, Locust FastHttpUser, Locust HttpUser and, as a
+   the shopflow-perf engine (its default httpcore transport, and with
+   ``http_transport="fast"``), Locust FastHttpUser, Locust HttpUser and, as a
    reference of what the target can take, wrk;
 3. prints req/s, p50, p99, generator CPU and target CPU per generator, and the
    engine / Locust FastHttpUser ratio (the figure to track, since absolute
@@ -45,6 +46,7 @@ from typing import Any, cast
 
 BODY = b'{"ok":true,"products":[1,2,3]}'
 RESULT_PREFIX = "BENCH-RESULT "
+ENGINE_NAMES = {"httpcore": "shopflow-perf engine", "fast": "shopflow-perf engine, fast transport"}
 TARGET_CPU = 1
 GENERATOR_CPU = 0
 SATURATION_CPU_PERCENT = 90.0  # the engine's own threshold (monitor.CPU_LIMIT_PERCENT), used for Locust too
@@ -378,8 +380,8 @@ class Measurement:
     failed: str | None = None
 
 
-def engine_worker(url: str, users: int, duration: float) -> Measurement:
-    """Closed model, ``users`` users, no think time, one journey: ``GET /``."""
+def engine_worker(url: str, users: int, duration: float, http_transport: str = "httpcore") -> Measurement:
+    """Closed model, ``users`` users, no think time, one journey: ``GET /``, over ``http_transport``."""
     import anyio
 
     from pytest_shopflow_perf.engine.engine import Engine
@@ -392,13 +394,15 @@ def engine_worker(url: str, users: int, duration: float) -> Measurement:
     async def journey(user: Any) -> None:
         await user.client.get("/")
 
-    result = anyio.run(Engine(profile, journey, base_url=url).run)
+    result = anyio.run(Engine(profile, journey, base_url=url, http_transport=http_transport).run)
     generator = result.generator
     notes = list(generator.reasons)
     if not any("lag" in reason for reason in notes):
         notes.append(f"event-loop lag p99 {generator.loop_lag_p99_ms:.1f} ms")
+    if result.extra.get("fast_transport_delegated"):
+        notes.append(f"{result.extra['fast_transport_delegated']} requests delegated to httpcore")
     return Measurement(
-        generator="shopflow-perf engine",
+        generator=ENGINE_NAMES[http_transport],
         requests=result.requests,
         errors=result.errors,
         seconds=result.duration,
@@ -467,6 +471,8 @@ def run_worker(args: argparse.Namespace) -> int:
         return 0
     if args.worker == "engine":
         measurement = engine_worker(args.url, args.users, args.duration)
+    elif args.worker == "engine-fast":
+        measurement = engine_worker(args.url, args.users, args.duration, http_transport="fast")
     else:
         measurement = locust_worker(args.worker, args.url, args.users, args.duration)
     print(RESULT_PREFIX + json.dumps(asdict(measurement)), flush=True)
@@ -483,7 +489,7 @@ def clean_env() -> dict[str, str]:
 def run_generator(name: str, kind: str, target: Target, users: int, duration: float, pin: bool) -> Measurement:
     script = str(Path(__file__).resolve())
     worker_args = ["--worker", kind, "--url", target.url, "--users", str(users), "--duration", f"{duration}s"]
-    if kind == "engine":
+    if kind.startswith("engine"):
         command = [sys.executable, script, *worker_args]
     else:
         command = [sys.executable, "-c", LOCUST_BOOTSTRAP, script, *worker_args]
@@ -685,7 +691,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"also run wrk -t1 for {WRK_MAX_SECONDS:g} s when installed: the target's headroom; default on",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout (the table goes to stderr)")
-    workers = ("engine", "locust-fast", "locust-http", "server")
+    parser.add_argument(
+        "--fast-transport", action=argparse.BooleanOptionalAction, default=True,
+        help='also run the engine with http_transport="fast" (engine/fast_transport.py); default on',
+    )  # fmt: skip
+    workers = ("engine", "engine-fast", "locust-fast", "locust-http", "server")
     parser.add_argument("--worker", choices=workers, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -722,6 +732,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.wrk and wrk:
             results.append(run_wrk(wrk, target, args.users, args.duration, pin))
         results.append(run_generator("shopflow-perf engine", "engine", target, args.users, args.duration, pin))
+        if args.fast_transport:
+            fast = ENGINE_NAMES["fast"]
+            results.append(run_generator(fast, "engine-fast", target, args.users, args.duration, pin))
         if has_locust:
             results.append(run_generator("Locust FastHttpUser", "locust-fast", target, args.users, args.duration, pin))
             if args.locust_http:
@@ -732,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = next(m for m in results if m.generator == "shopflow-perf engine")
     reference = next((m for m in results if m.generator == "Locust FastHttpUser"), None)
     ratio = ratio_to(engine, reference)
+    fast_engine = next((m for m in results if m.generator == ENGINE_NAMES["fast"]), None)
+    fast_ratio = ratio_to(fast_engine, reference) if fast_engine is not None else None
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     print(
@@ -748,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
         print("engine / Locust FastHttpUser: unavailable (a run failed)", file=out)
     else:
         print(f"engine / Locust FastHttpUser: {ratio:.2f}x", file=out)
+        if fast_ratio is not None:
+            print(f"engine with the fast transport / Locust FastHttpUser: {fast_ratio:.2f}x", file=out)
     for note in report_notes(results):
         print(f"note: {note}", file=out)
     if load_before is not None and load_after is not None:
@@ -770,6 +787,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_after": load_after,
             "results": [asdict(m) for m in results],
             "engine_vs_locust_fast": None if ratio is None else round(ratio, 4),
+            "engine_fast_transport_vs_locust_fast": None if fast_ratio is None else round(fast_ratio, 4),
             "locust_installed": has_locust,
         }
         print(json.dumps(record), flush=True)

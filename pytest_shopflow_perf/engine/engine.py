@@ -62,6 +62,7 @@ MAX_EXCEPTION_SAMPLES = 10
 # once froze the loop for minutes; a run that wants more runs behind its profile (and says so).
 SPAWN_RATE_PER_S = 2000
 SPAWN_BURST = SPAWN_RATE_PER_S * TICK_S * 2
+HTTP_TRANSPORTS = ("httpcore", "fast")
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,10 @@ class Engine(OpenModel):
         environment: Mapping[str, Any] | None = None,
         window_detail: int | None = DETAIL_WINDOWS,
         target_policy: TargetPolicy | None = None,
+        http_transport: str = "httpcore",
     ) -> None:
+        if http_transport not in HTTP_TRANSPORTS:
+            raise ValueError(f"http_transport must be one of {', '.join(HTTP_TRANSPORTS)}, not {http_transport!r}")
         self.profile = profile
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
         for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
@@ -135,6 +139,9 @@ class Engine(OpenModel):
                 raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
         self.base_url = base_url
         self.transport_factory = transport_factory
+        # Without a transport_factory: "httpcore" (httpx's pool) or "fast" (engine/fast_transport.py,
+        # which hands what it does not handle to the httpcore transport).
+        self.http_transport = http_transport
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.
         self.target_policy = target_policy if target_policy is not None else TargetPolicy()
         self._backend: GuardedBackend | None = None  # the guarded network backend shared by every user's pool
@@ -180,7 +187,10 @@ class Engine(OpenModel):
     async def _warm_up(self) -> None:
         """Pay one-off costs (CA bundle, lazy imports: ~100 ms) before the clock starts."""
         warm_up()
-        for module in ("h11", "httpcore._async.http11", "httpcore._backends.anyio", "httpcore._backends.auto"):
+        modules = ["h11", "httpcore._async.http11", "httpcore._backends.anyio", "httpcore._backends.auto"]
+        if self.http_transport == "fast":
+            modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]
+        for module in modules:
             with contextlib.suppress(ImportError):  # imported on first connect otherwise: ~10 ms on the clock
                 importlib.import_module(module)
         client = self._new_client(UserContext(Recorder(open_model=False, start=0.0), {}))
@@ -396,7 +406,19 @@ class Engine(OpenModel):
 
             if self._backend is None:
                 self._backend = GuardedBackend(self.target_policy)
-            inner = guarded_transport(self.target_policy, shared_ssl_context(), self._backend)
+            backend = self._backend
+            if self.http_transport == "fast":
+                from pytest_shopflow_perf.engine.fast_transport import FastTransport
+
+                policy = self.target_policy
+                inner = FastTransport(
+                    lambda: guarded_transport(policy, shared_ssl_context(), backend),  # built on first use
+                    policy,
+                    max_body=self.profile.max_body,
+                    counters=self._counters,
+                )
+            else:
+                inner = guarded_transport(self.target_policy, shared_ssl_context(), backend)
         return httpx.AsyncClient(
             base_url=self.base_url,
             transport=RecordingTransport(
@@ -524,6 +546,8 @@ class Engine(OpenModel):
             extra["refused"] = self._counters.refused.to_dict()
         if self._counters.truncated_bodies:
             extra["truncated_bodies"] = self._counters.truncated_bodies
+        if self._counters.delegated:
+            extra["fast_transport_delegated"] = self._counters.delegated  # sent by httpcore instead
         failed = self.monitor.users_failed_to_start
         if failed and failed >= self.monitor.users_started:
             extra["start_failures"] = (

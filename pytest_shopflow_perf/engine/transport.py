@@ -53,11 +53,12 @@ class RefusedCount:
 class TransportCounters:
     """Run-wide counts the transports of every user add to (one object per run)."""
 
-    __slots__ = ("refused", "truncated_bodies")
+    __slots__ = ("delegated", "refused", "truncated_bodies")
 
     def __init__(self) -> None:
         self.truncated_bodies = 0
         self.refused = RefusedCount()
+        self.delegated = 0  # requests the fast transport handed to its httpcore fallback
 
 
 def _transport_error_kind(exc: BaseException) -> str:
@@ -276,7 +277,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if (status not in expect) if expect else status >= 400:
             error = f"HTTP {status}"
             response.extensions[ERROR_EXTENSION] = error
-        if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock transports)
+        if isinstance(response.stream, httpx.ByteStream):  # body already in memory (mock, fast transport)
+            if TRUNCATED_EXTENSION in response.extensions:  # capped by the transport that read it
+                context.counters.truncated_bodies += 1
             clock.finish(context, error)
         else:
             response.stream = _TimedStream(

@@ -31,6 +31,7 @@ def run(journeys: Any, *, base_url: str = "http://test", **kwargs: Any) -> LoadR
         "on_clock_start",
         "window_detail",
         "target_policy",
+        "http_transport",
     }
     engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in engine_keys}
     engine_kwargs.setdefault("target_policy", MOCK_POLICY)

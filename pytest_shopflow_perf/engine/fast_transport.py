@@ -1,0 +1,600 @@
+"""A lean HTTP/1.1 keep-alive transport for httpx: an asyncio ``Protocol`` and ``httptools``, no httpcore.
+
+Why: with the stock transport the generator, not the service, is the bottleneck (issue 13:
+the engine did 1,873 req/s where Locust FastHttpUser did 7,387 against the same nginx, and a
+crude Protocol + httptools transport already reached 4,413). httpcore's pool bookkeeping, h11
+and the anyio stream layers are most of that per-request cost; this transport does the one
+thing load tests send most (plain ``http://`` HTTP/1.1 with keep-alive, bodies of known length)
+with as little work per request as it can, and keeps the httpx API of journeys unchanged.
+
+What it does not handle it hands, per request, to the fallback transport it is given (the
+engine's guarded httpcore transport) and counts in ``delegated``: ``https``, upgrades,
+``CONNECT``, ``Expect: 100-continue``, request bodies of unknown length (``Transfer-Encoding``
+or a stream without ``Content-Length``), and any event loop that is not asyncio (trio). HTTP/2
+and proxies never reach it (httpx picks a proxy's transport by URL; HTTP/2 needs TLS).
+
+The rules of the stock transport hold here too:
+
+- target rule: every connect first asks ``TargetPolicy.connect_address`` (as
+  ``target/guarded.py``'s ``GuardedBackend`` does) and connects to exactly the address it
+  returns, so a refused host raises ``TargetRefused`` before any packet;
+- timing: if the request has a ``trace`` extension (``RecordingTransport``'s ``_WireClock``)
+  it gets the httpcore events the clock reads, under httpcore's names:
+  ``connection.connect_tcp.started``/``complete`` around a new connection (name check
+  included, as in httpcore), ``http11.send_request_headers.started`` just before the first
+  byte is written and ``http11.receive_response_body.complete`` after the last byte is read;
+  no other events are sent (each costs an await per request);
+- bodies are read fully into memory before the response is returned (an ``httpx.ByteStream``,
+  so ``RecordingTransport`` stops the clock at once), keeping at most ``max_body`` bytes (the
+  ``max_body`` request extension first): the rest is still read, then dropped, and the response
+  carries ``TRUNCATED_EXTENSION``, as ``_TimedStream`` does for streamed bodies;
+- timeouts come from the request's ``timeout`` extension: ``connect``, ``read`` (between two
+  reads, as httpcore), ``write`` and ``pool`` (``max_connections`` requests in flight at most),
+  raising httpx's own ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout`` and ``PoolTimeout``.
+
+A reused keep-alive connection that the server closed before sending a single byte of the
+response is retried once on a fresh connection (the server's idle close racing the request);
+any other close raises ``httpx.RemoteProtocolError`` (``httpx.ReadError`` for a reset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import httptools
+import httpx
+
+from pytest_shopflow_perf.engine.transport import TRUNCATED_EXTENSION, TransportCounters
+from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY
+from pytest_shopflow_perf.target.policy import TargetPolicy
+
+__all__ = ["FastTransport"]
+
+Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+Fallback = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport]
+PoolKey = tuple[str, str, int]
+
+# The httpcore trace events RecordingTransport's _WireClock reads, and no others.
+CONNECT_STARTED = "connection.connect_tcp.started"
+CONNECT_COMPLETE = "connection.connect_tcp.complete"
+SEND_STARTED = "http11.send_request_headers.started"
+BODY_COMPLETE = "http11.receive_response_body.complete"
+
+# httpx's defaults (httpx.AsyncHTTPTransport() without limits=), as target/guarded.py
+MAX_CONNECTIONS = 100
+MAX_KEEPALIVE_CONNECTIONS = 20
+KEEPALIVE_EXPIRY_S = 5.0
+
+_NO_TIMEOUTS: dict[str, float | None] = {}
+_HTTP_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
+# Request headers that send the request to the fallback (lower-case names).
+_DELEGATED_HEADERS = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
+
+
+class _Stale(Exception):
+    """The connection closed before any byte of the response arrived: a reused one may be retried."""
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection and its response parser; reads one response at a time (no pipelining)."""
+
+    __slots__ = (
+        "chunks",
+        "closed",
+        "complete",
+        "head",
+        "headers",
+        "headers_done",
+        "idle_since",
+        "keep_alive",
+        "last_read",
+        "live",
+        "loop",
+        "parser",
+        "parser_spent",
+        "paused",
+        "read_timeout",
+        "reason",
+        "received",
+        "request",
+        "room",
+        "status",
+        "timer",
+        "transport",
+        "truncated",
+        "waiter",
+        "write_waiter",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, live: set[_Connection]) -> None:
+        self.loop = loop
+        self.live = live
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.parser_spent = False  # after a HEAD response the parser still expects its body
+        self.closed = False
+        self.paused = False
+        self.idle_since = 0.0
+        self.waiter: asyncio.Future[None] | None = None
+        self.write_waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.request: httpx.Request | None = None
+        self.read_timeout: float | None = None
+        self.last_read = 0.0
+        self._reset(False, None)
+
+    def _reset(self, head: bool, max_body: int | None) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+        self.room = max_body
+        self.truncated = False
+        self.received = False
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.head = head
+
+    # ---- asyncio.Protocol ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():  # bytes nobody asked for (idle, or after the response)
+            self.close()
+            return
+        self.received = True
+        if self.read_timeout is not None:
+            self.last_read = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(httpx.RemoteProtocolError(f"invalid HTTP response: {exc}", request=self.request))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._forget()
+        write_waiter = self.write_waiter
+        if write_waiter is not None and not write_waiter.done():
+            write_waiter.set_exception(httpx.WriteError(str(exc or "connection closed"), request=self.request))
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if not self.received:
+            waiter.set_exception(_Stale())
+        elif self.headers_done and not self.head and not self._framed():
+            self.keep_alive = False
+            self._done()  # no Content-Length, not chunked: the body ends with the connection
+        elif isinstance(exc, OSError):
+            waiter.set_exception(
+                httpx.ReadError(f"connection reset while reading the response: {exc}", request=self.request)
+            )
+        elif self.headers_done:
+            waiter.set_exception(
+                httpx.RemoteProtocolError(
+                    "peer closed connection without sending the complete message body", request=self.request
+                )
+            )
+        else:
+            waiter.set_exception(
+                httpx.RemoteProtocolError(
+                    "server disconnected in the middle of the response head", request=self.request
+                )
+            )
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        write_waiter = self.write_waiter
+        if write_waiter is not None and not write_waiter.done():
+            write_waiter.set_result(None)
+
+    # ---- httptools callbacks -------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status  # may arrive in pieces
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.status = self.parser.get_status_code()
+        if self.head and self.status >= 200:
+            # The parser cannot be told that a HEAD response has no body: finish here, new parser next time.
+            self.parser_spent = True
+            self.keep_alive = self.parser.should_keep_alive()
+            self._done()
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete:  # bytes after a HEAD response's head: a broken server, never reuse the connection
+            self.keep_alive = False
+            return
+        room = self.room
+        if room is None:
+            self.chunks.append(body)
+        elif len(body) <= room:
+            self.room = room - len(body)
+            self.chunks.append(body)
+        else:  # past the cap: keep what fits, read the rest (timed), keep nothing of it
+            if room:
+                self.chunks.append(body[:room])
+                self.room = 0
+            self.truncated = True
+
+    def on_message_complete(self) -> None:
+        if self.complete:
+            return  # HEAD, already finished at its headers
+        if self.status < 200:  # an interim response (100, 103): the real one follows
+            self.reason = b""
+            self.headers = []
+            self.headers_done = False
+            return
+        self.keep_alive = self.parser.should_keep_alive()
+        self._done()
+
+    # ---- the connection's side of a request ------------------------------------
+
+    def _framed(self) -> bool:
+        """The response said where its body ends (Content-Length or chunked)."""
+        for name, _ in self.headers:
+            if name.lower() in (b"content-length", b"transfer-encoding"):
+                return True
+        return self.status in (204, 304)
+
+    def _done(self) -> None:
+        self.complete = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def _on_read_timer(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        timeout = self.read_timeout
+        if waiter is None or waiter.done() or timeout is None:
+            return
+        idle = self.loop.time() - self.last_read
+        if idle >= timeout:
+            waiter.set_exception(httpx.ReadTimeout(f"no response bytes for {timeout:g} s", request=self.request))
+        else:
+            self.timer = self.loop.call_later(timeout - idle, self._on_read_timer)
+
+    def usable(self) -> bool:
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
+    async def exchange(
+        self,
+        data: bytes,
+        request: httpx.Request,
+        head: bool,
+        max_body: int | None,
+        timeouts: dict[str, float | None],
+        trace: Trace | None,
+    ) -> None:
+        """Send one request and read its whole response; ``_Stale`` if nothing at all came back."""
+        if not self.usable():
+            raise _Stale
+        if self.parser_spent:
+            self.parser = httptools.HttpResponseParser(self)
+            self.parser_spent = False
+        self._reset(head, max_body)
+        self.request = request
+        loop = self.loop
+        waiter = self.waiter = loop.create_future()
+        try:
+            if trace is not None:
+                await trace(SEND_STARTED, {"request": request})
+            transport = self.transport
+            assert transport is not None
+            transport.write(data)
+            if self.paused:
+                await self._drain(timeouts.get("write"), request)
+            read_timeout = self.read_timeout = timeouts.get("read")
+            if read_timeout is not None and not waiter.done():
+                self.last_read = loop.time()
+                self.timer = loop.call_later(read_timeout, self._on_read_timer)
+            await waiter
+        finally:
+            self.waiter = None
+            self.request = None
+            timer = self.timer
+            if timer is not None:
+                timer.cancel()
+                self.timer = None
+
+    async def _drain(self, timeout: float | None, request: httpx.Request) -> None:
+        """Wait until the socket takes the rest of a large request (the transport paused writing)."""
+        write_waiter = self.write_waiter = self.loop.create_future()
+        try:
+            if self.paused and not self.closed:
+                await asyncio.wait_for(write_waiter, timeout)
+        except asyncio.TimeoutError:
+            raise httpx.WriteTimeout(f"could not send the request within {timeout:g} s", request=request) from None
+        finally:
+            self.write_waiter = None
+
+    def _forget(self) -> None:
+        self.closed = True
+        self.live.discard(self)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self._forget()
+
+
+class FastTransport(httpx.AsyncBaseTransport):
+    """Plain-HTTP/1.1 keep-alive transport on asyncio + httptools; everything else goes to ``fallback``.
+
+    :param fallback: the transport (or a zero-argument factory of it, built on first use)
+        that sends what this one does not handle: the engine passes its guarded httpcore transport.
+    :param policy: the target rule every new connection is checked against (loopback only if None).
+    :param max_body: bytes of a response body kept (the ``max_body`` request extension first).
+    :param counters: run-wide counters; ``delegated`` is added to.
+    """
+
+    def __init__(
+        self,
+        fallback: Fallback,
+        policy: TargetPolicy | None = None,
+        *,
+        max_body: int | None = DEFAULT_MAX_BODY,
+        max_connections: int = MAX_CONNECTIONS,
+        max_keepalive_connections: int = MAX_KEEPALIVE_CONNECTIONS,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY_S,
+        counters: TransportCounters | None = None,
+    ) -> None:
+        self._fallback_spec = fallback
+        self._fallback: httpx.AsyncBaseTransport | None = (
+            fallback if isinstance(fallback, httpx.AsyncBaseTransport) else None
+        )
+        self._policy = policy if policy is not None else TargetPolicy()
+        self._max_body = max_body
+        self._max_connections = max_connections
+        self._max_keepalive = max_keepalive_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._counters = counters
+        self._idle: dict[PoolKey, list[_Connection]] = {}
+        self._idle_count = 0
+        self._live: set[_Connection] = set()
+        self._active = 0  # requests holding a connection slot
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.delegated = 0  # requests sent by the fallback
+        self.connects = 0  # connections opened through the policy
+        self.retries = 0  # requests resent on a fresh connection after a reused one closed
+
+    # ---- httpx.AsyncBaseTransport ------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        method = request.method
+        if url.scheme != "http" or method == "CONNECT":
+            return await self._delegate(request)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio: no asyncio loop to run a Protocol on
+            return await self._delegate(request)
+        length: int | None = None
+        parts = [method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        for name, value in request.headers.raw:
+            lower = name.lower()
+            if lower in _DELEGATED_HEADERS:
+                if lower != b"expect" or value.lower().strip() == b"100-continue":
+                    return await self._delegate(request)
+            elif lower == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    raise httpx.LocalProtocolError(f"invalid Content-Length {value!r}", request=request) from None
+            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
+                raise httpx.LocalProtocolError(f"invalid header {name!r}: CR or LF in it", request=request)
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        stream = request.stream
+        if isinstance(stream, httpx.ByteStream):
+            body = request.read()  # in memory already: read() only returns it
+        elif length is None:
+            return await self._delegate(request)  # a stream of unknown length: httpcore sends it chunked
+        else:
+            body = b"".join([chunk async for chunk in cast(httpx.AsyncByteStream, stream)])
+        if body:
+            if length is None:
+                parts.insert(-1, b"Content-Length: %d\r\n" % len(body))
+            elif length != len(body):
+                raise httpx.LocalProtocolError(
+                    f"request body is {len(body)} bytes, its Content-Length says {length}", request=request
+                )
+            parts.append(body)
+        data = b"".join(parts)
+
+        extensions = request.extensions
+        timeouts: dict[str, float | None] = extensions.get("timeout") or _NO_TIMEOUTS
+        trace: Trace | None = extensions.get("trace")
+        max_body: int | None = extensions.get("max_body", self._max_body)
+        head = method == "HEAD"
+        host = url.host
+        port = url.port or 80
+        key = ("http", host, port)
+
+        if self._active < self._max_connections:
+            self._active += 1
+        else:
+            await self._wait_for_slot(loop, timeouts.get("pool"), request)
+        try:
+            conn = self._take_idle(key, loop.time())
+            reused = conn is not None
+            while True:
+                if conn is None:
+                    conn = await self._connect(loop, host, port, timeouts.get("connect"), trace, request)
+                try:
+                    await conn.exchange(data, request, head, max_body, timeouts, trace)
+                except _Stale:
+                    conn.close()
+                    if not reused:
+                        raise httpx.RemoteProtocolError(
+                            "server disconnected without sending a response", request=request
+                        ) from None
+                    conn, reused = None, False  # the server closed an idle connection as we sent: once more
+                    self.retries += 1
+                    continue
+                except BaseException:
+                    conn.close()  # cancelled, timed out or broken mid-response: never reused
+                    raise
+                break
+            if trace is not None:
+                await trace(BODY_COMPLETE, {"request": request})
+            chunks = conn.chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            response_extensions: dict[str, Any] = {
+                "http_version": _HTTP_VERSIONS.get(conn.parser.get_http_version(), b"HTTP/1.1"),
+                "reason_phrase": conn.reason.strip(),
+            }
+            if conn.truncated:
+                response_extensions[TRUNCATED_EXTENSION] = True
+            response = httpx.Response(
+                conn.status, headers=conn.headers, stream=httpx.ByteStream(body), extensions=response_extensions
+            )
+            if conn.keep_alive and conn.usable():
+                self._put_idle(key, conn, loop.time())
+            else:
+                conn.close()
+            return response
+        finally:
+            self._release_slot()
+
+    async def aclose(self) -> None:
+        for conn in list(self._live):
+            conn.close()
+        self._idle.clear()
+        self._idle_count = 0
+        if self._fallback is not None:
+            await self._fallback.aclose()
+
+    # ---- delegation --------------------------------------------------------------
+
+    async def _delegate(self, request: httpx.Request) -> httpx.Response:
+        self.delegated += 1
+        if self._counters is not None:
+            self._counters.delegated += 1
+        fallback = self._fallback
+        if fallback is None:
+            spec = self._fallback_spec
+            assert not isinstance(spec, httpx.AsyncBaseTransport)
+            fallback = self._fallback = spec()
+        return await fallback.handle_async_request(request)
+
+    # ---- connections -------------------------------------------------------------
+
+    async def _connect(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        timeout: float | None,
+        trace: Trace | None,
+        request: httpx.Request,
+    ) -> _Connection:
+        """A new connection to the address the target policy returns for ``host`` (and only there)."""
+        if trace is not None:
+            await trace(CONNECT_STARTED, {"host": host, "port": port, "timeout": timeout})
+        try:
+            address = await self._policy.connect_address(host, port)  # TargetRefused: before any packet
+        except OSError as exc:  # the name did not resolve
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        self.connects += 1
+        conn = await self._open(loop, address, port, timeout, request)
+        if conn is None:
+            for other in self._policy.other_addresses(host, port, address):  # checked too: loopback only
+                conn = await self._open(loop, other, port, timeout, request)
+                if conn is not None:
+                    break
+            else:
+                raise httpx.ConnectError(f"could not connect to {host}:{port}", request=request)
+        if trace is not None:
+            await trace(CONNECT_COMPLETE, {"return_value": None})
+        return conn
+
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float | None, request: httpx.Request
+    ) -> _Connection | None:
+        conn = _Connection(loop, self._live)
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: conn, address, port), timeout)
+        except asyncio.TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"connect to {address}:{port} took over {timeout:g} s", request=request
+            ) from None
+        except OSError:
+            return None
+        self._live.add(conn)
+        return conn
+
+    def _take_idle(self, key: PoolKey, now: float) -> _Connection | None:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            if conn.usable() and now - conn.idle_since <= self._keepalive_expiry:
+                return conn
+            conn.close()
+        return None
+
+    def _put_idle(self, key: PoolKey, conn: _Connection, now: float) -> None:
+        if self._idle_count >= self._max_keepalive:
+            conn.close()
+            return
+        conn.idle_since = now
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = []
+        idle.append(conn)
+        self._idle_count += 1
+
+    # ---- the limit of requests in flight -------------------------------------------
+
+    async def _wait_for_slot(
+        self, loop: asyncio.AbstractEventLoop, timeout: float | None, request: httpx.Request
+    ) -> None:
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._slot_waiters.append(waiter)
+
+        def expire() -> None:
+            if not waiter.done():
+                waiter.set_exception(httpx.PoolTimeout(f"no free connection within {timeout:g} s", request=request))
+
+        timer = loop.call_later(timeout, expire) if timeout is not None else None
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release_slot()  # handed a slot just as we were cancelled: pass it on
+            else:
+                waiter.cancel()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _release_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the next request
+                return
+        self._active -= 1
