@@ -35,6 +35,9 @@ The rules of the stock transport hold here too:
 A reused keep-alive connection that the server closed before sending a single byte of the
 response is retried once on a fresh connection (the server's idle close racing the request);
 any other close raises ``httpx.RemoteProtocolError`` (``httpx.ReadError`` for a reset).
+
+One module (~600 lines): the connection protocol, its pool and the request path share the
+parser state and the keep-alive rules; splitting them would put one invariant in three files.
 """
 
 from __future__ import annotations
