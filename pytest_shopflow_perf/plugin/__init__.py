@@ -16,6 +16,7 @@ from pytest_shopflow_perf.plugin.keys import (
     call_passed_key,
     collection_index_key,
     perf_session_key,
+    settings_key,
     test_id,
 )
 from pytest_shopflow_perf.plugin.options import MARKER_HELP, SLO_MARKER_HELP, Settings, add_options
@@ -35,7 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", SLO_MARKER_HELP)
-    Settings.validate(config)  # a bad option or ini value is a usage error now, not at the first load test
+    # read once: a bad option or ini value is a usage error now, not at the first load test
+    config.stash[settings_key] = Settings.validate(config)
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_shopflow_perf.plugin.xdist import XdistHooks
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_shopflow_perf.profile.resolve import ENV_VARS, INI_KEYS, ProfileError, parse_scale
 from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
+
+if TYPE_CHECKING:
+    from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
 
 NON_TTY_PROGRESS_EVERY_S = 5
 
@@ -227,14 +230,23 @@ class Settings:
         )
 
     @classmethod
-    def validate(cls, config: pytest.Config) -> None:
-        """Raise the UsageError a bad option or ini value would raise at the first load test."""
-        cls.from_config(config)
-        if not any(config.getini(f"perf_regression_{name}") for name, _ in REGRESSION_INI):
-            return  # the defaults are valid: the statistics module loads with the first comparison
-        from pytest_shopflow_perf.verdicts.regression import policy_from_ini
+    def validate(cls, config: pytest.Config) -> Settings:
+        """The session's settings, read once at configure: a bad option or ini value is a usage error there.
 
-        try:
-            policy_from_ini(lambda name: str(config.getini(name) or ""))
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        The regression ini is parsed now only when it is set (the defaults are valid): the statistics
+        module then loads with the first comparison, not in every pytest run.
+        """
+        settings = cls.from_config(config)
+        if any(config.getini(f"perf_regression_{name}") for name, _ in REGRESSION_INI):
+            regression_policy(config)
+        return settings
+
+
+def regression_policy(config: pytest.Config) -> RegressionPolicy:
+    """Tier thresholds and significance from ini (``perf_regression_*``), defaults otherwise."""
+    from pytest_shopflow_perf.verdicts.regression import policy_from_ini
+
+    try:
+        return policy_from_ini(lambda name: str(config.getini(name) or ""))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shopflow_perf.plugin.keys import perf_session_key
-from pytest_shopflow_perf.plugin.options import Settings
+from pytest_shopflow_perf.plugin.keys import perf_session_key, settings_key
+from pytest_shopflow_perf.plugin.options import regression_policy
 from pytest_shopflow_perf.plugin.reports import collected_runs, reason_of
 from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError, Source, env_source, resolve_profile
 from pytest_shopflow_perf.target.embedded import DEFAULT_APP, EmbeddedServer
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.run import FaultPlan
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.verdicts.assertions import Slo
-    from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
 
 
 class PerfSession:
@@ -33,7 +32,7 @@ class PerfSession:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.settings = Settings.from_config(config)
+        self.settings = config.stash[settings_key]
         self.results: dict[str, list[LoadResult]] = {}
         self.orphan_results: list[LoadResult] = []  # from tests interrupted before they had a report
         self.server: EmbeddedServer | None = None
@@ -41,7 +40,7 @@ class PerfSession:
         self._environment: dict[str, Any] | None = None
         # one policy for the session: its verdicts and resolutions are cached across runs
         self.target_policy = TargetPolicy(self.settings.allowed_hosts)
-        self.policy = self.regression_policy()  # a bad ini value is a usage error now, not mid-session
+        self.policy = regression_policy(config)
         self._previous_sigterm: Any = None
         self.warnings: list[str] = []  # shown at the end of the terminal summary
 
@@ -201,15 +200,6 @@ class PerfSession:
                 f"{left_out} baseline run(s) measured by a saturated generator were left out"
             )
         result.extra["regression"] = verdict
-
-    def regression_policy(self) -> RegressionPolicy:
-        """Tier thresholds and significance from ini (``perf_regression_*``), defaults otherwise."""
-        from pytest_shopflow_perf.verdicts.regression import policy_from_ini
-
-        try:
-            return policy_from_ini(lambda name: str(self.config.getini(name) or ""))
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
 
     def save_baseline(self, result: LoadResult) -> Path | None:
         """Append a finished run to its baseline (atomic, locked); interrupted or saturated runs are never saved."""

@@ -78,15 +78,11 @@ NOTE_STYLE = (
 )
 
 
-def _rank(tier: object) -> int:
-    return tier_rank(tier)
-
-
 def shown_run(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The run a test's row stands for: the worst regression tier, the last run among equals."""
     best = runs[-1]
     for run in runs:
-        if _rank(_verdict(run).get("tier")) > _rank(_verdict(best).get("tier")):
+        if tier_rank(_verdict(run).get("tier")) > tier_rank(_verdict(best).get("tier")):
             best = run
     return best
 
@@ -121,7 +117,7 @@ def table_cells(runs: Sequence[Mapping[str, Any]]) -> list[str]:
         f'<td class="col-perferrors"{error_style}>{_sort_key(error_pct)}{error_pct:.2f}</td>',
         f'<td class="col-perfrps">{_sort_key(rps)}{rps:,.1f}</td>',
         f'<td class="col-perfregression" style="color:{tier_color};font-weight:{tier_weight}">'
-        f"<!--{_rank(tier) + 2}-->{escape(label)}</td>",
+        f"<!--{tier_rank(tier) + 2}-->{escape(label)}</td>",
     ]
 
 
@@ -156,7 +152,7 @@ def regression_banner(tests: Iterable[tuple[str, Sequence[Mapping[str, Any]]]]) 
                 + (f" <i>(fails at {escape(fail_on)} or worse)</i>" if fail_on != "major" else "")
                 + "</li>"
             )
-            if tier in FAILING_TIERS and fail_on != "never" and _rank(tier) >= _rank(fail_on):
+            if tier in FAILING_TIERS and fail_on != "never" and tier_rank(tier) >= tier_rank(fail_on):
                 failing.append(line)
             else:
                 softer.append(line)
@@ -426,7 +422,7 @@ def _regression(extra: Mapping[str, Any]) -> str:
         f'<span class="sfp-meta" style="font-weight:normal">fails at {escape(fail_on)} or worse</span></h4>'
     )
     findings = sorted(
-        verdict.get("findings") or [], key=lambda f: (-_rank(f.get("tier")), -abs(f.get("change") or 0.0))
+        verdict.get("findings") or [], key=lambda f: (-tier_rank(f.get("tier")), -abs(f.get("change") or 0.0))
     )
     notable = [f for f in findings if f.get("tier") not in ("none", "negligible")]
     quiet = [f for f in findings if f.get("tier") in ("none", "negligible")]
