@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import functools
 import gc
@@ -62,7 +63,7 @@ MAX_EXCEPTION_SAMPLES = 10
 # once froze the loop for minutes; a run that wants more runs behind its profile (and says so).
 SPAWN_RATE_PER_S = 2000
 SPAWN_BURST = SPAWN_RATE_PER_S * TICK_S * 2
-HTTP_TRANSPORTS = ("httpcore", "fast")
+HTTP_TRANSPORTS = ("fast", "httpcore")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ def _being_cancelled() -> bool:
         return False
     cancelling = getattr(task, "cancelling", None)  # Python 3.11+
     return bool(cancelling()) if cancelling is not None else False
+
+
+def _event_loop_name() -> str:
+    """``uvloop`` or ``asyncio`` (or ``trio``): which loop drives the run, for the result."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 @functools.cache
@@ -128,7 +138,7 @@ class Engine(OpenModel):
         environment: Mapping[str, Any] | None = None,
         window_detail: int | None = DETAIL_WINDOWS,
         target_policy: TargetPolicy | None = None,
-        http_transport: str = "httpcore",
+        http_transport: str = "fast",
     ) -> None:
         if http_transport not in HTTP_TRANSPORTS:
             raise ValueError(f"http_transport must be one of {', '.join(HTTP_TRANSPORTS)}, not {http_transport!r}")
@@ -139,8 +149,8 @@ class Engine(OpenModel):
                 raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
         self.base_url = base_url
         self.transport_factory = transport_factory
-        # Without a transport_factory: "httpcore" (httpx's pool) or "fast" (engine/fast_transport.py,
-        # which hands what it does not handle to the httpcore transport).
+        # Without a transport_factory: "fast" (engine/fast_transport.py, which hands what it does
+        # not handle to the httpcore transport) or "httpcore" (httpx's own pool for everything).
         self.http_transport = http_transport
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.
         self.target_policy = target_policy if target_policy is not None else TargetPolicy()
@@ -174,6 +184,7 @@ class Engine(OpenModel):
         self._t0 = 0.0
         self._best_user_rate = 0.0
         self.unfinished = 0
+        self._event_loop = ""
         # Set by the second Ctrl-C just before it raises KeyboardInterrupt: only that one stops the run.
         self.hard_stop = False
 
@@ -201,6 +212,7 @@ class Engine(OpenModel):
                 await self.target_policy.connect_address(url.host, url.port or (443 if url.scheme == "https" else 80))
 
     async def run(self) -> LoadResult:
+        self._event_loop = _event_loop_name()
         await self._warm_up()
         # Everything alive now lives for the whole run: keep full collections from scanning it
         # (they otherwise pause the loop ~30 ms every second and land on the latencies).
@@ -558,7 +570,12 @@ class Engine(OpenModel):
             endpoints=endpoints,
             profile=self.profile.to_dict(),
             started_at=started_at,
-            generator=self.monitor.stats(self.recorder.clamped),
+            generator=dataclasses.replace(
+                self.monitor.stats(self.recorder.clamped),
+                client=self.profile.client,
+                transport="custom" if self.transport_factory is not None else self.http_transport,
+                event_loop=self._event_loop,
+            ),
             checks={name: CheckCount(passes, fails) for name, (passes, fails) in self._checks.items()},
             environment=self.environment,
             interrupted=self.stop_reason is not None,

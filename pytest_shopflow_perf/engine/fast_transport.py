@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -75,6 +77,14 @@ _NO_TIMEOUTS: dict[str, float | None] = {}
 _HTTP_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 # Request headers that send the request to the fallback (lower-case names).
 _DELEGATED_HEADERS = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 class _Stale(Exception):
@@ -457,6 +467,8 @@ class FastTransport(httpx.AsyncBaseTransport):
                     continue
                 except BaseException:
                     conn.close()  # cancelled, timed out or broken mid-response: never reused
+                    if conn.truncated and self._counters is not None:
+                        self._counters.truncated_bodies += 1  # capped, then the deadline came: no response
                     raise
                 break
             if trace is not None:
@@ -520,14 +532,21 @@ class FastTransport(httpx.AsyncBaseTransport):
         except OSError as exc:  # the name did not resolve
             raise httpx.ConnectError(str(exc), request=request) from exc
         self.connects += 1
-        conn = await self._open(loop, address, port, timeout, request)
-        if conn is None:
-            for other in self._policy.other_addresses(host, port, address):  # checked too: loopback only
-                conn = await self._open(loop, other, port, timeout, request)
-                if conn is not None:
-                    break
-            else:
-                raise httpx.ConnectError(f"could not connect to {host}:{port}", request=request)
+        if _is_ip(address):
+            candidates: tuple[str, ...] = (address, *self._policy.other_addresses(host, port, address))
+        else:  # a host the user allowed by name: resolved as any client would, every address tried
+            try:
+                infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise httpx.ConnectError(str(exc), request=request) from exc
+            candidates = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+        conn = None
+        for candidate in candidates:  # the other addresses of a localhost-family name are checked too
+            conn = await self._open(loop, candidate, port, timeout, request)
+            if conn is not None:
+                break
+        else:
+            raise httpx.ConnectError(f"could not connect to {host}:{port}", request=request)
         if trace is not None:
             await trace(CONNECT_COMPLETE, {"return_value": None})
         return conn

@@ -19,11 +19,13 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
 
 NON_TTY_PROGRESS_EVERY_S = 5
+HTTP_TRANSPORTS = ("fast", "httpcore")  # as engine.engine.HTTP_TRANSPORTS (not imported: the engine is heavy)
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 MARKER_HELP = (
     "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
     "think_time=None, iterations=None, base_url=None, name=None, timeout='30s', graceful_stop='5s', slo=None, "
-    "faults=None): run this test as a load test; "
+    "faults=None, client='httpx'): run this test as a load test; "
     "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s). "
     "slo=['p(95)<500ms', ...] declares thresholds checked after every run."
 )
@@ -84,6 +86,28 @@ def add_options(parser: pytest.Parser) -> None:
         "default run duration",
         metavar="DURATION",
         help="override the duration of every load test, e.g. 30s (env SHOPFLOW_PERF_DURATION)",
+    )
+    option(
+        "--perf-client",
+        "client of the virtual users: httpx (default) or fast",
+        metavar="httpx|fast",
+        help="httpx: user.client is a real httpx.AsyncClient (default); fast: the lean client, more load per core "
+        "(env SHOPFLOW_PERF_CLIENT)",
+    )
+    option(
+        "--perf-transport",
+        "HTTP transport under the httpx client: fast (default) or httpcore",
+        metavar="fast|httpcore",
+        choices=HTTP_TRANSPORTS,
+        help="fast: the engine's HTTP/1.1 transport, httpcore for what it does not handle (default); "
+        "httpcore: httpx's own transport for every request",
+    )
+    option(
+        "--perf-event-loop",
+        "event loop of load.run: auto (uvloop when installed), uvloop or asyncio",
+        metavar="auto|uvloop|asyncio",
+        choices=EVENT_LOOPS,
+        help="event loop of load.run (auto: uvloop when installed); async tests keep their own loop",
     )
     option(
         "--perf-baseline-dir",
@@ -167,6 +191,7 @@ class Settings:
     allowed_hosts: list[str]
     cli_users: str | None
     cli_duration: str | None
+    cli_client: str | None
     baseline_dir: str
     save_baseline: bool
     no_compare: bool
@@ -174,6 +199,8 @@ class Settings:
     report_dir: str | None
     ini_profile: dict[str, str] = field(default_factory=dict)
     baseline_keep: int = 5
+    http_transport: str = "fast"
+    event_loop: str = "auto"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -212,7 +239,17 @@ class Settings:
             raise pytest.UsageError(
                 f"ini perf_baseline_keep={keep_raw!r} is not valid: expected a whole number of runs >= 1"
             )
+        http_transport = cli("perf_transport") or ini("perf_transport") or "fast"
+        event_loop = cli("perf_event_loop") or ini("perf_event_loop") or "auto"
+        for key, value, accepted in (
+            ("perf_transport", http_transport, HTTP_TRANSPORTS),
+            ("perf_event_loop", event_loop, EVENT_LOOPS),
+        ):
+            if value not in accepted:
+                raise pytest.UsageError(f"ini {key}={value!r} is not valid: expected {' or '.join(accepted)}")
         return cls(
+            http_transport=http_transport,
+            event_loop=event_loop,
             baseline_keep=baseline_keep,
             base_url=cli("perf_base_url") or None,
             app=cli("perf_app") or ini("perf_app") or "",  # empty: the ShopFlow reference service
@@ -221,6 +258,7 @@ class Settings:
             allowed_hosts=[*(cli("perf_allow_host") or []), *ini("perf_allow_hosts")],
             cli_users=cli("perf_users"),
             cli_duration=cli("perf_duration"),
+            cli_client=cli("perf_client"),
             baseline_dir=cli("perf_baseline_dir") or ini("perf_baseline_dir") or "baselines",
             save_baseline=bool(cli("perf_save_baseline") or ini("perf_save_baseline")),
             no_compare=bool(cli("perf_no_compare") or ini("perf_no_compare")),

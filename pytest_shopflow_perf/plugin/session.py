@@ -51,6 +51,7 @@ class PerfSession:
         cli_values = {
             "users": settings.cli_users,
             "duration": settings.cli_duration,
+            "client": settings.cli_client,
             "base_url": settings.base_url,
         }
         try:

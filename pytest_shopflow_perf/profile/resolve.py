@@ -39,6 +39,7 @@ MARKER_KEYS = (
     "timeout",
     "graceful_stop",
     "max_body",
+    "client",
 )
 # Settings that make sense as suite-wide defaults in ini.
 INI_KEYS = (
@@ -51,14 +52,18 @@ INI_KEYS = (
     "timeout",
     "graceful_stop",
     "max_body",
+    "client",
 )
 # What the CI may override from the environment or the command line.
-OVERRIDE_KEYS = ("users", "duration", "base_url")
+OVERRIDE_KEYS = ("users", "duration", "base_url", "client")
+# The client of a virtual user: a real httpx.AsyncClient, or the lean one (more load per core).
+CLIENTS = ("httpx", "fast")
 
 ENV_VARS = {
     "base_url": "SHOPFLOW_BASE_URL",
     "users": "SHOPFLOW_PERF_USERS",
     "duration": "SHOPFLOW_PERF_DURATION",
+    "client": "SHOPFLOW_PERF_CLIENT",
     "scale": "SHOPFLOW_PERF_SCALE",
 }
 
@@ -96,6 +101,7 @@ class LoadProfile:
     timeout: float = DEFAULT_TIMEOUT_S
     graceful_stop: float = DEFAULT_GRACEFUL_STOP_S
     max_body: int = DEFAULT_MAX_BODY
+    client: str = "httpx"
     scale: float = 1.0
     seed: int = 0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -199,6 +205,14 @@ def _size(source: str, key: str, value: object) -> int:
         raise _error(source, key, value, SIZE_FORMS) from None
 
 
+def _client(source: str, value: object) -> str:
+    if value not in CLIENTS:
+        raise _error(
+            source, "client", value, 'client="httpx" (a real httpx.AsyncClient) or client="fast" (the lean client)'
+        )
+    return str(value)
+
+
 def _think_time(source: str, value: object) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -264,6 +278,7 @@ _PARSERS: dict[str, Any] = {
     "timeout": lambda s, v: _duration(s, "timeout", v),
     "graceful_stop": lambda s, v: _duration(s, "graceful_stop", v),
     "max_body": lambda s, v: _size(s, "max_body", v),
+    "client": _client,
 }
 
 
@@ -396,6 +411,7 @@ def _build(
         timeout=values.get("timeout", DEFAULT_TIMEOUT_S),
         graceful_stop=values.get("graceful_stop", DEFAULT_GRACEFUL_STOP_S),
         max_body=values.get("max_body", DEFAULT_MAX_BODY),
+        client=values.get("client", "httpx"),
         scale=scale,
         seed=seed,
         sources=sources,

@@ -77,6 +77,9 @@ class GeneratorStats:
     clamped_values: int = 0
     saturated: bool = False
     reasons: tuple[str, ...] = ()
+    client: str = ""  # "httpx" or "fast": what user.client was
+    transport: str = ""  # under the httpx client: "fast", "httpcore" or "custom" (a transport_factory)
+    event_loop: str = ""  # "uvloop" or "asyncio"
 
     def to_dict(self) -> GeneratorRecord:
         data = asdict(self)

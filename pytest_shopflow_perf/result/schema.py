@@ -111,6 +111,9 @@ class GeneratorRecord(TypedDict, total=False):
     clamped_values: int
     saturated: bool
     reasons: list[str]
+    client: str
+    transport: str
+    event_loop: str
 
 
 class CheckRecord(TypedDict):
