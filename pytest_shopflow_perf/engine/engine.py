@@ -36,6 +36,7 @@ import anyio.lowlevel
 import httpx
 
 from pytest_shopflow_perf.engine.arrivals import OpenModel, dropped_iterations
+from pytest_shopflow_perf.engine.httpx_client import EngineClient, MergedUrls
 from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, is_async_callable, normalize_journeys
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
@@ -167,6 +168,7 @@ class Engine(OpenModel):
         self.monitor = GeneratorMonitor()
         self._checks: dict[str, list[int]] = {}
         self._counters = TransportCounters()
+        self._merged_urls = MergedUrls()  # relative URLs merged with base_url, shared by every client
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._slots: dict[int, _Slot] = {}
         self._stopping = False
@@ -431,7 +433,8 @@ class Engine(OpenModel):
                 )
             else:
                 inner = guarded_transport(self.target_policy, shared_ssl_context(), backend)
-        return httpx.AsyncClient(
+        return EngineClient(
+            merged_urls=self._merged_urls,
             base_url=self.base_url,
             transport=RecordingTransport(
                 inner, context, self.target_policy, timeout=self.profile.timeout, max_body=self.profile.max_body
