@@ -218,6 +218,54 @@ def test_precedence_is_defaults_ini_marker_env_cli(pytester: pytest.Pytester, mo
     assert profile["duration"] == 1.0
 
 
+ENGINE_PROBE = """
+import pytest
+
+async def ping(user):
+    await user.client.get("/")
+
+@pytest.mark.load(users=2, iterations=4)
+def test_probe(load):
+    generator = load.run(ping).generator
+    print("ENGINE", generator.client, generator.transport, generator.event_loop)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "ENGINE httpx fast uvloop"),
+        (("--perf-transport", "httpcore", "--perf-event-loop", "asyncio"), "ENGINE httpx httpcore asyncio"),
+        (("-o", "perf_transport=httpcore", "-o", "perf_event_loop=uvloop"), "ENGINE httpx httpcore uvloop"),
+    ],
+)
+def test_client_transport_and_event_loop_are_chosen_and_reported(
+    pytester: pytest.Pytester, target: str, args: tuple[str, ...], expected: str
+) -> None:
+    pytester.makepyfile(ENGINE_PROBE)
+    result = run(pytester, "-s", "--perf-base-url", target, *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*{expected}"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-o", "perf_transport=h2"), "*ini perf_transport='h2' is not valid: expected fast or httpcore*"),
+        (
+            ("-o", "perf_event_loop=trio"),
+            "*ini perf_event_loop='trio' is not valid: expected auto or uvloop or asyncio*",
+        ),
+        (("--perf-client", "requests"), '*client=\'requests\' is not valid: expected client="httpx"*or client="fast"*'),
+    ],
+)
+def test_bad_engine_choices_are_clear_errors(pytester: pytest.Pytester, target: str, args, message) -> None:
+    pytester.makepyfile(ENGINE_PROBE)
+    result = run(pytester, "--perf-base-url", target, *args)
+    assert result.ret != 0
+    (result.stdout if result.stdout.str().strip() else result.stderr).fnmatch_lines([message])
+
+
 def test_plain_pytest_does_not_run_load_tests_with_the_usual_addopts(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
