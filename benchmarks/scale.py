@@ -41,8 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import throughput  # noqa: E402  (the sibling benchmark: target, pinning, CPU accounting)
-from throughput import GENERATOR_CPU, RESULT_PREFIX, TARGET_CPU, clean_env, log, pin_prefix  # noqa: E402
+import throughput
+from throughput import GENERATOR_CPU, RESULT_PREFIX, TARGET_CPU, clean_env, log, pin_prefix
 
 GOAL_MB = {"httpx": 256.0, "fast": 128.0}
 GOAL_DONE_PERCENT = 90.0
