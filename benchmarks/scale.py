@@ -100,6 +100,14 @@ class _RssSampler(threading.Thread):
         while not self.halt.wait(RSS_SAMPLE_S):
             self.samples.append((time.perf_counter(), rss_mb()))
 
+    def timeline(self, t0: float) -> list[float]:
+        """RSS at each whole second of the run (MB), for where the peak comes."""
+        out: list[float] = []
+        for t, mb in self.samples:
+            if t >= t0 + len(out):
+                out.append(round(mb, 1))
+        return out
+
     def at(self, when: float) -> float | None:
         after = [mb for t, mb in self.samples if t >= when]
         return after[0] if after else None
@@ -207,6 +215,7 @@ def scale_worker(url: str, users: int, think: float, duration: float, client: st
         "reasons": list(generator.reasons),
         "p50_ms": round(result.percentile(50) * 1000, 2) if result.requests > result.errors else None,
         "p99_ms": round(result.percentile(99) * 1000, 2) if result.requests > result.errors else None,
+        "rss_timeline_mb": sampler.timeline(t0),
         "transport": generator.transport,
         "event_loop": generator.event_loop,
     }

@@ -574,6 +574,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             if conn.usable() and now - conn.idle_since <= self._keepalive_expiry:
                 return conn
             conn.close()
+            del conn.parser  # it refers back to the connection: free both now, not at a full collection
         return None
 
     def _put_idle(self, key: PoolKey, conn: _Connection, now: float) -> None:
