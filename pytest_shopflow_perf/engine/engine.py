@@ -22,7 +22,6 @@ import functools
 import gc
 import importlib
 import math
-import random
 import ssl
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,7 +40,7 @@ from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, is_
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
 from pytest_shopflow_perf.engine.transport import RecordingTransport, TransportCounters
-from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded
+from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded, wake
 from pytest_shopflow_perf.metrics.hdr import warm_up
 from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder
 from pytest_shopflow_perf.profile.resolve import LoadProfile
@@ -65,6 +64,12 @@ MAX_EXCEPTION_SAMPLES = 10
 SPAWN_RATE_PER_S = 2000
 SPAWN_BURST = SPAWN_RATE_PER_S * TICK_S * 2
 HTTP_TRANSPORTS = ("fast", "httpcore")
+# The users alive are frozen out of the garbage collector's reach again once this many more
+# started (and by a quarter more than the last time: a bounded number of freezes per run). Each
+# full collection otherwise walks every user's objects: 26 of them cost 15 s of a 35 s run at
+# 10,000 users (issue 13), and the users fell behind their think times.
+FREEZE_MIN_USERS = 500
+FREEZE_GROWTH = 1.25
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,10 @@ def _event_loop_name() -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
+def _stopped() -> bool:
+    return True
+
+
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One context for every client: loading the CA bundle costs ~27 ms per client otherwise."""
@@ -109,15 +118,23 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 class _Slot:
-    """A running virtual user as the controller sees it."""
+    """A running virtual user as the controller sees it.
 
-    __slots__ = ("context", "id", "stop", "wake")
+    It is also its user's ``should_stop`` (called, it says whether the user must stop), so a
+    user costs no closure of its own; the think time is ended by ``wake(slot.context)``.
+    """
 
-    def __init__(self, user_id: int, context: UserContext) -> None:
+    __slots__ = ("context", "engine", "id", "stop")
+
+    def __init__(self, user_id: int, context: UserContext, engine: Engine | None = None) -> None:
         self.id = user_id
         self.context = context
+        self.engine = engine
         self.stop = False
-        self.wake = anyio.Event()
+
+    def __call__(self) -> bool:
+        engine = self.engine
+        return self.stop or (engine is not None and engine._stopping)
 
 
 class Engine(OpenModel):
@@ -185,6 +202,7 @@ class Engine(OpenModel):
         self._all_stopped = anyio.Event()
         self._t0 = 0.0
         self._best_user_rate = 0.0
+        self._frozen_users = 0  # users started when the collector last froze what was alive
         self.unfinished = 0
         self._event_loop = ""
         # Set by the second Ctrl-C just before it raises KeyboardInterrupt: only that one stops the run.
@@ -283,6 +301,7 @@ class Engine(OpenModel):
                 return
             if not profile.is_open:
                 self._adjust_users(elapsed)
+            self._freeze_started_users()
             self.recorder.roll(now)
             if now >= next_cpu_sample:
                 self.monitor.sample_cpu()
@@ -302,6 +321,20 @@ class Engine(OpenModel):
             self.monitor.record_lag(max(lag, 0.0))
             if lag > TICK_S:
                 next_tick = perf_counter()  # do not try to catch up on missed ticks
+
+    def _freeze_started_users(self) -> None:
+        """Move the users started since the last time into the collector's permanent generation.
+
+        As ``run``'s own ``gc.freeze``: they live for the run, and full collections that walk them
+        all (~0.6 s each at 10,000 users) stall the loop. Young garbage is collected first; what
+        dies after a freeze is still freed by reference counting, cycles only at the end (unfreeze).
+        """
+        started = self.monitor.users_started
+        if started - self._frozen_users < FREEZE_MIN_USERS or started < self._frozen_users * FREEZE_GROWTH:
+            return
+        self._frozen_users = started
+        gc.collect(1)
+        gc.freeze()
 
     def _note_best_rate(self) -> None:
         """The most requests per user-second any closed window has seen (closed model's speed limit)."""
@@ -361,9 +394,9 @@ class Engine(OpenModel):
         if self._iterations_left == 0:
             return  # users leave on their own once the shared iterations are used up
         target = round(self.profile.target_at(elapsed))
-        running = sorted(slot.id for slot in self._slots.values() if not slot.stop)
+        running_count = sum(1 for slot in self._slots.values() if not slot.stop)  # no sort per tick
         failed = self._failed_starts
-        have = len(running) + len(failed)  # a user whose start failed keeps its slot
+        have = running_count + len(failed)  # a user whose start failed keeps its slot
         if have < target:
             count = min(target - have, self._spawn_allowance())
             taken = self._slots
@@ -372,6 +405,7 @@ class Engine(OpenModel):
                 self._spawn(next(free_ids), self._closed_user)
             self._shortfall = target - have - count
         elif have > target:
+            running = sorted(slot.id for slot in self._slots.values() if not slot.stop)
             for user_id in running[max(0, target - len(failed)) :]:
                 self._stop_slot(self._slots[user_id])
 
@@ -397,15 +431,14 @@ class Engine(OpenModel):
 
     def _stop_slot(self, slot: _Slot) -> None:
         slot.stop = True
-        slot.wake.set()
+        wake(slot.context)
 
     # ---- virtual users -------------------------------------------------------
 
     def _spawn(self, user_id: int, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
         context = UserContext(self.recorder, self._checks, self._counters)
-        slot = _Slot(user_id, context)
-        context.should_stop = lambda: slot.stop or self._stopping
-        context.wake = slot.wake
+        slot = _Slot(user_id, context, self)
+        context.should_stop = slot
         self._slots[user_id] = slot
         self._spawn_tokens -= 1
         self.monitor.users_started += 1
@@ -446,8 +479,8 @@ class Engine(OpenModel):
 
     async def _user_task(self, slot: _Slot, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
         client = self._new_client(slot.context)
-        rng = random.Random(f"{self.profile.seed}:{slot.id}")
-        user = User(id=slot.id, client=client, rng=rng, context=slot.context)
+        # Its random is built on first use (most journeys never draw), seeded as it always was.
+        user = User(id=slot.id, client=client, context=slot.context, seed=f"{self.profile.seed}:{slot.id}")
         graceful = False
         try:
             if await self._call_hook(self.on_start, user):
@@ -467,6 +500,7 @@ class Engine(OpenModel):
             finally:
                 with anyio.CancelScope(shield=True):
                     await client.aclose()
+                slot.context.should_stop = _stopped  # no slot <-> context cycle left once it ends
                 del self._slots[slot.id]
                 if not self._slots and self._stopping:
                     self._all_stopped.set()

@@ -386,7 +386,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         self._live: set[_Connection] = set()
         self._active = 0  # requests holding a connection slot
-        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._slot_waiters: collections.deque[asyncio.Future[None]] | None = None  # built on first wait (memory)
         self.delegated = 0  # requests sent by the fallback
         self.connects = 0  # connections opened through the policy
         self.retries = 0  # requests resent on a fresh connection after a reused one closed
@@ -574,6 +574,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             if conn.usable() and now - conn.idle_since <= self._keepalive_expiry:
                 return conn
             conn.close()
+            del conn.parser  # it refers back to the connection: free both now, not at a full collection
         return None
 
     def _put_idle(self, key: PoolKey, conn: _Connection, now: float) -> None:
@@ -581,6 +582,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             conn.close()
             return
         conn.idle_since = now
+        conn.headers.clear()  # the response has its own copy: an idle connection keeps no bytes of it
+        conn.chunks.clear()
         idle = self._idle.get(key)
         if idle is None:
             idle = self._idle[key] = []
@@ -593,6 +596,8 @@ class FastTransport(httpx.AsyncBaseTransport):
         self, loop: asyncio.AbstractEventLoop, timeout: float | None, request: httpx.Request
     ) -> None:
         waiter: asyncio.Future[None] = loop.create_future()
+        if self._slot_waiters is None:
+            self._slot_waiters = collections.deque()
         self._slot_waiters.append(waiter)
 
         def expire() -> None:
@@ -614,7 +619,7 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     def _release_slot(self) -> None:
         waiters = self._slot_waiters
-        while waiters:
+        while waiters:  # None: nobody ever waited
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # the slot goes straight to the next request

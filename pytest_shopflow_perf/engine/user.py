@@ -6,6 +6,7 @@ Also the per-user context it shares with its transport (``engine/transport.py``)
 
 from __future__ import annotations
 
+import asyncio
 import random as _random
 from collections.abc import Callable
 from time import perf_counter
@@ -46,8 +47,33 @@ def is_recorded(exc: BaseException) -> bool:
     return False
 
 
+def _never_stop() -> bool:
+    return False
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def wake(context: UserContext) -> None:
+    """End the think time the user is in now, if any (it then sees ``should_stop()`` and stops)."""
+    waiter = context.wake
+    if waiter is None:
+        return
+    if isinstance(waiter, anyio.CancelScope):
+        waiter.cancel()
+    else:
+        _resolve(waiter)
+
+
 class UserContext:
-    """Per-user state shared between the ``User`` and its transport."""
+    """Per-user state shared between the ``User`` and its transport.
+
+    ``should_stop`` is shared, never a closure per user (the engine passes its slot, which is
+    callable); ``wake`` is what the current think time waits on (None outside one), so a
+    thinking user costs one future and one timer, not an Event of its own (issue 13: memory).
+    """
 
     __slots__ = ("checks", "counters", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
 
@@ -63,8 +89,10 @@ class UserContext:
         self.counters = counters
         self.last_endpoint: str | None = None
         self.pending_lateness = 0.0
-        self.should_stop: Callable[[], bool] = lambda: False
-        self.wake: Any = None  # an anyio.Event set when the user must stop
+        self.should_stop: Callable[[], bool] = _never_stop
+        # While the user thinks: the asyncio future its think time waits on (an anyio.CancelScope
+        # on trio); ``wake(context)`` ends it early. None otherwise.
+        self.wake: asyncio.Future[None] | anyio.CancelScope | None = None
 
     def take_lateness(self) -> float:
         lateness = self.pending_lateness
@@ -76,15 +104,53 @@ class User:
     """One virtual user: its own client (cookies, pool), id, state and seeded random.
 
     :param id: 0-based index, for partitioning test data (``customer{user.id}``).
+    :param rng: the user's random; without it, ``random.Random(seed)`` is built on the first
+        ``user.random`` (a user that never draws costs no generator: ~2.9 KB each), and seeded
+        with the same string, so a run's draws are the same either way.
     """
 
-    def __init__(self, *, id: int, client: httpx.AsyncClient, rng: _random.Random, context: UserContext) -> None:
+    # ``__dict__`` stays (created on first use only): journeys may keep their own attributes.
+    __slots__ = ("__dict__", "_context", "_random", "_seed", "_state", "client", "id", "iteration")
+
+    def __init__(
+        self,
+        *,
+        id: int,
+        client: httpx.AsyncClient,
+        context: UserContext,
+        rng: _random.Random | None = None,
+        seed: str | int | None = None,
+    ) -> None:
         self.id = id
         self.client = client
-        self.random = rng
-        self.state: dict[str, Any] = {}
+        self._random = rng
+        self._seed = id if seed is None else seed
+        self._state: dict[str, Any] | None = None
         self.iteration = 0
         self._context = context
+
+    @property
+    def random(self) -> _random.Random:
+        rng = self._random
+        if rng is None:
+            rng = self._random = _random.Random(self._seed)
+        return rng
+
+    @random.setter
+    def random(self, rng: _random.Random) -> None:
+        self._random = rng
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The user's own state between iterations (a login token, a cart id)."""
+        state = self._state
+        if state is None:
+            state = self._state = {}
+        return state
+
+    @state.setter
+    def state(self, value: dict[str, Any]) -> None:
+        self._state = value
 
     def __repr__(self) -> str:
         return f"<User id={self.id} iteration={self.iteration}>"
@@ -106,8 +172,7 @@ class User:
             raise StopUser
         if delay <= 0:
             return
-        with anyio.move_on_after(delay):
-            await context.wake.wait()
+        await _sleep_until_woken(context, delay)
         if context.should_stop():
             raise StopUser
 
@@ -133,3 +198,31 @@ class User:
             row = f"{CHECK_ROW_PREFIX}{name}"
             self._context.recorder.record_error(row, row, perf_counter())
         return ok
+
+
+async def _sleep_until_woken(context: UserContext, delay: float) -> None:
+    """Sleep ``delay`` seconds unless ``wake(context)`` comes first.
+
+    On asyncio (uvloop included) one future and one timer, as ``anyio.sleep`` itself costs;
+    cancellation reaches the future as it reaches ``asyncio.sleep``. Elsewhere (trio) a cancel scope.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None:
+        with anyio.CancelScope() as scope:
+            context.wake = scope
+            try:
+                await anyio.sleep(delay)
+            finally:
+                context.wake = None
+        return
+    waiter: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(delay, _resolve, waiter)
+    context.wake = waiter
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        context.wake = None
