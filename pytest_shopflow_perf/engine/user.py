@@ -18,6 +18,7 @@ from pytest_shopflow_perf.metrics.recorder import CHECK_ROW_PREFIX
 from pytest_shopflow_perf.profile.units import parse_duration
 
 if TYPE_CHECKING:
+    from pytest_shopflow_perf.engine.fast_client import FastClient
     from pytest_shopflow_perf.engine.transport import TransportCounters
     from pytest_shopflow_perf.metrics.recorder import Recorder
 
@@ -75,10 +76,15 @@ class UserContext:
 class User:
     """One virtual user: its own client (cookies, pool), id, state and seeded random.
 
+    ``client`` is an ``httpx.AsyncClient`` (``client="httpx"``, the default) or the lean
+    ``FastClient`` (``client="fast"``: httpx's request methods, more load per core).
+
     :param id: 0-based index, for partitioning test data (``customer{user.id}``).
     """
 
-    def __init__(self, *, id: int, client: httpx.AsyncClient, rng: _random.Random, context: UserContext) -> None:
+    def __init__(
+        self, *, id: int, client: httpx.AsyncClient | FastClient, rng: _random.Random, context: UserContext
+    ) -> None:
         self.id = id
         self.client = client
         self.random = rng

@@ -1,0 +1,645 @@
+"""The lean client of a virtual user (``client="fast"``): httpx's request methods, a fraction of the work.
+
+``httpx.AsyncClient`` spends about half its time per request building the ``Request`` and
+merging its URL with ``base_url``. ``FastClient`` keeps the request methods of
+``httpx.AsyncClient`` (``get``, ``post``, ... ``request``; ``params``, ``headers``, ``json``,
+``content``, ``data``, ``cookies``, ``timeout``, ``extensions``) and writes the request bytes
+itself: URLs are resolved once and cached (with their endpoint names), the client's headers are
+encoded once per change, and a body-less request with default headers is one cached ``bytes``.
+No httpx object is built on the normal path; ``FastResponse`` builds them when asked.
+
+It sends through ``FastTransport.roundtrip``, the request core of the httpx transport, and
+records every request exactly as ``RecordingTransport`` does on the httpx path (same
+``_WireClock``, endpoint names, error kinds, ``expect``, whole-request deadline, target rule,
+counters), so results are the same in both modes. Redirects are followed as httpx follows
+them, each hop its own recorded request, checked by the target rule before it is sent.
+Anything else raises ``FastClientUnsupported``, which names ``client="httpx"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json as jsonlib
+import re
+import ssl
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import httpx
+
+from pytest_shopflow_perf.engine.fast_response import (
+    FastClientUnsupported,
+    FastResponse,
+    cookie_header,
+    extract_cookies,
+    header_value,
+    unsupported,
+)
+from pytest_shopflow_perf.engine.fast_transport import DEFAULT_PORTS, FastTransport
+from pytest_shopflow_perf.engine.transport import _transport_error_kind, _WireClock
+from pytest_shopflow_perf.engine.user import mark_recorded
+from pytest_shopflow_perf.metrics.recorder import collapse_path
+from pytest_shopflow_perf.target.refused import TargetRefused
+
+if TYPE_CHECKING:
+    from pytest_shopflow_perf.engine.transport import TransportCounters
+    from pytest_shopflow_perf.engine.user import UserContext
+    from pytest_shopflow_perf.target.policy import TargetPolicy
+
+__all__ = ["FastClient", "FastClientUnsupported", "FastHeaders", "FastResponse"]
+
+USE_CLIENT_DEFAULT: Any = httpx.USE_CLIENT_DEFAULT
+MAX_REDIRECTS = 20  # httpx's DEFAULT_MAX_REDIRECTS
+REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
+MAX_ROUTES = 4096  # distinct URLs cached per client; more and the cache starts over
+# What httpx decodes (httpx._decoders.SUPPORTED_DECODERS): a compressed body is decoded by httpx itself.
+_ENCODINGS = ["gzip", "deflate"]
+if importlib.util.find_spec("brotli") or importlib.util.find_spec("brotlicffi"):
+    _ENCODINGS.append("br")
+if importlib.util.find_spec("zstandard"):
+    _ENCODINGS.append("zstd")
+# The headers an httpx.AsyncClient sends by default, so the service sees the same requests in both modes.
+DEFAULT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": ", ".join(_ENCODINGS),
+    "Connection": "keep-alive",
+    "User-Agent": f"python-httpx/{httpx.__version__}",
+}
+# A relative URL sent as written (httpx would not re-encode it): no query, escapes or dot segments.
+_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@/]*\Z")
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+# Request headers the core cannot send (it frames bodies by Content-Length and reads one response).
+_REFUSED_HEADERS = {
+    "transfer-encoding": "a Transfer-Encoding request header (streamed upload)",
+    "upgrade": "an Upgrade request header",
+    "expect": "an Expect request header",
+}
+
+
+def _encode(value: str | bytes) -> bytes:
+    raw = value if isinstance(value, bytes) else value.encode("ascii")
+    if b"\r" in raw or b"\n" in raw:
+        raise httpx.LocalProtocolError(f"invalid header {raw!r}: CR or LF in it")
+    return raw
+
+
+class FastHeaders(MutableMapping[str, str]):
+    """The client's default headers: case-insensitive and mutable (``client.headers["Authorization"] = ...``).
+
+    Every change bumps ``version``, so the client encodes them again only after a change.
+    """
+
+    __slots__ = ("_items", "version")
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        self.version = 0
+        if headers:
+            self.update(headers)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()][1]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        self._items[key.lower()] = (key, value)
+        self.version += 1
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key.lower()]
+        self.version += 1
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._items
+
+    def __repr__(self) -> str:
+        return f"FastHeaders({dict(self._items.values())!r})"
+
+    def copy(self) -> FastHeaders:
+        return FastHeaders(dict(self._items.values()))
+
+    def encoded(self) -> dict[bytes, tuple[bytes, bytes]]:
+        """lower-case name -> (name, value), as bytes."""
+        return {lower.encode("ascii"): (_encode(name), _encode(value)) for lower, (name, value) in self._items.items()}
+
+
+class Route:
+    """A URL resolved against the base URL: where it goes, what goes on the wire, its endpoint names."""
+
+    __slots__ = ("check_port", "full", "host", "key", "names", "netloc", "path", "scheme", "target")
+
+    def __init__(self, scheme: str, host: str, port: int | None, netloc: bytes, target: bytes, path: str) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.check_port = port  # None for the scheme's default port, as httpx.URL.port
+        self.key = (scheme, host, port if port is not None else DEFAULT_PORTS.get(scheme, 0))
+        self.netloc = netloc
+        self.target = target
+        self.path = path
+        self.full = f"{scheme}://{netloc.decode('ascii')}{target.decode('ascii')}"
+        self.names: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, url: httpx.URL) -> Route:
+        return cls(url.scheme, url.host, url.port, url.netloc, url.raw_path, url.path)
+
+    def url(self) -> httpx.URL:
+        return httpx.URL(self.full)
+
+    def name(self, method: str) -> str:
+        name = self.names.get(method)
+        if name is None:
+            name = self.names[method] = f"{method} {collapse_path(self.path)}"
+        return name
+
+
+def _header_items(headers: Any) -> Iterator[tuple[Any, Any]]:
+    if isinstance(headers, httpx.Headers):
+        return iter(headers.raw)
+    if isinstance(headers, Mapping):
+        return iter(headers.items())
+    return iter(headers)
+
+
+def _timeouts(timeout: Any, fallback: float) -> tuple[dict[str, float | None], float]:
+    """httpx's per-phase timeouts, and the whole-request deadline as RecordingTransport takes it."""
+    phases = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
+    limit = max((value for value in phases.values() if value is not None), default=0.0)
+    return phases, limit or fallback
+
+
+def _deadline_of(timeouts: Mapping[str, float | None], fallback: float) -> float:
+    limit = max((value for value in timeouts.values() if value is not None), default=0.0)
+    return limit or fallback
+
+
+class FastClient:
+    """The lean client (``client="fast"``): the request methods of ``httpx.AsyncClient``, recorded as it is.
+
+    :param base_url: relative URLs are joined to it as httpx joins them.
+    :param context: the virtual user's context (recorder, counters, last endpoint, lateness).
+    :param policy: the target rule each request (and each redirect hop) is checked against.
+    :param timeout: the default of every phase, and the whole-request deadline (the profile's).
+    :param max_body: bytes of a response body kept (the ``max_body`` extension first).
+    :param counters: run-wide counters (refused hosts, truncated bodies).
+    :param ssl_context: for ``https`` (shared by every user: loading CAs costs ~27 ms a context).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        context: UserContext,
+        policy: TargetPolicy,
+        timeout: float,
+        max_body: int | None,
+        counters: TransportCounters,
+        ssl_context: ssl.SSLContext,
+        follow_redirects: bool = True,
+    ) -> None:
+        base = httpx.URL(base_url)
+        if not base.raw_path.endswith(b"/"):
+            base = base.copy_with(raw_path=base.raw_path + b"/")  # as httpx: relative URLs are appended
+        self._base = base
+        self._base_route = Route.of(base)
+        self._context = context
+        self._policy = policy
+        self._timeout = timeout
+        self._timeouts, self._limit = _timeouts(timeout, timeout)
+        self._max_body = max_body
+        self._counters = counters
+        self._transport = FastTransport(
+            _no_fallback, policy, max_body=max_body, counters=counters, ssl_context=ssl_context
+        )
+        self.follow_redirects = follow_redirects
+        self.max_redirects = MAX_REDIRECTS
+        self._headers = FastHeaders(DEFAULT_HEADERS)
+        self._cookies = httpx.Cookies()
+        self._jar_used = False  # a cookie arrived or the journey touched the jar: ask it on every request
+        self._routes: dict[str, Route] = {}
+        self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, url) -> (headers version, bytes)
+        self._block: tuple[int, bytes] = (-1, b"")  # the client headers, encoded, for a headers version
+        self.is_closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        unsupported(f"client.{name}")
+
+    async def __aenter__(self) -> FastClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self.is_closed = True
+        await self._transport.aclose()
+
+    # ---- attributes of httpx.AsyncClient -------------------------------------------------
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._base
+
+    @property
+    def headers(self) -> FastHeaders:
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: Mapping[str, str]) -> None:
+        fresh = FastHeaders(DEFAULT_HEADERS)  # as httpx: the defaults, then these
+        fresh.update(headers)
+        fresh.version = self._headers.version + 1
+        self._headers = fresh
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        self._jar_used = True
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar_used = True
+        self._cookies = httpx.Cookies(cookies)
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(**self._timeouts)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        unsupported("client.stream() (streamed responses)")
+
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        unsupported("client.send() (sending an httpx.Request)")
+
+    def build_request(self, *args: Any, **kwargs: Any) -> Any:
+        unsupported("client.build_request() (httpx.Request objects)")
+
+    # ---- request methods -----------------------------------------------------------------
+
+    async def get(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        """``httpx.AsyncClient.get``: ``params``, ``headers``, ``cookies``, ``timeout``, ``extensions``."""
+        if kwargs:
+            _no_body("get", kwargs)
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        if kwargs:
+            _no_body("head", kwargs)
+        return await self.request("HEAD", url, **kwargs)
+
+    async def options(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        if kwargs:
+            _no_body("options", kwargs)
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def delete(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        if kwargs:
+            _no_body("delete", kwargs)
+        return await self.request("DELETE", url, **kwargs)
+
+    async def post(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        """``httpx.AsyncClient.post``: those of ``get`` and ``json``, ``content``, ``data``."""
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        auth: Any = USE_CLIENT_DEFAULT,
+        follow_redirects: Any = USE_CLIENT_DEFAULT,
+        timeout: Any = USE_CLIENT_DEFAULT,
+        extensions: dict[str, Any] | None = None,
+    ) -> FastResponse:
+        """Send one request (and its redirects), as ``httpx.AsyncClient.request``."""
+        if files is not None:
+            unsupported("files= (multipart uploads)")
+        if auth is not USE_CLIENT_DEFAULT and auth is not None:
+            unsupported("auth=")
+        if cookies is not None:
+            warnings.warn(  # as httpx does, word for word
+                "Setting per-request cookies=<...> is being deprecated, because the expected behaviour on "
+                "cookie persistence is ambiguous. Set cookies directly on the client instance instead.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        method = method.upper()
+        route = self._route(url, params)
+        # The body, as httpx encodes it: content, else data (form), else json.
+        body: bytes | None = None
+        body_type: bytes | None = None
+        if content is not None:
+            if isinstance(content, str):
+                body = content.encode("utf-8")
+            elif isinstance(content, (bytes, bytearray, memoryview)):
+                body = bytes(content)
+            else:
+                unsupported("content= of an iterator or stream (a body of unknown length)")
+        elif data is not None:
+            if isinstance(data, Mapping):
+                body = urlencode(
+                    [
+                        (k, _primitive(v))
+                        for k, vs in data.items()
+                        for v in (vs if isinstance(vs, (list, tuple)) else (vs,))
+                    ],
+                    doseq=True,
+                ).encode("utf-8")
+                body_type = b"application/x-www-form-urlencoded"
+            elif isinstance(data, (str, bytes)):
+                body = data.encode("utf-8") if isinstance(data, str) else data  # httpx: content= (deprecated)
+            else:
+                unsupported("data= of an iterator or stream")
+        elif json is not None:
+            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            body_type = b"application/json"
+
+        if extensions is None:
+            extensions = {}
+        explicit = extensions.get("timeout")
+        if explicit is not None:
+            timeouts, limit = explicit, _deadline_of(explicit, self._timeout)
+        elif timeout is USE_CLIENT_DEFAULT:
+            timeouts, limit = self._timeouts, self._limit
+        else:
+            timeouts, limit = _timeouts(timeout, self._timeout)
+        follow = self.follow_redirects if follow_redirects is USE_CLIENT_DEFAULT else bool(follow_redirects)
+
+        extra = None if headers is None else self._request_headers(headers)
+        history: list[FastResponse] = []
+        drop_auth = False
+        while True:
+            data_bytes = self._encode(method, url, route, extra, body, body_type, cookies, drop_auth)
+            response = await self._send(method, route, data_bytes, extensions, timeouts, limit)
+            if not follow or response.status_code not in REDIRECT_CODES:
+                break
+            location = header_value(response.raw_headers, b"location")
+            if location is None:
+                break
+            # The next hop, as httpx builds it (_build_redirect_request): method, URL, headers, body.
+            current = route.url()
+            next_url = self._redirect_url(current, location, method)
+            status = response.status_code
+            if method not in ("HEAD", "GET") and (status in (302, 303) or (status == 301 and method == "POST")):
+                body, method = None, "GET"  # Content-Type stays, as in httpx; the length goes
+                if extra is not None:
+                    extra.pop(b"content-length", None)
+            if not _same_origin(next_url, current):
+                if not _is_https_redirect(current, next_url):
+                    drop_auth = True  # and for every later hop, as httpx copies the headers on
+                if extra is not None:
+                    extra.pop(b"host", None)  # a Host of the user's stays on its origin
+            url = str(next_url)
+            route = Route.of(next_url)
+            cookies = None  # the client's jar decides the next hop's cookies
+            response.history = list(history)
+            history.append(response)
+            if len(history) > self.max_redirects:
+                raise httpx.TooManyRedirects(
+                    "Exceeded maximum allowed redirects.", request=httpx.Request(method, next_url)
+                )
+        response.history = history
+        return response
+
+    # ---- building the request ------------------------------------------------------------
+
+    def _route(self, url: str | httpx.URL, params: Any) -> Route:
+        if isinstance(url, str) and not params:
+            route = self._routes.get(url)
+            if route is None:
+                if len(self._routes) >= MAX_ROUTES:
+                    self._routes.clear()
+                    self._heads.clear()
+                route = self._routes[url] = self._resolve(url)
+            return route
+        merged = self._merge_url(httpx.URL(url))
+        if params:
+            merged = merged.copy_merge_params(params)
+        return Route.of(merged)
+
+    def _resolve(self, url: str) -> Route:
+        base = self._base_route
+        if _PLAIN_PATH.match(url) and "/." not in url:  # appended to the base path, no re-encoding needed
+            rest = url[1:]
+            return Route(base.scheme, base.host, base.check_port, base.netloc, base.target + rest.encode("ascii"),
+                         base.path + rest)  # fmt: skip
+        return Route.of(self._merge_url(httpx.URL(url)))
+
+    def _merge_url(self, url: httpx.URL) -> httpx.URL:
+        if url.is_relative_url:  # httpx's _merge_url
+            return self._base.copy_with(raw_path=self._base.raw_path + url.raw_path.lstrip(b"/"))
+        return url
+
+    def _request_headers(self, headers: Any) -> dict[bytes, tuple[bytes, bytes]]:
+        merged = self._headers.encoded()
+        for name, value in _header_items(headers):
+            raw_name, raw_value = _encode(name), _encode(value)
+            lower = raw_name.lower()
+            key = lower.decode("latin-1")
+            if key in _REFUSED_HEADERS and (key != "expect" or raw_value.strip().lower() == b"100-continue"):
+                unsupported(_REFUSED_HEADERS[key])
+            merged[lower] = (raw_name, raw_value)
+        return merged
+
+    def _encode(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        route: Route,
+        extra: dict[bytes, tuple[bytes, bytes]] | None,
+        body: bytes | None,
+        body_type: bytes | None,
+        cookies: Any,
+        drop_auth: bool,
+    ) -> bytes:
+        """The request's bytes: request line, Host, headers, Cookie, body headers, body."""
+        jar = self._jar_used and len(self._cookies.jar) > 0
+        simple = extra is None and body is None and cookies is None and not jar and not drop_auth
+        headers = self._headers
+        if simple and isinstance(url, str):
+            cached = self._heads.get((method, url))
+            if cached is not None and cached[0] == headers.version:
+                return cached[1]
+        if extra is None and not drop_auth:
+            version, block = self._block
+            if version != headers.version:
+                block = b"".join(b"%s: %s\r\n" % pair for pair in headers.encoded().values())
+                self._block = (headers.version, block)
+            parts = [method.encode("ascii"), b" ", route.target, b" HTTP/1.1\r\nHost: ", route.netloc, b"\r\n", block]
+            merged = None
+        else:
+            merged = dict(extra) if extra is not None else headers.encoded()
+            if drop_auth:
+                merged.pop(b"authorization", None)
+            host = merged.pop(b"host", None)
+            parts = [method.encode("ascii"), b" ", route.target, b" HTTP/1.1\r\nHost: ",
+                     host[1] if host is not None else route.netloc, b"\r\n"]  # fmt: skip
+            parts.append(b"".join(b"%s: %s\r\n" % pair for pair in merged.values()))
+        if (jar or cookies is not None) and (merged is None or b"cookie" not in merged):
+            source = self._cookies
+            if cookies is not None:
+                source = httpx.Cookies(self._cookies)
+                source.update(cookies)
+            cookie = cookie_header(source, route.full, method)
+            if cookie:
+                parts += (b"Cookie: ", cookie.encode("latin-1"), b"\r\n")
+        if body is not None:
+            if merged is None or b"content-length" not in merged:
+                parts.append(b"Content-Length: %d\r\n" % len(body))
+            elif merged[b"content-length"][1].strip() != str(len(body)).encode():
+                raise httpx.LocalProtocolError(
+                    f"request body is {len(body)} bytes, its Content-Length header says otherwise"
+                )
+            if body_type is not None and (merged is None or b"content-type" not in merged):
+                parts += (b"Content-Type: ", body_type, b"\r\n")
+            parts += (b"\r\n", body)
+        else:
+            if method in _BODY_METHODS and (merged is None or b"content-length" not in merged):
+                parts.append(b"Content-Length: 0\r\n")
+            if body_type is not None and (merged is None or b"content-type" not in merged):
+                parts += (b"Content-Type: ", body_type, b"\r\n")  # a redirect turned the request into a GET
+            parts.append(b"\r\n")
+        data = b"".join(parts)
+        if simple and isinstance(url, str):
+            self._heads[(method, url)] = (headers.version, data)
+        return data
+
+    def _redirect_url(self, current: httpx.URL, location: bytes, method: str) -> httpx.URL:
+        """httpx's _redirect_url: the Location header joined to the URL that answered."""
+        try:
+            text = location.decode("utf-8")
+        except UnicodeDecodeError:
+            text = location.decode("latin-1")
+        try:
+            url = httpx.URL(text)
+        except httpx.InvalidURL as exc:
+            raise httpx.RemoteProtocolError(
+                f"Invalid URL in location header: {exc}.", request=httpx.Request(method, current)
+            ) from None
+        if url.scheme and not url.host:
+            url = url.copy_with(host=current.host)
+        if url.is_relative_url:
+            url = current.join(url)
+        return url
+
+    # ---- sending and recording ---------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        route: Route,
+        data: bytes,
+        extensions: dict[str, Any],
+        timeouts: Mapping[str, float | None],
+        limit: float,
+    ) -> FastResponse:
+        """One request on the wire, recorded as RecordingTransport records it."""
+        context = self._context
+        name = extensions.get("name") or route.name(method)
+        context.last_endpoint = name
+        clock = _WireClock(name, perf_counter(), None)
+        clock.deadline = clock.start + limit
+        context.recorder.inflight.add(clock)
+        try:
+            if not self._policy.check_host(route.host, route.check_port):
+                raise TargetRefused(route.host)
+            if route.scheme not in DEFAULT_PORTS:
+                raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{route.scheme}://'.")
+            loop_deadline = asyncio.get_running_loop().time() + limit
+            status, reason, headers, body, truncated, version = await self._transport.roundtrip(
+                route.key,
+                data,
+                head=method == "HEAD",
+                max_body=extensions.get("max_body", self._max_body),
+                timeouts=timeouts,
+                clock=clock,
+                deadline=loop_deadline,
+                limit=limit,
+            )
+        except Exception as exc:
+            if isinstance(exc, TargetRefused):
+                self._counters.refused.add(exc.host)
+            clock.finish(context, _transport_error_kind(exc))
+            mark_recorded(exc)
+            if isinstance(exc, httpx.RequestError):
+                try:
+                    exc.request  # noqa: B018 - set by whoever raised it?
+                except RuntimeError:
+                    exc.request = httpx.Request(method, route.url())
+            raise
+        expect = extensions.get("expect")
+        error = None
+        if (status not in expect) if expect else status >= 400:
+            error = f"HTTP {status}"
+        if truncated:
+            self._counters.truncated_bodies += 1
+        clock.finish(context, error)
+        if extract_cookies(self._cookies, route.full, method, headers):
+            self._jar_used = True
+        return FastResponse(status, reason, headers, body, version, clock.end - clock.start, method, route, error)
+
+
+def _no_body(method: str, kwargs: dict[str, Any]) -> None:
+    """httpx's get/head/options/delete take no body: the same TypeError as theirs."""
+    for key in ("content", "data", "files", "json"):
+        if key in kwargs:
+            raise TypeError(f"FastClient.{method}() got an unexpected keyword argument {key!r}")
+
+
+def _primitive(value: Any) -> str:
+    """httpx's primitive_value_to_str: JSON-style true/false, None as empty."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _port_or_default(url: httpx.URL) -> int | None:
+    return url.port if url.port is not None else DEFAULT_PORTS.get(url.scheme)
+
+
+def _same_origin(url: httpx.URL, other: httpx.URL) -> bool:
+    return url.scheme == other.scheme and url.host == other.host and _port_or_default(url) == _port_or_default(other)
+
+
+def _is_https_redirect(url: httpx.URL, location: httpx.URL) -> bool:
+    return (
+        url.host == location.host
+        and url.scheme == "http"
+        and _port_or_default(url) == 80
+        and location.scheme == "https"
+        and _port_or_default(location) == 443
+    )
+
+
+def _no_fallback() -> httpx.AsyncBaseTransport:
+    raise AssertionError("the lean client never delegates")  # pragma: no cover - roundtrip has no fallback
