@@ -154,6 +154,11 @@ class Route:
     def of(cls, url: httpx.URL) -> Route:
         return cls(url.scheme, url.host, url.port, url.netloc, url.raw_path, url.path)
 
+    def with_query(self, query: bytes) -> Route:
+        route = Route(self.scheme, self.host, self.check_port, self.netloc, self.target + b"?" + query, self.path)
+        route.names = self.names  # same path, same endpoint names
+        return route
+
     def url(self) -> httpx.URL:
         return httpx.URL(self.full)
 
@@ -430,18 +435,24 @@ class FastClient:
     # ---- building the request ------------------------------------------------------------
 
     def _route(self, url: str | httpx.URL, params: Any) -> Route:
-        if isinstance(url, str) and not params:
+        if isinstance(url, str):
             route = self._routes.get(url)
             if route is None:
                 if len(self._routes) >= MAX_ROUTES:
                     self._routes.clear()
                     self._heads.clear()
                 route = self._routes[url] = self._resolve(url)
+        else:
+            route = Route.of(self._merge_url(url))
+        if params is None:
             return route
-        merged = self._merge_url(httpx.URL(url))
-        if params:
-            merged = merged.copy_merge_params(params)
-        return Route.of(merged)
+        if b"?" not in route.target:  # the query is the params' alone, in every httpx version
+            query = str(httpx.QueryParams(params))
+            if not query:
+                return route
+            return route.with_query(query.encode("ascii"))
+        # With a query of its own, httpx 0.28 merges the params into it and 0.29 replaces it: ask httpx.
+        return Route.of(httpx.Request("GET", route.url(), params=httpx.QueryParams(params)).url)
 
     def _resolve(self, url: str) -> Route:
         base = self._base_route
