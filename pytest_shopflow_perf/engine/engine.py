@@ -203,7 +203,7 @@ class Engine(OpenModel):
         if self.http_transport == "fast" or self.profile.client == "fast":
             modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]
         if self.profile.client == "fast":
-            modules += ["pytest_shopflow_perf.engine.fast_client", "pytest_shopflow_perf.engine.fast_response"]
+            modules += ["pytest_shopflow_perf.engine.fast_client"]  # and the modules it imports
         for module in modules:
             with contextlib.suppress(ImportError):  # imported on first connect otherwise: ~10 ms on the clock
                 importlib.import_module(module)

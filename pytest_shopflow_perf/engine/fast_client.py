@@ -19,18 +19,31 @@ Anything else raises ``FastClientUnsupported``, which names ``client="httpx"``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import json as jsonlib
-import re
 import ssl
 import warnings
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 import httpx
 
+from pytest_shopflow_perf.engine.fast_request import (
+    BODY_METHODS,
+    DEFAULT_HEADERS,
+    PLAIN_PATH,
+    REFUSED_HEADERS,
+    FastHeaders,
+    Route,
+    deadline_of,
+    encode_body,
+    header_bytes,
+    header_items,
+    is_https_redirect,
+    no_body,
+    redirect_url,
+    same_origin,
+    timeouts_of,
+)
 from pytest_shopflow_perf.engine.fast_response import (
     FastClientUnsupported,
     FastResponse,
@@ -42,7 +55,6 @@ from pytest_shopflow_perf.engine.fast_response import (
 from pytest_shopflow_perf.engine.fast_transport import DEFAULT_PORTS, FastTransport
 from pytest_shopflow_perf.engine.transport import _transport_error_kind, _WireClock
 from pytest_shopflow_perf.engine.user import mark_recorded
-from pytest_shopflow_perf.metrics.recorder import collapse_path
 from pytest_shopflow_perf.target.refused import TargetRefused
 
 if TYPE_CHECKING:
@@ -56,137 +68,6 @@ USE_CLIENT_DEFAULT: Any = httpx.USE_CLIENT_DEFAULT
 MAX_REDIRECTS = 20  # httpx's DEFAULT_MAX_REDIRECTS
 REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 MAX_ROUTES = 4096  # distinct URLs cached per client; more and the cache starts over
-# What httpx decodes (httpx._decoders.SUPPORTED_DECODERS): a compressed body is decoded by httpx itself.
-_ENCODINGS = ["gzip", "deflate"]
-if importlib.util.find_spec("brotli") or importlib.util.find_spec("brotlicffi"):
-    _ENCODINGS.append("br")
-if importlib.util.find_spec("zstandard"):
-    _ENCODINGS.append("zstd")
-# The headers an httpx.AsyncClient sends by default, so the service sees the same requests in both modes.
-DEFAULT_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": ", ".join(_ENCODINGS),
-    "Connection": "keep-alive",
-    "User-Agent": f"python-httpx/{httpx.__version__}",
-}
-# A relative URL sent as written (httpx would not re-encode it): no query, escapes or dot segments.
-_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@/]*\Z")
-_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
-# Request headers the core cannot send (it frames bodies by Content-Length and reads one response).
-_REFUSED_HEADERS = {
-    "transfer-encoding": "a Transfer-Encoding request header (streamed upload)",
-    "upgrade": "an Upgrade request header",
-    "expect": "an Expect request header",
-}
-
-
-def _encode(value: str | bytes) -> bytes:
-    raw = value if isinstance(value, bytes) else value.encode("ascii")
-    if b"\r" in raw or b"\n" in raw:
-        raise httpx.LocalProtocolError(f"invalid header {raw!r}: CR or LF in it")
-    return raw
-
-
-class FastHeaders(MutableMapping[str, str]):
-    """The client's default headers: case-insensitive and mutable (``client.headers["Authorization"] = ...``).
-
-    Every change bumps ``version``, so the client encodes them again only after a change.
-    """
-
-    __slots__ = ("_items", "version")
-
-    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
-        self._items: dict[str, tuple[str, str]] = {}
-        self.version = 0
-        if headers:
-            self.update(headers)
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()][1]
-
-    def __setitem__(self, key: str, value: str) -> None:
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        self._items[key.lower()] = (key, value)
-        self.version += 1
-
-    def __delitem__(self, key: str) -> None:
-        del self._items[key.lower()]
-        self.version += 1
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._items
-
-    def __repr__(self) -> str:
-        return f"FastHeaders({dict(self._items.values())!r})"
-
-    def copy(self) -> FastHeaders:
-        return FastHeaders(dict(self._items.values()))
-
-    def encoded(self) -> dict[bytes, tuple[bytes, bytes]]:
-        """lower-case name -> (name, value), as bytes."""
-        return {lower.encode("ascii"): (_encode(name), _encode(value)) for lower, (name, value) in self._items.items()}
-
-
-class Route:
-    """A URL resolved against the base URL: where it goes, what goes on the wire, its endpoint names."""
-
-    __slots__ = ("check_port", "full", "host", "key", "names", "netloc", "path", "scheme", "target")
-
-    def __init__(self, scheme: str, host: str, port: int | None, netloc: bytes, target: bytes, path: str) -> None:
-        self.scheme = scheme
-        self.host = host
-        self.check_port = port  # None for the scheme's default port, as httpx.URL.port
-        self.key = (scheme, host, port if port is not None else DEFAULT_PORTS.get(scheme, 0))
-        self.netloc = netloc
-        self.target = target
-        self.path = path
-        self.full = f"{scheme}://{netloc.decode('ascii')}{target.decode('ascii')}"
-        self.names: dict[str, str] = {}
-
-    @classmethod
-    def of(cls, url: httpx.URL) -> Route:
-        return cls(url.scheme, url.host, url.port, url.netloc, url.raw_path, url.path)
-
-    def with_query(self, query: bytes) -> Route:
-        route = Route(self.scheme, self.host, self.check_port, self.netloc, self.target + b"?" + query, self.path)
-        route.names = self.names  # same path, same endpoint names
-        return route
-
-    def url(self) -> httpx.URL:
-        return httpx.URL(self.full)
-
-    def name(self, method: str) -> str:
-        name = self.names.get(method)
-        if name is None:
-            name = self.names[method] = f"{method} {collapse_path(self.path)}"
-        return name
-
-
-def _header_items(headers: Any) -> Iterator[tuple[Any, Any]]:
-    if isinstance(headers, httpx.Headers):
-        return iter(headers.raw)
-    if isinstance(headers, Mapping):
-        return iter(headers.items())
-    return iter(headers)
-
-
-def _timeouts(timeout: Any, fallback: float) -> tuple[dict[str, float | None], float]:
-    """httpx's per-phase timeouts, and the whole-request deadline as RecordingTransport takes it."""
-    phases = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
-    limit = max((value for value in phases.values() if value is not None), default=0.0)
-    return phases, limit or fallback
-
-
-def _deadline_of(timeouts: Mapping[str, float | None], fallback: float) -> float:
-    limit = max((value for value in timeouts.values() if value is not None), default=0.0)
-    return limit or fallback
 
 
 class FastClient:
@@ -221,7 +102,7 @@ class FastClient:
         self._context = context
         self._policy = policy
         self._timeout = timeout
-        self._timeouts, self._limit = _timeouts(timeout, timeout)
+        self._timeouts, self._limit = timeouts_of(timeout, timeout)
         self._max_body = max_body
         self._counters = counters
         self._transport = FastTransport(
@@ -297,22 +178,22 @@ class FastClient:
     async def get(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
         """``httpx.AsyncClient.get``: ``params``, ``headers``, ``cookies``, ``timeout``, ``extensions``."""
         if kwargs:
-            _no_body("get", kwargs)
+            no_body("get", kwargs)
         return await self.request("GET", url, **kwargs)
 
     async def head(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
         if kwargs:
-            _no_body("head", kwargs)
+            no_body("head", kwargs)
         return await self.request("HEAD", url, **kwargs)
 
     async def options(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
         if kwargs:
-            _no_body("options", kwargs)
+            no_body("options", kwargs)
         return await self.request("OPTIONS", url, **kwargs)
 
     async def delete(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
         if kwargs:
-            _no_body("delete", kwargs)
+            no_body("delete", kwargs)
         return await self.request("DELETE", url, **kwargs)
 
     async def post(self, url: str | httpx.URL, **kwargs: Any) -> FastResponse:
@@ -356,44 +237,17 @@ class FastClient:
             )
         method = method.upper()
         route = self._route(url, params)
-        # The body, as httpx encodes it: content, else data (form), else json.
-        body: bytes | None = None
-        body_type: bytes | None = None
-        if content is not None:
-            if isinstance(content, str):
-                body = content.encode("utf-8")
-            elif isinstance(content, (bytes, bytearray, memoryview)):
-                body = bytes(content)
-            else:
-                unsupported("content= of an iterator or stream (a body of unknown length)")
-        elif data is not None:
-            if isinstance(data, Mapping):
-                body = urlencode(
-                    [
-                        (k, _primitive(v))
-                        for k, vs in data.items()
-                        for v in (vs if isinstance(vs, (list, tuple)) else (vs,))
-                    ],
-                    doseq=True,
-                ).encode("utf-8")
-                body_type = b"application/x-www-form-urlencoded"
-            elif isinstance(data, (str, bytes)):
-                body = data.encode("utf-8") if isinstance(data, str) else data  # httpx: content= (deprecated)
-            else:
-                unsupported("data= of an iterator or stream")
-        elif json is not None:
-            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-            body_type = b"application/json"
+        body, body_type = encode_body(content, data, json)  # as httpx: content, else data (form), else json
 
         if extensions is None:
             extensions = {}
         explicit = extensions.get("timeout")
         if explicit is not None:
-            timeouts, limit = explicit, _deadline_of(explicit, self._timeout)
+            timeouts, limit = explicit, deadline_of(explicit, self._timeout)
         elif timeout is USE_CLIENT_DEFAULT:
             timeouts, limit = self._timeouts, self._limit
         else:
-            timeouts, limit = _timeouts(timeout, self._timeout)
+            timeouts, limit = timeouts_of(timeout, self._timeout)
         follow = self.follow_redirects if follow_redirects is USE_CLIENT_DEFAULT else bool(follow_redirects)
 
         extra = None if headers is None else self._request_headers(headers)
@@ -409,14 +263,14 @@ class FastClient:
                 break
             # The next hop, as httpx builds it (_build_redirect_request): method, URL, headers, body.
             current = route.url()
-            next_url = self._redirect_url(current, location, method)
+            next_url = redirect_url(current, location, method)
             status = response.status_code
             if method not in ("HEAD", "GET") and (status in (302, 303) or (status == 301 and method == "POST")):
                 body, method = None, "GET"  # Content-Type stays, as in httpx; the length goes
                 if extra is not None:
                     extra.pop(b"content-length", None)
-            if not _same_origin(next_url, current):
-                if not _is_https_redirect(current, next_url):
+            if not same_origin(next_url, current):
+                if not is_https_redirect(current, next_url):
                     drop_auth = True  # and for every later hop, as httpx copies the headers on
                 if extra is not None:
                     extra.pop(b"host", None)  # a Host of the user's stays on its origin
@@ -456,7 +310,7 @@ class FastClient:
 
     def _resolve(self, url: str) -> Route:
         base = self._base_route
-        if _PLAIN_PATH.match(url) and "/." not in url:  # appended to the base path, no re-encoding needed
+        if PLAIN_PATH.match(url) and "/." not in url:  # appended to the base path, no re-encoding needed
             rest = url[1:]
             return Route(base.scheme, base.host, base.check_port, base.netloc, base.target + rest.encode("ascii"),
                          base.path + rest)  # fmt: skip
@@ -469,12 +323,12 @@ class FastClient:
 
     def _request_headers(self, headers: Any) -> dict[bytes, tuple[bytes, bytes]]:
         merged = self._headers.encoded()
-        for name, value in _header_items(headers):
-            raw_name, raw_value = _encode(name), _encode(value)
+        for name, value in header_items(headers):
+            raw_name, raw_value = header_bytes(name), header_bytes(value)
             lower = raw_name.lower()
             key = lower.decode("latin-1")
-            if key in _REFUSED_HEADERS and (key != "expect" or raw_value.strip().lower() == b"100-continue"):
-                unsupported(_REFUSED_HEADERS[key])
+            if key in REFUSED_HEADERS and (key != "expect" or raw_value.strip().lower() == b"100-continue"):
+                unsupported(REFUSED_HEADERS[key])
             merged[lower] = (raw_name, raw_value)
         return merged
 
@@ -531,7 +385,7 @@ class FastClient:
                 parts += (b"Content-Type: ", body_type, b"\r\n")
             parts += (b"\r\n", body)
         else:
-            if method in _BODY_METHODS and (merged is None or b"content-length" not in merged):
+            if method in BODY_METHODS and (merged is None or b"content-length" not in merged):
                 parts.append(b"Content-Length: 0\r\n")
             if body_type is not None and (merged is None or b"content-type" not in merged):
                 parts += (b"Content-Type: ", body_type, b"\r\n")  # a redirect turned the request into a GET
@@ -540,24 +394,6 @@ class FastClient:
         if simple and isinstance(url, str):
             self._heads[(method, url)] = (headers.version, data)
         return data
-
-    def _redirect_url(self, current: httpx.URL, location: bytes, method: str) -> httpx.URL:
-        """httpx's _redirect_url: the Location header joined to the URL that answered."""
-        try:
-            text = location.decode("utf-8")
-        except UnicodeDecodeError:
-            text = location.decode("latin-1")
-        try:
-            url = httpx.URL(text)
-        except httpx.InvalidURL as exc:
-            raise httpx.RemoteProtocolError(
-                f"Invalid URL in location header: {exc}.", request=httpx.Request(method, current)
-            ) from None
-        if url.scheme and not url.host:
-            url = url.copy_with(host=current.host)
-        if url.is_relative_url:
-            url = current.join(url)
-        return url
 
     # ---- sending and recording ---------------------------------------------------------------
 
@@ -614,42 +450,6 @@ class FastClient:
         if extract_cookies(self._cookies, route.full, method, headers):
             self._jar_used = True
         return FastResponse(status, reason, headers, body, version, clock.end - clock.start, method, route, error)
-
-
-def _no_body(method: str, kwargs: dict[str, Any]) -> None:
-    """httpx's get/head/options/delete take no body: the same TypeError as theirs."""
-    for key in ("content", "data", "files", "json"):
-        if key in kwargs:
-            raise TypeError(f"FastClient.{method}() got an unexpected keyword argument {key!r}")
-
-
-def _primitive(value: Any) -> str:
-    """httpx's primitive_value_to_str: JSON-style true/false, None as empty."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return ""
-    return str(value)
-
-
-def _port_or_default(url: httpx.URL) -> int | None:
-    return url.port if url.port is not None else DEFAULT_PORTS.get(url.scheme)
-
-
-def _same_origin(url: httpx.URL, other: httpx.URL) -> bool:
-    return url.scheme == other.scheme and url.host == other.host and _port_or_default(url) == _port_or_default(other)
-
-
-def _is_https_redirect(url: httpx.URL, location: httpx.URL) -> bool:
-    return (
-        url.host == location.host
-        and url.scheme == "http"
-        and _port_or_default(url) == 80
-        and location.scheme == "https"
-        and _port_or_default(location) == 443
-    )
 
 
 def _no_fallback() -> httpx.AsyncBaseTransport:

@@ -21,7 +21,7 @@ from pytest_shopflow_perf._errors import ShopflowPerfError
 from pytest_shopflow_perf.engine.user import ERROR_EXTENSION
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.engine.fast_client import Route
+    from pytest_shopflow_perf.engine.fast_request import Route
 
 __all__ = ["FastClientUnsupported", "FastResponse"]
 
