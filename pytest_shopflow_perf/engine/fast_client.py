@@ -407,6 +407,10 @@ class FastClient:
         limit: float,
     ) -> FastResponse:
         """One request on the wire, recorded as RecordingTransport records it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            unsupported("the lean client on an event loop other than asyncio or uvloop (trio)")
         context = self._context
         name = extensions.get("name") or route.name(method)
         context.last_endpoint = name
@@ -418,7 +422,7 @@ class FastClient:
                 raise TargetRefused(route.host)
             if route.scheme not in DEFAULT_PORTS:
                 raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{route.scheme}://'.")
-            loop_deadline = asyncio.get_running_loop().time() + limit
+            loop_deadline = loop.time() + limit
             status, reason, headers, body, truncated, version = await self._transport.roundtrip(
                 route.key,
                 data,

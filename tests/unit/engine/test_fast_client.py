@@ -690,3 +690,16 @@ def test_the_reference_service_end_to_end(shopflow_service: str) -> None:
 def test_json_bodies_are_compact_like_httpx() -> None:
     body = json.dumps({"a": [1, "é"]}, ensure_ascii=False, separators=(",", ":")).encode()
     assert body == httpx.Request("POST", "http://x", json={"a": [1, "é"]}).read()
+
+
+def test_on_trio_the_lean_client_says_it_needs_asyncio() -> None:
+    pytest.importorskip("trio")
+
+    async def main() -> None:
+        context = new_context()
+        client = make_client("fast", "http://127.0.0.1:9", context)
+        with pytest.raises(FastClientUnsupported, match="trio"):
+            await client.get("/")
+        assert not context.recorder.inflight
+
+    anyio.run(main, backend="trio")
