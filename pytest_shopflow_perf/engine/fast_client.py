@@ -45,6 +45,8 @@ from pytest_shopflow_perf.engine.fast_request import (
     timeouts_of,
 )
 from pytest_shopflow_perf.engine.fast_response import (
+    CookieCache,
+    CountingJar,
     FastClientUnsupported,
     FastResponse,
     cookie_header,
@@ -111,8 +113,8 @@ class FastClient:
         self.follow_redirects = follow_redirects
         self.max_redirects = MAX_REDIRECTS
         self._headers = FastHeaders(DEFAULT_HEADERS)
-        self._cookies = httpx.Cookies()
-        self._jar_used = False  # a cookie arrived or the journey touched the jar: ask it on every request
+        self._cookies = httpx.Cookies(CountingJar())
+        self._cookie_cache = CookieCache()
         self._routes: dict[str, Route] = {}
         self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, url) -> (headers version, bytes)
         self._block: tuple[int, bytes] = (-1, b"")  # the client headers, encoded, for a headers version
@@ -152,13 +154,13 @@ class FastClient:
 
     @property
     def cookies(self) -> httpx.Cookies:
-        self._jar_used = True
         return self._cookies
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
-        self._jar_used = True
-        self._cookies = httpx.Cookies(cookies)
+        fresh = httpx.Cookies(CountingJar())
+        fresh.update(cookies)
+        self._cookies = fresh
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -344,7 +346,7 @@ class FastClient:
         drop_auth: bool,
     ) -> bytes:
         """The request's bytes: request line, Host, headers, Cookie, body headers, body."""
-        jar = self._jar_used and len(self._cookies.jar) > 0
+        jar = self._cookie_cache.any(self._cookies)
         simple = extra is None and body is None and cookies is None and not jar and not drop_auth
         headers = self._headers
         if simple and isinstance(url, str):
@@ -367,11 +369,12 @@ class FastClient:
                      host[1] if host is not None else route.netloc, b"\r\n"]  # fmt: skip
             parts.append(b"".join(b"%s: %s\r\n" % pair for pair in merged.values()))
         if (jar or cookies is not None) and (merged is None or b"cookie" not in merged):
-            source = self._cookies
-            if cookies is not None:
+            if cookies is not None:  # httpx merges them into a copy of the client's jar for this request
                 source = httpx.Cookies(self._cookies)
                 source.update(cookies)
-            cookie = cookie_header(source, route.full, method)
+                cookie = cookie_header(source, route.full, method)
+            else:
+                cookie = self._cookie_cache.header(self._cookies, route.full, method)
             if cookie:
                 parts += (b"Cookie: ", cookie.encode("latin-1"), b"\r\n")
         if body is not None:
@@ -451,8 +454,7 @@ class FastClient:
         if truncated:
             self._counters.truncated_bodies += 1
         clock.finish(context, error)
-        if extract_cookies(self._cookies, route.full, method, headers):
-            self._jar_used = True
+        extract_cookies(self._cookies, route.full, method, headers)
         return FastResponse(status, reason, headers, body, version, clock.end - clock.start, method, route, error)
 
 

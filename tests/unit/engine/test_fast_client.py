@@ -398,6 +398,30 @@ async def test_cookies_are_stored_sent_back_by_path_and_deleted(kind: str) -> No
     assert set(admin.content.decode().split("; ")) == {"session=abc", "scoped=1"}
 
 
+async def test_the_cookie_header_cache_follows_the_jar() -> None:
+    """The lean client asks the stdlib jar again after any change: Set-Cookie, the journey's own, expiry."""
+    expiring = "Set-Cookie: short=1; Max-Age=1; Path=/\r\n"
+    replies = {b"/short": ok(headers=expiring), b"/secure": ok(headers="Set-Cookie: s=1; Secure; Path=/\r\n")}
+
+    def reply(head: bytes, body: bytes, i: int) -> bytes:
+        return replies.get(path_of(head), ok((header(head, "cookie") or "-").encode()))
+
+    with http_server(reply) as server:
+        async with make_client("fast", server.url, new_context()) as client:
+            await client.get("/short")
+            await client.get("/secure")  # never sent back over plain http
+            seen = [(await client.get("/")).content]
+            client.cookies.set("mine", "2")
+            seen.append((await client.get("/")).content)
+            client.cookies.delete("mine")
+            seen.append((await client.get("/")).content)
+            await anyio.sleep(2.1)  # short expires
+            seen.append((await client.get("/")).content)
+            client.cookies = {"replaced": "3"}
+            seen.append((await client.get("/")).content)
+    assert seen == [b"short=1", b"short=1; mine=2", b"short=1", b"-", b"replaced=3"]
+
+
 # ---- timeouts -------------------------------------------------------------------------------------
 
 
