@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["FastClient", "FastClientUnsupported", "FastHeaders", "FastResponse"]
 
 USE_CLIENT_DEFAULT: Any = httpx.USE_CLIENT_DEFAULT
+_NO_EXTENSIONS: dict[str, Any] = {}
 MAX_REDIRECTS = 20  # httpx's DEFAULT_MAX_REDIRECTS
 REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 MAX_ROUTES = 4096  # distinct URLs cached per client; more and the cache starts over
@@ -239,10 +240,13 @@ class FastClient:
             )
         method = method.upper()
         route = self._route(url, params)
-        body, body_type = encode_body(content, data, json)  # as httpx: content, else data (form), else json
+        if content is None and data is None and json is None:
+            body = body_type = None
+        else:
+            body, body_type = encode_body(content, data, json)  # as httpx: content, else data (form), else json
 
         if extensions is None:
-            extensions = {}
+            extensions = _NO_EXTENSIONS  # only read, never written
         explicit = extensions.get("timeout")
         if explicit is not None:
             timeouts, limit = explicit, deadline_of(explicit, self._timeout)
@@ -253,7 +257,7 @@ class FastClient:
         follow = self.follow_redirects if follow_redirects is USE_CLIENT_DEFAULT else bool(follow_redirects)
 
         extra = None if headers is None else self._request_headers(headers)
-        history: list[FastResponse] = []
+        history: list[FastResponse] | None = None
         drop_auth = False
         while True:
             data_bytes = self._encode(method, url, route, extra, body, body_type, cookies, drop_auth)
@@ -279,13 +283,16 @@ class FastClient:
             url = str(next_url)
             route = Route.of(next_url)
             cookies = None  # the client's jar decides the next hop's cookies
+            if history is None:
+                history = []
             response.history = list(history)
             history.append(response)
             if len(history) > self.max_redirects:
                 raise httpx.TooManyRedirects(
                     "Exceeded maximum allowed redirects.", request=httpx.Request(method, next_url)
                 )
-        response.history = history
+        if history is not None:
+            response.history = history
         return response
 
     # ---- building the request ------------------------------------------------------------

@@ -16,6 +16,7 @@ import json as jsonlib
 import math
 import time
 import urllib.request
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
@@ -121,7 +122,7 @@ class FastResponse:
         self._text: str | None = None
         self._headers: httpx.Headers | None = None
         self._httpx: httpx.Response | None = None
-        self.history: list[FastResponse] = []
+        self.history: Sequence[FastResponse] = ()  # the redirect responses that led here, as a list
 
     def __repr__(self) -> str:
         return f"<FastResponse [{self.status_code} {self.reason_phrase}]>"
@@ -318,7 +319,11 @@ class CookieCache:
 
     def _sync(self, jar: http.cookiejar.CookieJar) -> None:
         generation = getattr(jar, "generation", None)
-        if generation is None or generation != self.generation or time.time() >= self.expires:
+        if (
+            generation is None
+            or generation != self.generation
+            or (self.expires < math.inf and time.time() >= self.expires)
+        ):
             cookies = list(jar)
             self.nonempty = bool(cookies)
             self.expires = min((c.expires for c in cookies if c.expires is not None), default=math.inf)
