@@ -215,6 +215,53 @@ async def test_large_bodies_and_the_body_cap(kind: str) -> None:
     assert recorded(context) == {"GET /": (3, 0, {})}
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_compressed_bodies_and_charsets_decode_as_in_httpx(kind: str) -> None:
+    import gzip
+
+    replies = {
+        b"/gzip": ok(
+            gzip.compress(b'{"z": 1}'), headers="Content-Encoding: gzip\r\nContent-Type: application/json\r\n"
+        ),
+        b"/latin": ok("café".encode("latin-1"), headers="Content-Type: text/plain; charset=ISO-8859-1\r\n"),
+        b"/bogus": ok("café".encode(), headers="Content-Type: text/plain; charset=no-such-codec\r\n"),
+    }
+    with http_server(lambda head, body, i: replies[path_of(head)]) as server:
+        async with make_client(kind, server.url, new_context()) as client:
+            packed = await client.get("/gzip")
+            latin = await client.get("/latin")
+            bogus = await client.get("/bogus")
+    assert packed.json() == {"z": 1}
+    assert latin.text == "café"
+    assert bogus.text == "café"  # unknown charset: utf-8, as httpx
+
+
+async def test_client_header_changes_reach_the_wire_at_once() -> None:
+    with http_server(lambda head, body, i: ok()) as server:
+        async with make_client("fast", server.url, new_context()) as client:
+            await client.get("/")
+            client.headers["Authorization"] = "Bearer 1"
+            await client.get("/")
+            client.headers["authorization"] = "Bearer 2"
+            await client.get("/")
+            del client.headers["AUTHORIZATION"]
+            await client.get("/")
+            client.headers = {"X-Only": "yes"}
+            await client.get("/", headers={"x-only": "overridden", "X-Extra": "1"})
+            assert client.headers["x-only"] == "yes"
+            assert "accept" in client.headers
+    sent = [
+        (header(head, "authorization"), header(head, "x-only"), header(head, "x-extra")) for head, _ in server.requests
+    ]
+    assert sent == [
+        (None, None, None),
+        ("Bearer 1", None, None),
+        ("Bearer 2", None, None),
+        (None, None, None),
+        (None, "overridden", "1"),
+    ]
+
+
 # ---- URLs and request bodies: the same bytes as httpx ------------------------------------------
 
 
