@@ -119,6 +119,7 @@ class FastClient:
         self._routes: dict[str, Route] = {}
         self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, url) -> (headers version, bytes)
         self._block: tuple[int, bytes] = (-1, b"")  # the client headers, encoded, for a headers version
+        self._encoded: tuple[int, dict[bytes, tuple[bytes, bytes]]] = (-1, {})
         self.is_closed = False
 
     def __getattr__(self, name: str) -> Any:
@@ -247,6 +248,8 @@ class FastClient:
 
         if extensions is None:
             extensions = _NO_EXTENSIONS  # only read, never written
+        elif "trace" in extensions or "sni_hostname" in extensions:
+            unsupported("the trace and sni_hostname extensions")
         explicit = extensions.get("timeout")
         if explicit is not None:
             timeouts, limit = explicit, deadline_of(explicit, self._timeout)
@@ -330,8 +333,17 @@ class FastClient:
             return self._base.copy_with(raw_path=self._base.raw_path + url.raw_path.lstrip(b"/"))
         return url
 
+    def _client_headers(self) -> dict[bytes, tuple[bytes, bytes]]:
+        """The client's headers as bytes, encoded once per change (callers copy before they change it)."""
+        headers = self._headers
+        version, encoded = self._encoded
+        if version != headers.version:
+            encoded = headers.encoded()
+            self._encoded = (headers.version, encoded)
+        return encoded
+
     def _request_headers(self, headers: Any) -> dict[bytes, tuple[bytes, bytes]]:
-        merged = self._headers.encoded()
+        merged = dict(self._client_headers())
         for name, value in header_items(headers):
             raw_name, raw_value = header_bytes(name), header_bytes(value)
             lower = raw_name.lower()
@@ -363,12 +375,12 @@ class FastClient:
         if extra is None and not drop_auth:
             version, block = self._block
             if version != headers.version:
-                block = b"".join(b"%s: %s\r\n" % pair for pair in headers.encoded().values())
+                block = b"".join(b"%s: %s\r\n" % pair for pair in self._client_headers().values())
                 self._block = (headers.version, block)
             parts = [method.encode("ascii"), b" ", route.target, b" HTTP/1.1\r\nHost: ", route.netloc, b"\r\n", block]
             merged = None
         else:
-            merged = dict(extra) if extra is not None else headers.encoded()
+            merged = dict(extra if extra is not None else self._client_headers())
             if drop_auth:
                 merged.pop(b"authorization", None)
             host = merged.pop(b"host", None)

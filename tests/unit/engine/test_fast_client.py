@@ -585,6 +585,7 @@ async def test_what_the_lean_client_does_not_do_names_client_httpx() -> None:
                 lambda: client.post("/", content=upload()),
                 lambda: client.post("/", content=b"x", headers={"Expect": "100-continue"}),
                 lambda: client.get("/", headers={"Upgrade": "websocket"}),
+                lambda: client.get("/", extensions={"trace": print}),
             ]
             for call in calls:
                 with pytest.raises(FastClientUnsupported, match=r'client="httpx"'):
