@@ -165,6 +165,19 @@ async def test_server_closing_between_requests_and_mid_body(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_an_idle_connection_the_server_closed_is_retried_once(kind: str) -> None:
+    # The second request on each connection finds it closed without a byte of response (an idle-close race).
+    context = new_context()
+    with http_server(lambda head, body, i: ok() if i == 0 else (b"", True)) as server:
+        async with make_client(kind, server.url, context) as client:
+            first = await client.post("/one", content=b"1")
+            second = await client.post("/two", content=b"2")
+    assert (first.content, second.content) == (b"hello", b"hello")
+    assert [body for _, body in server.requests] == [b"1", b"2", b"2"]
+    assert recorded(context) == {"POST /one": (1, 0, {}), "POST /two": (1, 0, {})}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_head_204_304_and_1xx(kind: str) -> None:
     def reply(head: bytes, body: bytes, i: int) -> bytes:
         path = path_of(head)
