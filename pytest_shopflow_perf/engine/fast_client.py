@@ -118,7 +118,8 @@ class FastClient:
         self._cookie_cache = CookieCache()
         self._routes: dict[str, Route] = {}
         self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, url) -> (headers version, bytes)
-        self._block: tuple[int, bytes] = (-1, b"")  # the client headers, encoded, for a headers version
+        # The client headers, encoded, for a headers version (None: they hold a Host header of their own).
+        self._block: tuple[int, bytes | None] = (-1, None)
         self._encoded: tuple[int, dict[bytes, tuple[bytes, bytes]]] = (-1, {})
         self.is_closed = False
 
@@ -261,9 +262,9 @@ class FastClient:
 
         extra = None if headers is None else self._request_headers(headers)
         history: list[FastResponse] | None = None
-        drop_auth = False
+        drop_auth = off_origin = False
         while True:
-            data_bytes = self._encode(method, url, route, extra, body, body_type, cookies, drop_auth)
+            data_bytes = self._encode(method, url, route, extra, body, body_type, cookies, drop_auth, off_origin)
             response = await self._send(method, route, data_bytes, extensions, timeouts, limit)
             if not follow or response.status_code not in REDIRECT_CODES:
                 break
@@ -281,8 +282,7 @@ class FastClient:
             if not same_origin(next_url, current):
                 if not is_https_redirect(current, next_url):
                     drop_auth = True  # and for every later hop, as httpx copies the headers on
-                if extra is not None:
-                    extra.pop(b"host", None)  # a Host of the user's stays on its origin
+                off_origin = True  # a Host header of the journey's stays on its origin
             url = str(next_url)
             route = Route.of(next_url)
             cookies = None  # the client's jar decides the next hop's cookies
@@ -363,29 +363,32 @@ class FastClient:
         body_type: bytes | None,
         cookies: Any,
         drop_auth: bool,
+        off_origin: bool,
     ) -> bytes:
         """The request's bytes: request line, Host, headers, Cookie, body headers, body."""
         jar = self._cookie_cache.any(self._cookies)
-        simple = extra is None and body is None and cookies is None and not jar and not drop_auth
+        simple = extra is None and body is None and cookies is None and not jar and not drop_auth and not off_origin
         headers = self._headers
         if simple and isinstance(url, str):
             cached = self._heads.get((method, url))
             if cached is not None and cached[0] == headers.version:
                 return cached[1]
-        if extra is None and not drop_auth:
-            version, block = self._block
-            if version != headers.version:
-                block = b"".join(b"%s: %s\r\n" % pair for pair in self._client_headers().values())
-                self._block = (headers.version, block)
+        version, block = self._block
+        if version != headers.version:
+            encoded = self._client_headers()
+            block = None if b"host" in encoded else b"".join(b"%s: %s\r\n" % pair for pair in encoded.values())
+            self._block = (headers.version, block)
+        if extra is None and not drop_auth and block is not None:
             parts = [method.encode("ascii"), b" ", route.target, b" HTTP/1.1\r\nHost: ", route.netloc, b"\r\n", block]
             merged = None
-        else:
+        else:  # headers of this request, a redirect that drops some, or a Host header of the journey's
             merged = dict(extra if extra is not None else self._client_headers())
             if drop_auth:
                 merged.pop(b"authorization", None)
             host = merged.pop(b"host", None)
-            parts = [method.encode("ascii"), b" ", route.target, b" HTTP/1.1\r\nHost: ",
-                     host[1] if host is not None else route.netloc, b"\r\n"]  # fmt: skip
+            # A Host of the journey's, but on a redirect off the first origin (httpx sets the new one then).
+            name, netloc = host if host is not None and not off_origin else (b"Host", route.netloc)
+            parts = [method.encode("ascii"), b" ", route.target, b" HTTP/1.1\r\n", name, b": ", netloc, b"\r\n"]
             parts.append(b"".join(b"%s: %s\r\n" % pair for pair in merged.values()))
         if (jar or cookies is not None) and (merged is None or b"cookie" not in merged):
             if cookies is not None:  # httpx merges them into a copy of the client's jar for this request

@@ -275,6 +275,25 @@ async def test_client_header_changes_reach_the_wire_at_once() -> None:
     ]
 
 
+async def test_a_host_header_of_the_journeys_is_sent_alone_and_only_to_its_origin() -> None:
+    wire = {}
+    with http_server(lambda head, body, i: ok()) as other:
+        location = f"Location: {other.url}/there\r\n"
+        with http_server(lambda head, body, i: ok(b"", "302 Found", location) if i == 0 else ok()) as first:
+            for kind in KINDS:
+                async with make_client(kind, first.url, new_context()) as client:
+                    client.headers["Host"] = "shop.test"
+                    await client.get("/here")
+                    await client.get("/again", headers={"host": "api.test"})
+                wire[kind] = [[h for h in head.split(b"\r\n") if h.lower().startswith(b"host:")]
+                              for head, _ in first.requests + other.requests]  # fmt: skip
+                first.requests.clear()
+                other.requests.clear()
+    assert wire["fast"] == wire["httpx"]
+    assert wire["fast"][:2] == [[b"Host: shop.test"], [b"host: api.test"]]
+    assert wire["fast"][2][0].endswith(other.url.removeprefix("http://").encode())
+
+
 # ---- URLs and request bodies: the same bytes as httpx ------------------------------------------
 
 
