@@ -201,7 +201,7 @@ class Engine(OpenModel):
         warm_up()
         modules = ["h11", "httpcore._async.http11", "httpcore._backends.anyio", "httpcore._backends.auto"]
         if self.http_transport == "fast" or self.profile.client == "fast":
-            modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]
+            modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]  # and fast_wire
         if self.profile.client == "fast":
             modules += ["pytest_shopflow_perf.engine.fast_client"]  # and the modules it imports
         for module in modules:

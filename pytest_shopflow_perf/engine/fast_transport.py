@@ -43,8 +43,8 @@ A reused keep-alive connection that the server closed before sending a single by
 response is retried once on a fresh connection (the server's idle close racing the request);
 any other close raises ``httpx.RemoteProtocolError`` (``httpx.ReadError`` for a reset).
 
-One module (~650 lines): the connection protocol, its pool and the request path share the
-parser state and the keep-alive rules; splitting them would put one invariant in three files.
+The connection protocol (one TCP or TLS connection, its response parser and read timer) is
+``engine/fast_wire.py``; its pool, the request core, connecting and delegation are here.
 """
 
 from __future__ import annotations
@@ -54,13 +54,21 @@ import collections
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-import httptools
 import httpx
 
-from pytest_shopflow_perf.engine.transport import TRUNCATED_EXTENSION, TransportCounters, _deadline_error
+from pytest_shopflow_perf.engine.fast_wire import (
+    BODY_COMPLETE,
+    CONNECT_COMPLETE,
+    CONNECT_STARTED,
+    HTTP_VERSIONS,
+    Connection,
+    Stale,
+    Trace,
+)
+from pytest_shopflow_perf.engine.transport import TRUNCATED_EXTENSION, TransportCounters
 from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY
 from pytest_shopflow_perf.target.policy import TargetPolicy
 
@@ -69,17 +77,11 @@ if TYPE_CHECKING:
 
 __all__ = ["FastTransport", "Reply"]
 
-Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
 Fallback = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport]
 PoolKey = tuple[str, str, int]  # (scheme, host, port)
 # What roundtrip returns: status, reason, raw headers, body (at most max_body bytes), truncated, HTTP version.
 Reply = tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool, bytes]
 
-# The httpcore trace events RecordingTransport's _WireClock reads, and no others.
-CONNECT_STARTED = "connection.connect_tcp.started"
-CONNECT_COMPLETE = "connection.connect_tcp.complete"
-SEND_STARTED = "http11.send_request_headers.started"
-BODY_COMPLETE = "http11.receive_response_body.complete"
 
 # httpx's defaults (httpx.AsyncHTTPTransport() without limits=), as target/guarded.py
 MAX_CONNECTIONS = 100
@@ -88,7 +90,6 @@ KEEPALIVE_EXPIRY_S = 5.0
 
 _NO_TIMEOUTS: Mapping[str, float | None] = {}
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_HTTP_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 # Request headers that send the request to the fallback (lower-case names).
 _DELEGATED_HEADERS = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
 
@@ -99,300 +100,6 @@ def _is_ip(address: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class _Stale(Exception):
-    """The connection closed before any byte of the response arrived: a reused one may be retried."""
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection and its response parser; reads one response at a time (no pipelining)."""
-
-    __slots__ = (
-        "chunks",
-        "closed",
-        "complete",
-        "deadline",
-        "head",
-        "headers",
-        "headers_done",
-        "idle_since",
-        "keep_alive",
-        "last_read",
-        "limit",
-        "live",
-        "loop",
-        "parser",
-        "parser_spent",
-        "paused",
-        "read_timeout",
-        "reason",
-        "received",
-        "request",
-        "room",
-        "status",
-        "timer",
-        "transport",
-        "truncated",
-        "waiter",
-        "write_waiter",
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, live: set[_Connection]) -> None:
-        self.loop = loop
-        self.live = live
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.parser_spent = False  # after a HEAD response the parser still expects its body
-        self.closed = False
-        self.paused = False
-        self.idle_since = 0.0
-        self.waiter: asyncio.Future[None] | None = None
-        self.write_waiter: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.request: httpx.Request | None = None
-        self.read_timeout: float | None = None
-        self.deadline: float | None = None  # loop time by which the whole response must be in (lean client)
-        self.limit = 0.0  # the deadline's length, for its error message
-        self.last_read = 0.0
-        self._reset(False, None)
-
-    def _reset(self, head: bool, max_body: int | None) -> None:
-        self.status = 0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunks: list[bytes] = []
-        self.room = max_body
-        self.truncated = False
-        self.received = False
-        self.headers_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.head = head
-
-    # ---- asyncio.Protocol ----------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
-
-    def data_received(self, data: bytes) -> None:
-        waiter = self.waiter
-        if waiter is None or waiter.done():  # bytes nobody asked for (idle, or after the response)
-            self.close()
-            return
-        self.received = True
-        if self.read_timeout is not None:
-            self.last_read = self.loop.time()
-        try:
-            self.parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._fail(httpx.RemoteProtocolError(f"invalid HTTP response: {exc}", request=self.request))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._forget()
-        write_waiter = self.write_waiter
-        if write_waiter is not None and not write_waiter.done():
-            write_waiter.set_exception(httpx.WriteError(str(exc or "connection closed"), request=self.request))
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        if not self.received:
-            waiter.set_exception(_Stale())
-        elif self.headers_done and not self.head and not self._framed():
-            self.keep_alive = False
-            self._done()  # no Content-Length, not chunked: the body ends with the connection
-        elif isinstance(exc, OSError):
-            waiter.set_exception(
-                httpx.ReadError(f"connection reset while reading the response: {exc}", request=self.request)
-            )
-        elif self.headers_done:
-            waiter.set_exception(
-                httpx.RemoteProtocolError(
-                    "peer closed connection without sending the complete message body", request=self.request
-                )
-            )
-        else:
-            waiter.set_exception(
-                httpx.RemoteProtocolError(
-                    "server disconnected in the middle of the response head", request=self.request
-                )
-            )
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        write_waiter = self.write_waiter
-        if write_waiter is not None and not write_waiter.done():
-            write_waiter.set_result(None)
-
-    # ---- httptools callbacks -------------------------------------------------
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status  # may arrive in pieces
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-        self.status = self.parser.get_status_code()
-        if self.head and self.status >= 200:
-            # The parser cannot be told that a HEAD response has no body: finish here, new parser next time.
-            self.parser_spent = True
-            self.keep_alive = self.parser.should_keep_alive()
-            self._done()
-
-    def on_body(self, body: bytes) -> None:
-        if self.complete:  # bytes after a HEAD response's head: a broken server, never reuse the connection
-            self.keep_alive = False
-            return
-        room = self.room
-        if room is None:
-            self.chunks.append(body)
-        elif len(body) <= room:
-            self.room = room - len(body)
-            self.chunks.append(body)
-        else:  # past the cap: keep what fits, read the rest (timed), keep nothing of it
-            if room:
-                self.chunks.append(body[:room])
-                self.room = 0
-            self.truncated = True
-
-    def on_message_complete(self) -> None:
-        if self.complete:
-            return  # HEAD, already finished at its headers
-        if self.status < 200:  # an interim response (100, 103): the real one follows
-            self.reason = b""
-            self.headers = []
-            self.headers_done = False
-            return
-        self.keep_alive = self.parser.should_keep_alive()
-        self._done()
-
-    # ---- the connection's side of a request ------------------------------------
-
-    def _framed(self) -> bool:
-        """The response said where its body ends (Content-Length or chunked)."""
-        for name, _ in self.headers:
-            if name.lower() in (b"content-length", b"transfer-encoding"):
-                return True
-        return self.status in (204, 304)
-
-    def _done(self) -> None:
-        self.complete = True
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _fail(self, exc: BaseException) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def _due(self) -> float:
-        """Loop time at which the request in flight times out: read idle or whole-request deadline."""
-        timeout = self.read_timeout
-        deadline = self.deadline
-        if timeout is None:
-            assert deadline is not None
-            return deadline
-        due = self.last_read + timeout
-        return deadline if deadline is not None and deadline < due else due
-
-    def _on_read_timer(self) -> None:
-        # A lazy timer: it stays armed between requests (re-arming it per request costs a TimerHandle
-        # each) and, on firing, times out the request in flight or re-arms for its due time.
-        self.timer = None
-        waiter = self.waiter
-        if waiter is None or waiter.done() or (self.read_timeout is None and self.deadline is None):
-            return
-        now = self.loop.time()
-        deadline = self.deadline
-        if deadline is not None and now >= deadline:
-            waiter.set_exception(_deadline_error(self.request, self.limit))
-            return
-        timeout = self.read_timeout
-        if timeout is not None and now - self.last_read >= timeout:
-            waiter.set_exception(httpx.ReadTimeout(f"no response bytes for {timeout:g} s", request=self.request))
-            return
-        self.timer = self.loop.call_at(self._due(), self._on_read_timer)
-
-    def usable(self) -> bool:
-        transport = self.transport
-        return not self.closed and transport is not None and not transport.is_closing()
-
-    async def exchange(
-        self,
-        data: bytes,
-        request: httpx.Request | None,
-        head: bool,
-        max_body: int | None,
-        timeouts: Mapping[str, float | None],
-        trace: Trace | None,
-        clock: _WireClock | None,
-        deadline: float | None,
-    ) -> None:
-        """Send one request and read its whole response; ``_Stale`` if nothing at all came back."""
-        if not self.usable():
-            raise _Stale
-        if self.parser_spent:
-            self.parser = httptools.HttpResponseParser(self)
-            self.parser_spent = False
-        self._reset(head, max_body)
-        self.request = request
-        loop = self.loop
-        waiter = self.waiter = loop.create_future()
-        try:
-            if trace is not None:
-                await trace(SEND_STARTED, {"request": request})
-            elif clock is not None:
-                clock.send_started()
-            transport = self.transport
-            assert transport is not None
-            transport.write(data)
-            if self.paused:
-                await self._drain(timeouts.get("write"), request)
-            read_timeout = self.read_timeout = timeouts.get("read")
-            self.deadline = deadline
-            if (read_timeout is not None or deadline is not None) and not waiter.done():
-                self.last_read = loop.time()
-                due = self._due()
-                timer = self.timer
-                if timer is None or timer.when() > due:
-                    if timer is not None:
-                        timer.cancel()
-                    self.timer = loop.call_at(due, self._on_read_timer)
-            await waiter
-        finally:
-            self.waiter = None
-            self.request = None
-
-    async def _drain(self, timeout: float | None, request: httpx.Request | None) -> None:
-        """Wait until the socket takes the rest of a large request (the transport paused writing)."""
-        write_waiter = self.write_waiter = self.loop.create_future()
-        try:
-            if self.paused and not self.closed:
-                await asyncio.wait_for(write_waiter, timeout)
-        except asyncio.TimeoutError:
-            raise httpx.WriteTimeout(f"could not send the request within {timeout:g} s", request=request) from None
-        finally:
-            self.write_waiter = None
-
-    def _forget(self) -> None:
-        self.closed = True
-        self.live.discard(self)
-        timer = self.timer
-        if timer is not None:
-            timer.cancel()
-            self.timer = None
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        self._forget()
 
 
 class FastTransport(httpx.AsyncBaseTransport):
@@ -430,9 +137,9 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry = keepalive_expiry
         self._counters = counters
         self._ssl_context = ssl_context
-        self._idle: dict[PoolKey, list[_Connection]] = {}
+        self._idle: dict[PoolKey, list[Connection]] = {}
         self._idle_count = 0
-        self._live: set[_Connection] = set()
+        self._live: set[Connection] = set()
         self._active = 0  # requests holding a connection slot
         self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.delegated = 0  # requests sent by the fallback
@@ -546,7 +253,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                 conn.limit = limit
                 try:
                     await conn.exchange(data, request, head, max_body, timeouts, trace, clock, deadline)
-                except _Stale:
+                except Stale:
                     conn.close()
                     if not reused:
                         raise httpx.RemoteProtocolError(
@@ -573,7 +280,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                 conn.headers,
                 body,
                 conn.truncated,
-                _HTTP_VERSIONS.get(conn.parser.get_http_version(), b"HTTP/1.1"),
+                HTTP_VERSIONS.get(conn.parser.get_http_version(), b"HTTP/1.1"),
             )
             if conn.keep_alive and conn.usable():
                 self._put_idle(key, conn, loop.time())
@@ -606,7 +313,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         trace: Trace | None,
         clock: _WireClock | None,
         request: httpx.Request | None,
-    ) -> _Connection:
+    ) -> Connection:
         """A new connection to the address the target policy returns for ``host`` (and only there)."""
         scheme, host, port = key
         if trace is not None:
@@ -630,7 +337,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         conn = None
         failure: OSError | None = None
         for candidate in candidates:  # the other addresses of a localhost-family name are checked too
-            conn = _Connection(loop, self._live)
+            conn = Connection(loop, self._live)
             failure = await self._open(loop, conn, candidate, port, timeout, tls, host, request)
             if failure is None:
                 break
@@ -648,7 +355,7 @@ class FastTransport(httpx.AsyncBaseTransport):
     async def _open(
         self,
         loop: asyncio.AbstractEventLoop,
-        conn: _Connection,
+        conn: Connection,
         address: str,
         port: int,
         timeout: float | None,
@@ -673,7 +380,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._live.add(conn)
         return None
 
-    def _take_idle(self, key: PoolKey, now: float) -> _Connection | None:
+    def _take_idle(self, key: PoolKey, now: float) -> Connection | None:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
@@ -683,7 +390,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             conn.close()
         return None
 
-    def _put_idle(self, key: PoolKey, conn: _Connection, now: float) -> None:
+    def _put_idle(self, key: PoolKey, conn: Connection, now: float) -> None:
         if self._idle_count >= self._max_keepalive:
             conn.close()
             return
