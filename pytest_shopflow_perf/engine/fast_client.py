@@ -123,10 +123,12 @@ class FastClient:
         self._encoded: tuple[int, dict[bytes, tuple[bytes, bytes]]] = (-1, {})
         self.is_closed = False
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        unsupported(f"client.{name}")
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names of this class
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            unsupported(f"client.{name}")
 
     async def __aenter__(self) -> FastClient:
         return self

@@ -127,10 +127,12 @@ class FastResponse:
     def __repr__(self) -> str:
         return f"<FastResponse [{self.status_code} {self.reason_phrase}]>"
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        unsupported(f"response.{name}")
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names of this class
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            unsupported(f"response.{name}")
 
     # ---- the body ------------------------------------------------------------------
 
