@@ -7,9 +7,9 @@ One invocation:
    builtin raw-asyncio HTTP/1.1 keep-alive server), pinned to core 1;
 2. runs each generator in its own subprocess, pinned to core 0, for the same
    duration with the same number of closed-model users and no think time:
-   the shopflow-perf engine (its default httpcore transport, and with
-   ``http_transport="fast"``), Locust FastHttpUser, Locust HttpUser and, as a
-   reference of what the target can take, wrk;
+   the shopflow-perf engine (its httpcore transport, with ``http_transport="fast"``,
+   and with the lean client ``client="fast"``), Locust FastHttpUser, Locust
+   HttpUser and, as a reference of what the target can take, wrk;
 3. prints req/s, p50, p99, generator CPU and target CPU per generator, and the
    engine / Locust FastHttpUser ratio (the figure to track, since absolute
    numbers drift between machines and with other load).
@@ -46,7 +46,11 @@ from typing import Any, cast
 
 BODY = b'{"ok":true,"products":[1,2,3]}'
 RESULT_PREFIX = "BENCH-RESULT "
-ENGINE_NAMES = {"httpcore": "shopflow-perf engine", "fast": "shopflow-perf engine, fast transport"}
+ENGINE_NAMES = {
+    "httpcore": "shopflow-perf engine",
+    "fast": "shopflow-perf engine, fast transport",
+    "fast-client": 'shopflow-perf engine, client="fast"',
+}
 TARGET_CPU = 1
 GENERATOR_CPU = 0
 SATURATION_CPU_PERCENT = 90.0  # the engine's own threshold (monitor.CPU_LIMIT_PERCENT), used for Locust too
@@ -380,15 +384,17 @@ class Measurement:
     failed: str | None = None
 
 
-def engine_worker(url: str, users: int, duration: float, http_transport: str = "httpcore") -> Measurement:
-    """Closed model, ``users`` users, no think time, one journey: ``GET /``, over ``http_transport``."""
+def engine_worker(
+    url: str, users: int, duration: float, http_transport: str = "httpcore", client: str = "httpx"
+) -> Measurement:
+    """Closed model, ``users`` users, no think time, one journey: ``GET /``, over ``http_transport`` or ``client``."""
     import anyio
 
     from pytest_shopflow_perf.engine.engine import Engine
     from pytest_shopflow_perf.profile.resolve import Source, resolve_profile
 
     empty = Source("none", {})
-    marker = Source("bench", {"users": users, "duration": f"{duration}s"})
+    marker = Source("bench", {"users": users, "duration": f"{duration}s", "client": client})
     profile = resolve_profile(ini=empty, marker=marker, env=empty, cli=empty)
 
     async def journey(user: Any) -> None:
@@ -402,7 +408,7 @@ def engine_worker(url: str, users: int, duration: float, http_transport: str = "
     if result.extra.get("fast_transport_delegated"):
         notes.append(f"{result.extra['fast_transport_delegated']} requests delegated to httpcore")
     return Measurement(
-        generator=ENGINE_NAMES[http_transport],
+        generator=ENGINE_NAMES["fast-client" if client == "fast" else http_transport],
         requests=result.requests,
         errors=result.errors,
         seconds=result.duration,
@@ -473,6 +479,8 @@ def run_worker(args: argparse.Namespace) -> int:
         measurement = engine_worker(args.url, args.users, args.duration)
     elif args.worker == "engine-fast":
         measurement = engine_worker(args.url, args.users, args.duration, http_transport="fast")
+    elif args.worker == "engine-fast-client":
+        measurement = engine_worker(args.url, args.users, args.duration, client="fast")
     else:
         measurement = locust_worker(args.worker, args.url, args.users, args.duration)
     print(RESULT_PREFIX + json.dumps(asdict(measurement)), flush=True)
@@ -695,7 +703,11 @@ def main(argv: list[str] | None = None) -> int:
         "--fast-transport", action=argparse.BooleanOptionalAction, default=True,
         help='also run the engine with http_transport="fast" (engine/fast_transport.py); default on',
     )  # fmt: skip
-    workers = ("engine", "engine-fast", "locust-fast", "locust-http", "server")
+    parser.add_argument(
+        "--fast-client", action=argparse.BooleanOptionalAction, default=True,
+        help='also run the engine with the lean client client="fast" (engine/fast_client.py); default on',
+    )  # fmt: skip
+    workers = ("engine", "engine-fast", "engine-fast-client", "locust-fast", "locust-http", "server")
     parser.add_argument("--worker", choices=workers, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -735,6 +747,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.fast_transport:
             fast = ENGINE_NAMES["fast"]
             results.append(run_generator(fast, "engine-fast", target, args.users, args.duration, pin))
+        if args.fast_client:
+            lean = ENGINE_NAMES["fast-client"]
+            results.append(run_generator(lean, "engine-fast-client", target, args.users, args.duration, pin))
         if has_locust:
             results.append(run_generator("Locust FastHttpUser", "locust-fast", target, args.users, args.duration, pin))
             if args.locust_http:
@@ -747,6 +762,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = ratio_to(engine, reference)
     fast_engine = next((m for m in results if m.generator == ENGINE_NAMES["fast"]), None)
     fast_ratio = ratio_to(fast_engine, reference) if fast_engine is not None else None
+    lean_engine = next((m for m in results if m.generator == ENGINE_NAMES["fast-client"]), None)
+    lean_ratio = ratio_to(lean_engine, reference) if lean_engine is not None else None
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     print(
@@ -765,6 +782,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine / Locust FastHttpUser: {ratio:.2f}x", file=out)
         if fast_ratio is not None:
             print(f"engine with the fast transport / Locust FastHttpUser: {fast_ratio:.2f}x", file=out)
+        if lean_ratio is not None:
+            print(f'engine with client="fast" / Locust FastHttpUser: {lean_ratio:.2f}x', file=out)
     for note in report_notes(results):
         print(f"note: {note}", file=out)
     if load_before is not None and load_after is not None:
@@ -788,6 +807,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": [asdict(m) for m in results],
             "engine_vs_locust_fast": None if ratio is None else round(ratio, 4),
             "engine_fast_transport_vs_locust_fast": None if fast_ratio is None else round(fast_ratio, 4),
+            "engine_fast_client_vs_locust_fast": None if lean_ratio is None else round(lean_ratio, 4),
             "locust_installed": has_locust,
         }
         print(json.dumps(record), flush=True)

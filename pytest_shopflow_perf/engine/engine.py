@@ -48,6 +48,7 @@ from pytest_shopflow_perf.result.model import CheckCount, LoadResult
 from pytest_shopflow_perf.target.policy import TargetPolicy
 
 if TYPE_CHECKING:
+    from pytest_shopflow_perf.engine.fast_client import FastClient
     from pytest_shopflow_perf.target.guarded import GuardedBackend
 
 Hook = Callable[[User], Awaitable[Any]]
@@ -219,8 +220,10 @@ class Engine(OpenModel):
         """Pay one-off costs (CA bundle, lazy imports: ~100 ms) before the clock starts."""
         warm_up()
         modules = ["h11", "httpcore._async.http11", "httpcore._backends.anyio", "httpcore._backends.auto"]
-        if self.http_transport == "fast":
-            modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]
+        if self.http_transport == "fast" or self.profile.client == "fast":
+            modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]  # and fast_wire
+        if self.profile.client == "fast":
+            modules += ["pytest_shopflow_perf.engine.fast_client"]  # and the modules it imports
         for module in modules:
             with contextlib.suppress(ImportError):  # imported on first connect otherwise: ~10 ms on the clock
                 importlib.import_module(module)
@@ -445,7 +448,30 @@ class Engine(OpenModel):
         self.monitor.peak_users = max(self.monitor.peak_users, len(self._slots))
         self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
 
-    def _new_client(self, context: UserContext) -> httpx.AsyncClient:
+    def _transport_name(self) -> str:
+        """What carried the requests: the lean client's own core, the fast transport, httpcore, or a factory's."""
+        if self.transport_factory is not None:
+            return "custom"
+        return "fast" if self.profile.client == "fast" else self.http_transport
+
+    def _new_client(self, context: UserContext) -> httpx.AsyncClient | FastClient:
+        if self.profile.client == "fast":
+            if self.transport_factory is not None:
+                raise ValueError(
+                    'client="fast" (the lean client) sends over its own HTTP/1.1 connections and cannot use a '
+                    'transport_factory (an ASGI app, a mock transport): use client="httpx" with it'
+                )
+            from pytest_shopflow_perf.engine.fast_client import FastClient
+
+            return FastClient(
+                base_url=self.base_url,
+                context=context,
+                policy=self.target_policy,
+                timeout=self.profile.timeout,
+                max_body=self.profile.max_body,
+                counters=self._counters,
+                ssl_context=shared_ssl_context(),
+            )
         if self.transport_factory is not None:
             inner = self.transport_factory()
         else:
@@ -463,6 +489,7 @@ class Engine(OpenModel):
                     policy,
                     max_body=self.profile.max_body,
                     counters=self._counters,
+                    ssl_context=shared_ssl_context(),  # https natively too
                 )
             else:
                 inner = guarded_transport(self.target_policy, shared_ssl_context(), backend)
@@ -610,7 +637,7 @@ class Engine(OpenModel):
             generator=dataclasses.replace(
                 self.monitor.stats(self.recorder.clamped),
                 client=self.profile.client,
-                transport="custom" if self.transport_factory is not None else self.http_transport,
+                transport=self._transport_name(),
                 event_loop=self._event_loop,
             ),
             checks={name: CheckCount(passes, fails) for name, (passes, fails) in self._checks.items()},

@@ -7,11 +7,18 @@ and the anyio stream layers are most of that per-request cost; this transport do
 thing load tests send most (plain ``http://`` HTTP/1.1 with keep-alive, bodies of known length)
 with as little work per request as it can, and keeps the httpx API of journeys unchanged.
 
-What it does not handle it hands, per request, to the fallback transport it is given (the
-engine's guarded httpcore transport) and counts in ``delegated``: ``https``, upgrades,
-``CONNECT``, ``Expect: 100-continue``, request bodies of unknown length (``Transfer-Encoding``
-or a stream without ``Content-Length``), and any event loop that is not asyncio (trio). HTTP/2
-and proxies never reach it (httpx picks a proxy's transport by URL; HTTP/2 needs TLS).
+``https`` is sent natively too when the transport is given an ``ssl_context`` (asyncio's TLS,
+``server_hostname`` the URL's host, to the address the target rule returned). What it does not
+handle it hands, per request, to the fallback transport it is given (the engine's guarded
+httpcore transport) and counts in ``delegated``: ``https`` without an ``ssl_context`` (or with
+an ``sni_hostname`` extension), upgrades, ``CONNECT``, ``Expect: 100-continue``, request bodies
+of unknown length (``Transfer-Encoding`` or a stream without ``Content-Length``), and any event
+loop that is not asyncio (trio). HTTP/2 and proxies never reach it (httpx picks a proxy's
+transport by URL; the fast transport offers no ALPN).
+
+The request core, ``FastTransport.roundtrip`` (request bytes in; status, headers and body out),
+is shared with the lean client (``engine/fast_client.py``, ``client="fast"``), which calls it
+with its ``_WireClock`` (timed by plain calls, no trace awaits) and a whole-request deadline.
 
 The rules of the stock transport hold here too:
 
@@ -36,8 +43,8 @@ A reused keep-alive connection that the server closed before sending a single by
 response is retried once on a fresh connection (the server's idle close racing the request);
 any other close raises ``httpx.RemoteProtocolError`` (``httpx.ReadError`` for a reset).
 
-One module (~600 lines): the connection protocol, its pool and the request path share the
-parser state and the keep-alive rules; splitting them would put one invariant in three files.
+The connection protocol (one TCP or TLS connection, its response parser and read timer) is
+``engine/fast_wire.py``; its pool, the request core, connecting and delegation are here.
 """
 
 from __future__ import annotations
@@ -46,35 +53,43 @@ import asyncio
 import collections
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+import ssl
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-import httptools
 import httpx
 
+from pytest_shopflow_perf.engine.fast_wire import (
+    BODY_COMPLETE,
+    CONNECT_COMPLETE,
+    CONNECT_STARTED,
+    HTTP_VERSIONS,
+    Connection,
+    Stale,
+    Trace,
+)
 from pytest_shopflow_perf.engine.transport import TRUNCATED_EXTENSION, TransportCounters
 from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY
 from pytest_shopflow_perf.target.policy import TargetPolicy
 
-__all__ = ["FastTransport"]
+if TYPE_CHECKING:
+    from pytest_shopflow_perf.engine.transport import _WireClock
 
-Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+__all__ = ["FastTransport", "Reply"]
+
 Fallback = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport]
-PoolKey = tuple[str, str, int]
+PoolKey = tuple[str, str, int]  # (scheme, host, port)
+# What roundtrip returns: status, reason, raw headers, body (at most max_body bytes), truncated, HTTP version.
+Reply = tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool, bytes]
 
-# The httpcore trace events RecordingTransport's _WireClock reads, and no others.
-CONNECT_STARTED = "connection.connect_tcp.started"
-CONNECT_COMPLETE = "connection.connect_tcp.complete"
-SEND_STARTED = "http11.send_request_headers.started"
-BODY_COMPLETE = "http11.receive_response_body.complete"
 
 # httpx's defaults (httpx.AsyncHTTPTransport() without limits=), as target/guarded.py
 MAX_CONNECTIONS = 100
 MAX_KEEPALIVE_CONNECTIONS = 20
 KEEPALIVE_EXPIRY_S = 5.0
 
-_NO_TIMEOUTS: dict[str, float | None] = {}
-_HTTP_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
+_NO_TIMEOUTS: Mapping[str, float | None] = {}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 # Request headers that send the request to the fallback (lower-case names).
 _DELEGATED_HEADERS = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
 
@@ -87,278 +102,16 @@ def _is_ip(address: str) -> bool:
     return True
 
 
-class _Stale(Exception):
-    """The connection closed before any byte of the response arrived: a reused one may be retried."""
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection and its response parser; reads one response at a time (no pipelining)."""
-
-    __slots__ = (
-        "chunks",
-        "closed",
-        "complete",
-        "head",
-        "headers",
-        "headers_done",
-        "idle_since",
-        "keep_alive",
-        "last_read",
-        "live",
-        "loop",
-        "parser",
-        "parser_spent",
-        "paused",
-        "read_timeout",
-        "reason",
-        "received",
-        "request",
-        "room",
-        "status",
-        "timer",
-        "transport",
-        "truncated",
-        "waiter",
-        "write_waiter",
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, live: set[_Connection]) -> None:
-        self.loop = loop
-        self.live = live
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.parser_spent = False  # after a HEAD response the parser still expects its body
-        self.closed = False
-        self.paused = False
-        self.idle_since = 0.0
-        self.waiter: asyncio.Future[None] | None = None
-        self.write_waiter: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.request: httpx.Request | None = None
-        self.read_timeout: float | None = None
-        self.last_read = 0.0
-        self._reset(False, None)
-
-    def _reset(self, head: bool, max_body: int | None) -> None:
-        self.status = 0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunks: list[bytes] = []
-        self.room = max_body
-        self.truncated = False
-        self.received = False
-        self.headers_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.head = head
-
-    # ---- asyncio.Protocol ----------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
-
-    def data_received(self, data: bytes) -> None:
-        waiter = self.waiter
-        if waiter is None or waiter.done():  # bytes nobody asked for (idle, or after the response)
-            self.close()
-            return
-        self.received = True
-        if self.read_timeout is not None:
-            self.last_read = self.loop.time()
-        try:
-            self.parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._fail(httpx.RemoteProtocolError(f"invalid HTTP response: {exc}", request=self.request))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._forget()
-        write_waiter = self.write_waiter
-        if write_waiter is not None and not write_waiter.done():
-            write_waiter.set_exception(httpx.WriteError(str(exc or "connection closed"), request=self.request))
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        if not self.received:
-            waiter.set_exception(_Stale())
-        elif self.headers_done and not self.head and not self._framed():
-            self.keep_alive = False
-            self._done()  # no Content-Length, not chunked: the body ends with the connection
-        elif isinstance(exc, OSError):
-            waiter.set_exception(
-                httpx.ReadError(f"connection reset while reading the response: {exc}", request=self.request)
-            )
-        elif self.headers_done:
-            waiter.set_exception(
-                httpx.RemoteProtocolError(
-                    "peer closed connection without sending the complete message body", request=self.request
-                )
-            )
-        else:
-            waiter.set_exception(
-                httpx.RemoteProtocolError(
-                    "server disconnected in the middle of the response head", request=self.request
-                )
-            )
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        write_waiter = self.write_waiter
-        if write_waiter is not None and not write_waiter.done():
-            write_waiter.set_result(None)
-
-    # ---- httptools callbacks -------------------------------------------------
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status  # may arrive in pieces
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-        self.status = self.parser.get_status_code()
-        if self.head and self.status >= 200:
-            # The parser cannot be told that a HEAD response has no body: finish here, new parser next time.
-            self.parser_spent = True
-            self.keep_alive = self.parser.should_keep_alive()
-            self._done()
-
-    def on_body(self, body: bytes) -> None:
-        if self.complete:  # bytes after a HEAD response's head: a broken server, never reuse the connection
-            self.keep_alive = False
-            return
-        room = self.room
-        if room is None:
-            self.chunks.append(body)
-        elif len(body) <= room:
-            self.room = room - len(body)
-            self.chunks.append(body)
-        else:  # past the cap: keep what fits, read the rest (timed), keep nothing of it
-            if room:
-                self.chunks.append(body[:room])
-                self.room = 0
-            self.truncated = True
-
-    def on_message_complete(self) -> None:
-        if self.complete:
-            return  # HEAD, already finished at its headers
-        if self.status < 200:  # an interim response (100, 103): the real one follows
-            self.reason = b""
-            self.headers = []
-            self.headers_done = False
-            return
-        self.keep_alive = self.parser.should_keep_alive()
-        self._done()
-
-    # ---- the connection's side of a request ------------------------------------
-
-    def _framed(self) -> bool:
-        """The response said where its body ends (Content-Length or chunked)."""
-        for name, _ in self.headers:
-            if name.lower() in (b"content-length", b"transfer-encoding"):
-                return True
-        return self.status in (204, 304)
-
-    def _done(self) -> None:
-        self.complete = True
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _fail(self, exc: BaseException) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def _on_read_timer(self) -> None:
-        self.timer = None
-        waiter = self.waiter
-        timeout = self.read_timeout
-        if waiter is None or waiter.done() or timeout is None:
-            return
-        idle = self.loop.time() - self.last_read
-        if idle >= timeout:
-            waiter.set_exception(httpx.ReadTimeout(f"no response bytes for {timeout:g} s", request=self.request))
-        else:
-            self.timer = self.loop.call_later(timeout - idle, self._on_read_timer)
-
-    def usable(self) -> bool:
-        transport = self.transport
-        return not self.closed and transport is not None and not transport.is_closing()
-
-    async def exchange(
-        self,
-        data: bytes,
-        request: httpx.Request,
-        head: bool,
-        max_body: int | None,
-        timeouts: dict[str, float | None],
-        trace: Trace | None,
-    ) -> None:
-        """Send one request and read its whole response; ``_Stale`` if nothing at all came back."""
-        if not self.usable():
-            raise _Stale
-        if self.parser_spent:
-            self.parser = httptools.HttpResponseParser(self)
-            self.parser_spent = False
-        self._reset(head, max_body)
-        self.request = request
-        loop = self.loop
-        waiter = self.waiter = loop.create_future()
-        try:
-            if trace is not None:
-                await trace(SEND_STARTED, {"request": request})
-            transport = self.transport
-            assert transport is not None
-            transport.write(data)
-            if self.paused:
-                await self._drain(timeouts.get("write"), request)
-            read_timeout = self.read_timeout = timeouts.get("read")
-            if read_timeout is not None and not waiter.done():
-                self.last_read = loop.time()
-                self.timer = loop.call_later(read_timeout, self._on_read_timer)
-            await waiter
-        finally:
-            self.waiter = None
-            self.request = None
-            timer = self.timer
-            if timer is not None:
-                timer.cancel()
-                self.timer = None
-
-    async def _drain(self, timeout: float | None, request: httpx.Request) -> None:
-        """Wait until the socket takes the rest of a large request (the transport paused writing)."""
-        write_waiter = self.write_waiter = self.loop.create_future()
-        try:
-            if self.paused and not self.closed:
-                await asyncio.wait_for(write_waiter, timeout)
-        except asyncio.TimeoutError:
-            raise httpx.WriteTimeout(f"could not send the request within {timeout:g} s", request=request) from None
-        finally:
-            self.write_waiter = None
-
-    def _forget(self) -> None:
-        self.closed = True
-        self.live.discard(self)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        self._forget()
-
-
 class FastTransport(httpx.AsyncBaseTransport):
-    """Plain-HTTP/1.1 keep-alive transport on asyncio + httptools; everything else goes to ``fallback``.
+    """HTTP/1.1 keep-alive transport on asyncio + httptools; what it cannot send goes to ``fallback``.
 
     :param fallback: the transport (or a zero-argument factory of it, built on first use)
         that sends what this one does not handle: the engine passes its guarded httpcore transport.
     :param policy: the target rule every new connection is checked against (loopback only if None).
     :param max_body: bytes of a response body kept (the ``max_body`` request extension first).
     :param counters: run-wide counters; ``delegated`` is added to.
+    :param ssl_context: sends ``https`` natively with it (verification as the context says);
+        without one, ``https`` goes to the fallback.
     """
 
     def __init__(
@@ -371,6 +124,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         max_keepalive_connections: int = MAX_KEEPALIVE_CONNECTIONS,
         keepalive_expiry: float = KEEPALIVE_EXPIRY_S,
         counters: TransportCounters | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._fallback_spec = fallback
         self._fallback: httpx.AsyncBaseTransport | None = (
@@ -382,9 +136,10 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._max_keepalive = max_keepalive_connections
         self._keepalive_expiry = keepalive_expiry
         self._counters = counters
-        self._idle: dict[PoolKey, list[_Connection]] = {}
+        self._ssl_context = ssl_context
+        self._idle: dict[PoolKey, list[Connection]] = {}
         self._idle_count = 0
-        self._live: set[_Connection] = set()
+        self._live: set[Connection] = set()
         self._active = 0  # requests holding a connection slot
         self._slot_waiters: collections.deque[asyncio.Future[None]] | None = None  # built on first wait (memory)
         self.delegated = 0  # requests sent by the fallback
@@ -396,10 +151,16 @@ class FastTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         method = request.method
-        if url.scheme != "http" or method == "CONNECT":
+        scheme = url.scheme
+        extensions = request.extensions
+        if (
+            method == "CONNECT"
+            or (scheme != "http" and (scheme != "https" or self._ssl_context is None))
+            or "sni_hostname" in extensions
+        ):
             return await self._delegate(request)
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:  # trio: no asyncio loop to run a Protocol on
             return await self._delegate(request)
         length: int | None = None
@@ -433,17 +194,52 @@ class FastTransport(httpx.AsyncBaseTransport):
                     f"request body is {len(body)} bytes, its Content-Length says {length}", request=request
                 )
             parts.append(body)
-        data = b"".join(parts)
 
-        extensions = request.extensions
-        timeouts: dict[str, float | None] = extensions.get("timeout") or _NO_TIMEOUTS
-        trace: Trace | None = extensions.get("trace")
-        max_body: int | None = extensions.get("max_body", self._max_body)
-        head = method == "HEAD"
-        host = url.host
-        port = url.port or 80
-        key = ("http", host, port)
+        status, reason, headers, content, truncated, version = await self.roundtrip(
+            (scheme, url.host, url.port or DEFAULT_PORTS[scheme]),
+            b"".join(parts),
+            head=method == "HEAD",
+            max_body=extensions.get("max_body", self._max_body),
+            timeouts=extensions.get("timeout") or _NO_TIMEOUTS,
+            trace=extensions.get("trace"),
+            request=request,
+        )
+        response_extensions: dict[str, Any] = {"http_version": version, "reason_phrase": reason}
+        if truncated:
+            response_extensions[TRUNCATED_EXTENSION] = True
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), extensions=response_extensions)
 
+    async def aclose(self) -> None:
+        for conn in list(self._live):
+            conn.close()
+        self._idle.clear()
+        self._idle_count = 0
+        if self._fallback is not None:
+            await self._fallback.aclose()
+
+    # ---- the request core (httpx transport and lean client) -------------------------
+
+    async def roundtrip(
+        self,
+        key: PoolKey,
+        data: bytes,
+        *,
+        head: bool,
+        max_body: int | None,
+        timeouts: Mapping[str, float | None],
+        trace: Trace | None = None,
+        clock: _WireClock | None = None,
+        deadline: float | None = None,
+        limit: float = 0.0,
+        request: httpx.Request | None = None,
+    ) -> Reply:
+        """Send the request bytes ``data`` to ``key`` = (scheme, host, port) on a pooled connection.
+
+        Timed by ``trace`` (awaited httpcore events) or ``clock`` (plain calls); ``deadline``
+        (loop time, ``limit`` seconds after the start) bounds the read of the response as a whole.
+        httpx's exceptions carry ``request`` (None: the caller attaches one if it needs to).
+        """
+        loop = asyncio.get_running_loop()
         if self._active < self._max_connections:
             self._active += 1
         else:
@@ -453,10 +249,11 @@ class FastTransport(httpx.AsyncBaseTransport):
             reused = conn is not None
             while True:
                 if conn is None:
-                    conn = await self._connect(loop, host, port, timeouts.get("connect"), trace, request)
+                    conn = await self._connect(loop, key, timeouts.get("connect"), trace, clock, request)
+                conn.limit = limit
                 try:
-                    await conn.exchange(data, request, head, max_body, timeouts, trace)
-                except _Stale:
+                    await conn.exchange(data, request, head, max_body, timeouts, trace, clock, deadline)
+                except Stale:
                     conn.close()
                     if not reused:
                         raise httpx.RemoteProtocolError(
@@ -473,32 +270,25 @@ class FastTransport(httpx.AsyncBaseTransport):
                 break
             if trace is not None:
                 await trace(BODY_COMPLETE, {"request": request})
+            elif clock is not None:
+                clock.body_complete()
             chunks = conn.chunks
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            response_extensions: dict[str, Any] = {
-                "http_version": _HTTP_VERSIONS.get(conn.parser.get_http_version(), b"HTTP/1.1"),
-                "reason_phrase": conn.reason.strip(),
-            }
-            if conn.truncated:
-                response_extensions[TRUNCATED_EXTENSION] = True
-            response = httpx.Response(
-                conn.status, headers=conn.headers, stream=httpx.ByteStream(body), extensions=response_extensions
+            reply = (
+                conn.status,
+                conn.reason.strip(),
+                conn.headers,
+                body,
+                conn.truncated,
+                HTTP_VERSIONS.get(conn.parser.get_http_version(), b"HTTP/1.1"),
             )
             if conn.keep_alive and conn.usable():
                 self._put_idle(key, conn, loop.time())
             else:
                 conn.close()
-            return response
+            return reply
         finally:
             self._release_slot()
-
-    async def aclose(self) -> None:
-        for conn in list(self._live):
-            conn.close()
-        self._idle.clear()
-        self._idle_count = 0
-        if self._fallback is not None:
-            await self._fallback.aclose()
 
     # ---- delegation --------------------------------------------------------------
 
@@ -518,15 +308,18 @@ class FastTransport(httpx.AsyncBaseTransport):
     async def _connect(
         self,
         loop: asyncio.AbstractEventLoop,
-        host: str,
-        port: int,
+        key: PoolKey,
         timeout: float | None,
         trace: Trace | None,
-        request: httpx.Request,
-    ) -> _Connection:
+        clock: _WireClock | None,
+        request: httpx.Request | None,
+    ) -> Connection:
         """A new connection to the address the target policy returns for ``host`` (and only there)."""
+        scheme, host, port = key
         if trace is not None:
             await trace(CONNECT_STARTED, {"host": host, "port": port, "timeout": timeout})
+        elif clock is not None:
+            clock.connect_started()
         try:
             address = await self._policy.connect_address(host, port)  # TargetRefused: before any packet
         except OSError as exc:  # the name did not resolve
@@ -540,33 +333,54 @@ class FastTransport(httpx.AsyncBaseTransport):
             except OSError as exc:
                 raise httpx.ConnectError(str(exc), request=request) from exc
             candidates = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+        tls = self._ssl_context if scheme == "https" else None
         conn = None
+        failure: OSError | None = None
         for candidate in candidates:  # the other addresses of a localhost-family name are checked too
-            conn = await self._open(loop, candidate, port, timeout, request)
-            if conn is not None:
+            conn = Connection(loop, self._live)
+            failure = await self._open(loop, conn, candidate, port, timeout, tls, host, request)
+            if failure is None:
                 break
-        else:
-            raise httpx.ConnectError(f"could not connect to {host}:{port}", request=request)
+            if isinstance(failure, ssl.SSLError):  # the server answered: another address would not help
+                break
+        if failure is not None or conn is None:
+            why = f": {failure}" if failure is not None else ""
+            raise httpx.ConnectError(f"could not connect to {host}:{port}{why}", request=request)
         if trace is not None:
             await trace(CONNECT_COMPLETE, {"return_value": None})
+        elif clock is not None:
+            clock.connect_complete()
         return conn
 
     async def _open(
-        self, loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float | None, request: httpx.Request
-    ) -> _Connection | None:
-        conn = _Connection(loop, self._live)
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: Connection,
+        address: str,
+        port: int,
+        timeout: float | None,
+        tls: ssl.SSLContext | None,
+        host: str,
+        request: httpx.Request | None,
+    ) -> OSError | None:
+        """Connect ``conn`` (TLS with SNI and verification for ``host`` when ``tls``); the error if it failed."""
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: conn, address, port), timeout)
+            connecting = loop.create_connection(
+                lambda: conn, address, port, ssl=tls, server_hostname=host if tls is not None else None
+            )
+            await asyncio.wait_for(connecting, timeout)
         except asyncio.TimeoutError:
+            conn.close()
             raise httpx.ConnectTimeout(
                 f"connect to {address}:{port} took over {timeout:g} s", request=request
             ) from None
-        except OSError:
-            return None
+        except OSError as exc:
+            conn.close()
+            return exc
         self._live.add(conn)
-        return conn
+        return None
 
-    def _take_idle(self, key: PoolKey, now: float) -> _Connection | None:
+    def _take_idle(self, key: PoolKey, now: float) -> Connection | None:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
@@ -577,7 +391,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             del conn.parser  # it refers back to the connection: free both now, not at a full collection
         return None
 
-    def _put_idle(self, key: PoolKey, conn: _Connection, now: float) -> None:
+    def _put_idle(self, key: PoolKey, conn: Connection, now: float) -> None:
         if self._idle_count >= self._max_keepalive:
             conn.close()
             return
@@ -593,7 +407,7 @@ class FastTransport(httpx.AsyncBaseTransport):
     # ---- the limit of requests in flight -------------------------------------------
 
     async def _wait_for_slot(
-        self, loop: asyncio.AbstractEventLoop, timeout: float | None, request: httpx.Request
+        self, loop: asyncio.AbstractEventLoop, timeout: float | None, request: httpx.Request | None
     ) -> None:
         waiter: asyncio.Future[None] = loop.create_future()
         if self._slot_waiters is None:

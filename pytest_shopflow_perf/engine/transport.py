@@ -104,19 +104,33 @@ class _WireClock:
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event.endswith("send_request_headers.started"):
-            now = self.start = perf_counter()
-            self.wait_s = max(0.0, now - self.entry - self.connect_s)
+            self.send_started()
         elif event.endswith("receive_response_body.complete"):
             self.end = perf_counter()
         elif event.startswith("connection."):
             if event.endswith(("connect_tcp.started", "connect_unix_socket.started")):
                 self.connect_start = perf_counter()
             elif event.endswith(("connect_tcp.complete", "connect_unix_socket.complete", "start_tls.complete")):
-                now = perf_counter()
-                self.connect_s += now - self.connect_start  # TLS follows TCP: the sum is both
-                self.connect_start = now
+                self.connect_complete()
         if self.chained is not None:
             await self.chained(event, info)
+
+    # The events as plain calls, for a transport that times the request itself (no await each).
+
+    def connect_started(self) -> None:
+        self.connect_start = perf_counter()
+
+    def connect_complete(self) -> None:
+        now = perf_counter()
+        self.connect_s += now - self.connect_start  # TLS follows TCP: the sum is both
+        self.connect_start = now
+
+    def send_started(self) -> None:
+        now = self.start = perf_counter()
+        self.wait_s = max(0.0, now - self.entry - self.connect_s)
+
+    def body_complete(self) -> None:
+        self.end = perf_counter()
 
     def finish(self, context: UserContext, error: str | None) -> None:
         if self.done:
@@ -135,7 +149,7 @@ class _WireClock:
         )
 
 
-def _deadline_error(request: httpx.Request, limit: float) -> httpx.ReadTimeout:
+def _deadline_error(request: httpx.Request | None, limit: float) -> httpx.ReadTimeout:
     """httpx's own timeout class, so a journey's ``except httpx.TimeoutException`` sees a normal timeout."""
     return httpx.ReadTimeout(f"request exceeded its {limit:g} s deadline", request=request)
 

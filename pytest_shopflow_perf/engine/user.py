@@ -19,6 +19,7 @@ from pytest_shopflow_perf.metrics.recorder import CHECK_ROW_PREFIX
 from pytest_shopflow_perf.profile.units import parse_duration
 
 if TYPE_CHECKING:
+    from pytest_shopflow_perf.engine.fast_client import FastClient
     from pytest_shopflow_perf.engine.transport import TransportCounters
     from pytest_shopflow_perf.metrics.recorder import Recorder
 
@@ -103,6 +104,9 @@ class UserContext:
 class User:
     """One virtual user: its own client (cookies, pool), id, state and seeded random.
 
+    ``client`` is an ``httpx.AsyncClient`` (``client="httpx"``, the default) or the lean
+    ``FastClient`` (``client="fast"``: httpx's request methods, more load per core).
+
     :param id: 0-based index, for partitioning test data (``customer{user.id}``).
     :param rng: the user's random; without it, ``random.Random(seed)`` is built on the first
         ``user.random`` (a user that never draws costs no generator: ~2.9 KB each), and seeded
@@ -116,7 +120,7 @@ class User:
         self,
         *,
         id: int,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | FastClient,
         context: UserContext,
         rng: _random.Random | None = None,
         seed: str | int | None = None,

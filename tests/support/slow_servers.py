@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -19,8 +20,11 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 
 
 @contextlib.contextmanager
-def serve(handler: Handler, *, backlog: int = 100) -> Iterator[str]:
-    """``with serve(handler) as url:`` runs ``handler`` for every connection until the block ends."""
+def serve(handler: Handler, *, backlog: int = 100, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """``with serve(handler) as url:`` runs ``handler`` for every connection until the block ends.
+
+    With ``tls`` (a server context, e.g. from trustme) it serves https.
+    """
     ready = threading.Event()
     state: dict[str, object] = {}
 
@@ -34,7 +38,7 @@ def serve(handler: Handler, *, backlog: int = 100) -> Iterator[str]:
 
     async def main() -> None:
         stop = asyncio.Event()
-        server = await asyncio.start_server(guarded, "127.0.0.1", 0, backlog=backlog)
+        server = await asyncio.start_server(guarded, "127.0.0.1", 0, backlog=backlog, ssl=tls)
         state.update(port=server.sockets[0].getsockname()[1], loop=asyncio.get_running_loop(), stop=stop)
         ready.set()
         async with server:
@@ -48,7 +52,7 @@ def serve(handler: Handler, *, backlog: int = 100) -> Iterator[str]:
     thread.start()
     ready.wait(10)
     try:
-        yield f"http://127.0.0.1:{state['port']}"
+        yield f"{'https' if tls is not None else 'http'}://127.0.0.1:{state['port']}"
     finally:
         loop = state["loop"]
         assert isinstance(loop, asyncio.AbstractEventLoop)
