@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_shopflow_perf._errors import ShopflowPerfError
     from pytest_shopflow_perf.engine.engine import Progress
+    from pytest_shopflow_perf.engine.fast_client import FastClient
+    from pytest_shopflow_perf.engine.fast_response import FastClientUnsupported
     from pytest_shopflow_perf.engine.user import StopUser, User
     from pytest_shopflow_perf.faults.actions import Action, action, service_faults
     from pytest_shopflow_perf.faults.run import FaultPlan
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Action",
     "BaselineError",
+    "FastClient",
+    "FastClientUnsupported",
     "Fault",
     "FaultPlan",
     "Finding",
@@ -86,6 +90,8 @@ _HOMES = {
     "BaselineError": "verdicts.baseline",
     "Fault": "faults.spec",
     "FaultPlan": "faults.run",
+    "FastClient": "engine.fast_client",
+    "FastClientUnsupported": "engine.fast_response",
     "Finding": "verdicts.regression",
     "GeneratorStats": "result.model",
     "LoadProfile": "profile.resolve",

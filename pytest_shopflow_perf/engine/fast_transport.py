@@ -396,8 +396,9 @@ class FastTransport(httpx.AsyncBaseTransport):
             conn.close()
             return
         conn.idle_since = now
-        conn.headers.clear()  # the response has its own copy: an idle connection keeps no bytes of it
-        conn.chunks.clear()
+        # The response took these lists: an idle connection keeps no reference to its last response.
+        conn.headers = []
+        conn.chunks = []
         idle = self._idle.get(key)
         if idle is None:
             idle = self._idle[key] = []

@@ -7,11 +7,13 @@ import pytest
 pytest_plugins = ["pytester"]
 
 TESTS = """
+import httpx
 import pytest
 from pytest_shopflow_perf import User
+from pytest_shopflow_perf import FastClient
 
 async def browse(user: User) -> None:
-    assert type(user.client).__name__ == EXPECTED
+    assert isinstance(user.client, EXPECTED)
     r = await user.client.get("/api/products")
     item = user.random.choice(r.json()["items"])
     (await user.client.get(f"/api/products/{item['id']}")).raise_for_status()
@@ -39,8 +41,8 @@ def _quiet_pytest_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_client_fast_from_the_marker_and_the_command_line(
     pytester: pytest.Pytester, delay_server: str, option: tuple[str, ...], client: str
 ) -> None:
-    expected = {"httpx": "AsyncClient", "fast": "FastClient"}[client]
-    path = pytester.makepyfile(TESTS.replace("EXPECTED", repr(expected)).replace("CLIENT", repr(client)))
+    expected = {"httpx": "httpx.AsyncClient", "fast": "FastClient"}[client]
+    path = pytester.makepyfile(TESTS.replace("EXPECTED", expected).replace("CLIENT", repr(client)))
     result = pytester.runpytest_subprocess("--perf-base-url", delay_server, *option, f"{path.name}::test_option")
     result.assert_outcomes(passed=1)
     if client == "fast":  # the marker's client="fast", the command line saying nothing
