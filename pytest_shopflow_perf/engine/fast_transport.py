@@ -57,6 +57,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
 import httpx
 
 from pytest_shopflow_perf.engine.fast_wire import (
@@ -68,7 +69,12 @@ from pytest_shopflow_perf.engine.fast_wire import (
     Stale,
     Trace,
 )
-from pytest_shopflow_perf.engine.transport import TRUNCATED_EXTENSION, TransportCounters
+from pytest_shopflow_perf.engine.transport import (
+    DEADLINE_EXTENSION,
+    TRUNCATED_EXTENSION,
+    TransportCounters,
+    _deadline_error,
+)
 from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY
 from pytest_shopflow_perf.target.policy import TargetPolicy
 
@@ -100,6 +106,14 @@ def _is_ip(address: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _within(timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
+    """A phase's timeout, cut to what is left of the whole-request deadline (loop time)."""
+    if deadline is None:
+        return timeout
+    left = max(0.0, deadline - loop.time())
+    return left if timeout is None or left < timeout else timeout
 
 
 class FastTransport(httpx.AsyncBaseTransport):
@@ -145,6 +159,8 @@ class FastTransport(httpx.AsyncBaseTransport):
         self.delegated = 0  # requests sent by the fallback
         self.connects = 0  # connections opened through the policy
         self.retries = 0  # requests resent on a fresh connection after a reused one closed
+
+    holds_deadline = True  # RecordingTransport's whole-request deadline is kept here (DEADLINE_EXTENSION)
 
     # ---- httpx.AsyncBaseTransport ------------------------------------------------
 
@@ -195,6 +211,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                 )
             parts.append(body)
 
+        limit: float | None = extensions.get(DEADLINE_EXTENSION)
         status, reason, headers, content, truncated, version = await self.roundtrip(
             (scheme, url.host, url.port or DEFAULT_PORTS[scheme]),
             b"".join(parts),
@@ -202,6 +219,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             max_body=extensions.get("max_body", self._max_body),
             timeouts=extensions.get("timeout") or _NO_TIMEOUTS,
             trace=extensions.get("trace"),
+            deadline=None if limit is None else asyncio.get_running_loop().time() + limit,
+            limit=limit or 0.0,
             request=request,
         )
         response_extensions: dict[str, Any] = {"http_version": version, "reason_phrase": reason}
@@ -243,13 +262,14 @@ class FastTransport(httpx.AsyncBaseTransport):
         if self._active < self._max_connections:
             self._active += 1
         else:
-            await self._wait_for_slot(loop, timeouts.get("pool"), request)
+            await self._wait_for_slot(loop, _within(timeouts.get("pool"), deadline, loop), request)
         try:
             conn = self._take_idle(key, loop.time())
             reused = conn is not None
             while True:
                 if conn is None:
-                    conn = await self._connect(loop, key, timeouts.get("connect"), trace, clock, request)
+                    connect_timeout = _within(timeouts.get("connect"), deadline, loop)
+                    conn = await self._connect(loop, key, connect_timeout, trace, clock, request)
                 conn.limit = limit
                 try:
                     await conn.exchange(data, request, head, max_body, timeouts, trace, clock, deadline)
@@ -301,7 +321,12 @@ class FastTransport(httpx.AsyncBaseTransport):
             spec = self._fallback_spec
             assert not isinstance(spec, httpx.AsyncBaseTransport)
             fallback = self._fallback = spec()
-        return await fallback.handle_async_request(request)
+        limit: float | None = request.extensions.get(DEADLINE_EXTENSION)
+        if limit is None:
+            return await fallback.handle_async_request(request)
+        with anyio.move_on_after(limit):  # the deadline RecordingTransport left to this transport
+            return await fallback.handle_async_request(request)
+        raise _deadline_error(request, limit)
 
     # ---- connections -------------------------------------------------------------
 

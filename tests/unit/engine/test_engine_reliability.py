@@ -205,6 +205,37 @@ def test_timeout_is_a_deadline_for_the_whole_request(handler) -> None:
     assert "deadline" in str(seen[0])
 
 
+@pytest.mark.parametrize("http_transport", ["fast", "httpcore"])
+def test_a_request_the_fast_transport_delegates_keeps_the_deadline(http_transport: str) -> None:
+    """A body of unknown length goes to httpcore: the deadline the fast transport holds still cuts it."""
+    seen: list[BaseException] = []
+
+    async def body():
+        yield b"part"
+
+    async def journey(user):
+        try:
+            await user.client.post("/", content=body())
+        except httpx.TimeoutException as exc:
+            seen.append(exc)
+
+    with serve(trickle_headers) as url:
+        result = run(
+            journey,
+            users=1,
+            duration="1500ms",
+            timeout="500ms",
+            graceful_stop="1s",
+            base_url=url,
+            http_transport=http_transport,
+        )
+    assert result.errors_by_kind.get("timeout", 0) >= 2
+    assert "unfinished" not in result.errors_by_kind
+    assert "deadline" in str(seen[0])
+    if http_transport == "fast":
+        assert result.extra["fast_transport_delegated"] == result.requests
+
+
 def test_a_request_timeout_overrides_the_profile_deadline() -> None:
     async def journey(user):
         with contextlib.suppress(httpx.TimeoutException):
