@@ -89,8 +89,8 @@ async def measure_parts(url: str, count: int) -> list[dict[str, Any]]:
 
     import httpx
 
-    row("engine client (httpx.AsyncClient + RecordingTransport + FastTransport), as _new_client builds it",
-        "Engine._new_client(context)", lambda i: engine._new_client(UserContext(recorder, checks, counters)))  # fmt: skip
+    row("engine client (httpx.AsyncClient + RecordingTransport + FastTransport), as Engine.clients builds it",
+        "Engine.clients.new(context)", lambda i: engine.clients.new(UserContext(recorder, checks, counters)))  # fmt: skip
     row("httpx.AsyncClient alone (transport given)", "httpx.AsyncClient(base_url=..., transport=shared, ...)",
         lambda i: httpx.AsyncClient(base_url=url, transport=dummy, timeout=30.0, follow_redirects=True,
                                     trust_env=False))  # fmt: skip

@@ -8,8 +8,9 @@ on a schedule) is ``engine/arrivals.py``.
 
 The engine knows nothing of pytest; it reports progress through a callback.
 
-Over ~500 lines on purpose: the controller's state (slots, clock, window close, stop) is one
-object whose parts change together; the open model, journeys and the result summary are apart.
+Over ~500 lines on purpose: the controller's state (slots, clock, window close, stop, the
+collector's freezes) is one object whose parts change together; the open model, journeys, the
+clients (``engine/clients.py``) and the result summary are apart.
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import functools
 import gc
-import importlib
 import math
-import ssl
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -35,11 +33,11 @@ import anyio.lowlevel
 import httpx
 
 from pytest_shopflow_perf.engine.arrivals import OpenModel, dropped_iterations
-from pytest_shopflow_perf.engine.httpx_client import EngineClient, MergedUrls
+from pytest_shopflow_perf.engine.clients import Clients, event_loop_name
 from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, is_async_callable, normalize_journeys
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
-from pytest_shopflow_perf.engine.transport import RecordingTransport, TransportCounters
+from pytest_shopflow_perf.engine.transport import TransportCounters
 from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded, wake
 from pytest_shopflow_perf.metrics.hdr import warm_up
 from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder
@@ -48,8 +46,7 @@ from pytest_shopflow_perf.result.model import CheckCount, LoadResult
 from pytest_shopflow_perf.target.policy import TargetPolicy
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.engine.fast_client import FastClient
-    from pytest_shopflow_perf.target.guarded import GuardedBackend
+    pass
 
 Hook = Callable[[User], Awaitable[Any]]
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
@@ -64,7 +61,6 @@ MAX_EXCEPTION_SAMPLES = 10
 # once froze the loop for minutes; a run that wants more runs behind its profile (and says so).
 SPAWN_RATE_PER_S = 2000
 SPAWN_BURST = SPAWN_RATE_PER_S * TICK_S * 2
-HTTP_TRANSPORTS = ("fast", "httpcore")
 # The users alive are frozen out of the garbage collector's reach again once this many more
 # started (and by a quarter more than the last time: a bounded number of freezes per run). Each
 # full collection otherwise walks every user's objects: 26 of them cost 15 s of a 35 s run at
@@ -99,23 +95,8 @@ def _being_cancelled() -> bool:
     return bool(cancelling()) if cancelling is not None else False
 
 
-def _event_loop_name() -> str:
-    """``uvloop`` or ``asyncio`` (or ``trio``): which loop drives the run, for the result."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return "trio"
-    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-
-
 def _stopped() -> bool:
     return True
-
-
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One context for every client: loading the CA bundle costs ~27 ms per client otherwise."""
-    return httpx.create_ssl_context()
 
 
 class _Slot:
@@ -159,8 +140,6 @@ class Engine(OpenModel):
         target_policy: TargetPolicy | None = None,
         http_transport: str = "fast",
     ) -> None:
-        if http_transport not in HTTP_TRANSPORTS:
-            raise ValueError(f"http_transport must be one of {', '.join(HTTP_TRANSPORTS)}, not {http_transport!r}")
         self.profile = profile
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
         for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
@@ -168,12 +147,19 @@ class Engine(OpenModel):
                 raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
         self.base_url = base_url
         self.transport_factory = transport_factory
-        # Without a transport_factory: "fast" (engine/fast_transport.py, which hands what it does
-        # not handle to the httpcore transport) or "httpcore" (httpx's own pool for everything).
-        self.http_transport = http_transport
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.
         self.target_policy = target_policy if target_policy is not None else TargetPolicy()
-        self._backend: GuardedBackend | None = None  # the guarded network backend shared by every user's pool
+        self._counters = TransportCounters()
+        # Without a transport_factory, the httpx client runs over http_transport: "fast"
+        # (engine/fast_transport.py, httpcore for what it does not handle) or "httpcore".
+        self.clients = Clients(
+            profile,
+            base_url=base_url,
+            policy=self.target_policy,
+            counters=self._counters,
+            http_transport=http_transport,
+            transport_factory=transport_factory,
+        )
         self.on_start = on_start
         self.on_stop = on_stop
         self.on_progress = on_progress
@@ -185,8 +171,6 @@ class Engine(OpenModel):
         self.stop_reason: str | None = None
         self.monitor = GeneratorMonitor()
         self._checks: dict[str, list[int]] = {}
-        self._counters = TransportCounters()
-        self._merged_urls = MergedUrls()  # relative URLs merged with base_url, shared by every client
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._slots: dict[int, _Slot] = {}
         self._stopping = False
@@ -219,15 +203,8 @@ class Engine(OpenModel):
     async def _warm_up(self) -> None:
         """Pay one-off costs (CA bundle, lazy imports: ~100 ms) before the clock starts."""
         warm_up()
-        modules = ["h11", "httpcore._async.http11", "httpcore._backends.anyio", "httpcore._backends.auto"]
-        if self.http_transport == "fast" or self.profile.client == "fast":
-            modules += ["httptools", "pytest_shopflow_perf.engine.fast_transport"]  # and fast_wire
-        if self.profile.client == "fast":
-            modules += ["pytest_shopflow_perf.engine.fast_client"]  # and the modules it imports
-        for module in modules:
-            with contextlib.suppress(ImportError):  # imported on first connect otherwise: ~10 ms on the clock
-                importlib.import_module(module)
-        client = self._new_client(UserContext(Recorder(open_model=False, start=0.0), {}))
+        self.clients.warm_up()
+        client = self.clients.new(UserContext(Recorder(open_model=False, start=0.0), {}))
         await client.aclose()
         if self.transport_factory is None:
             with contextlib.suppress(Exception):  # resolve the target's name before the clock starts
@@ -235,7 +212,7 @@ class Engine(OpenModel):
                 await self.target_policy.connect_address(url.host, url.port or (443 if url.scheme == "https" else 80))
 
     async def run(self) -> LoadResult:
-        self._event_loop = _event_loop_name()
+        self._event_loop = event_loop_name()
         await self._warm_up()
         # Everything alive now lives for the whole run: keep full collections from scanning it
         # (they otherwise pause the loop ~30 ms every second and land on the latencies).
@@ -448,64 +425,8 @@ class Engine(OpenModel):
         self.monitor.peak_users = max(self.monitor.peak_users, len(self._slots))
         self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
 
-    def _transport_name(self) -> str:
-        """What carried the requests: the lean client's own core, the fast transport, httpcore, or a factory's."""
-        if self.transport_factory is not None:
-            return "custom"
-        return "fast" if self.profile.client == "fast" else self.http_transport
-
-    def _new_client(self, context: UserContext) -> httpx.AsyncClient | FastClient:
-        if self.profile.client == "fast":
-            if self.transport_factory is not None:
-                raise ValueError(
-                    'client="fast" (the lean client) sends over its own HTTP/1.1 connections and cannot use a '
-                    'transport_factory (an ASGI app, a mock transport): use client="httpx" with it'
-                )
-            from pytest_shopflow_perf.engine.fast_client import FastClient
-
-            return FastClient(
-                base_url=self.base_url,
-                context=context,
-                policy=self.target_policy,
-                timeout=self.profile.timeout,
-                max_body=self.profile.max_body,
-                counters=self._counters,
-                ssl_context=shared_ssl_context(),
-            )
-        if self.transport_factory is not None:
-            inner = self.transport_factory()
-        else:
-            from pytest_shopflow_perf.target.guarded import GuardedBackend, guarded_transport
-
-            if self._backend is None:
-                self._backend = GuardedBackend(self.target_policy)
-            backend = self._backend
-            if self.http_transport == "fast":
-                from pytest_shopflow_perf.engine.fast_transport import FastTransport
-
-                policy = self.target_policy
-                inner = FastTransport(
-                    lambda: guarded_transport(policy, shared_ssl_context(), backend),  # built on first use
-                    policy,
-                    max_body=self.profile.max_body,
-                    counters=self._counters,
-                    ssl_context=shared_ssl_context(),  # https natively too
-                )
-            else:
-                inner = guarded_transport(self.target_policy, shared_ssl_context(), backend)
-        return EngineClient(
-            merged_urls=self._merged_urls,
-            base_url=self.base_url,
-            transport=RecordingTransport(
-                inner, context, self.target_policy, timeout=self.profile.timeout, max_body=self.profile.max_body
-            ),
-            timeout=self.profile.timeout,
-            follow_redirects=True,
-            trust_env=False,  # never route load through a proxy from the environment
-        )
-
     async def _user_task(self, slot: _Slot, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
-        client = self._new_client(slot.context)
+        client = self.clients.new(slot.context)
         # Its random is built on first use (most journeys never draw), seeded as it always was.
         user = User(id=slot.id, client=client, context=slot.context, seed=f"{self.profile.seed}:{slot.id}")
         graceful = False
@@ -637,7 +558,7 @@ class Engine(OpenModel):
             generator=dataclasses.replace(
                 self.monitor.stats(self.recorder.clamped),
                 client=self.profile.client,
-                transport=self._transport_name(),
+                transport=self.clients.transport_name,
                 event_loop=self._event_loop,
             ),
             checks={name: CheckCount(passes, fails) for name, (passes, fails) in self._checks.items()},

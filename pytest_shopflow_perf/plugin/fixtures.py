@@ -141,7 +141,7 @@ class LoadRunner:
                 target_policy=policy,
                 http_transport=self._session.settings.http_transport,
             )
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # hooks that are not async, client="fast" with app=
             raise pytest.UsageError(str(exc)) from None
 
     def run(

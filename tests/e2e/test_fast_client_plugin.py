@@ -48,3 +48,22 @@ def test_client_fast_from_the_marker_and_the_command_line(
     if client == "fast":  # the marker's client="fast", the command line saying nothing
         result = pytester.runpytest_subprocess("--perf-base-url", delay_server, f"{path.name}::test_marker")
         result.assert_outcomes(passed=1)
+
+
+def test_client_fast_with_an_in_process_app_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from starlette.applications import Starlette
+
+async def ping(user):
+    await user.client.get("/")
+
+@pytest.mark.load(users=1, iterations=1, client="fast")
+def test_x(load):
+    load.run(ping, app=Starlette())
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*client="fast"*cannot use a transport_factory*use client="httpx" with it*'])

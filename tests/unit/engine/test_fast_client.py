@@ -60,7 +60,7 @@ def make_client(
     timeout: float = 5.0,
     max_body: int | None = 16 * 1024 * 1024,
 ) -> FastClient | httpx.AsyncClient:
-    """The client a virtual user gets under client=kind, as Engine._new_client builds it."""
+    """The client a virtual user gets under client=kind, as Engine.clients.new builds it."""
     policy = policy or TargetPolicy()
     ssl_context = ssl_context or ssl.create_default_context()
     if kind == "fast":

@@ -236,7 +236,7 @@ def test_every_connection_goes_through_the_policy(attempts: Attempts, http_trans
     assert server.accepts >= 10
     assert result.errors == 0
     if http_transport == "httpcore":
-        backend = engine._backend
+        backend = engine.clients.backend
         assert isinstance(backend, GuardedBackend)
         assert backend.connects == server.accepts  # every accepted connection was dialled through the policy
     assert len(calls) == server.accepts + 1  # and the warm-up resolution of the target
@@ -244,7 +244,7 @@ def test_every_connection_goes_through_the_policy(attempts: Attempts, http_trans
 
 
 def test_the_default_transport_pool_uses_the_guarded_backend() -> None:
-    from pytest_shopflow_perf.engine.engine import shared_ssl_context
+    from pytest_shopflow_perf.engine.clients import shared_ssl_context
     from pytest_shopflow_perf.target.guarded import guarded_transport
 
     transport = guarded_transport(LOOPBACK_ONLY, shared_ssl_context())
