@@ -11,6 +11,8 @@ landing in the same millisecond would queue behind each other in the client).
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from support.engine import run
 
@@ -30,7 +32,8 @@ class Truth:
         return self.histogram.get_value_at_percentile(q) / 1000
 
 
-pytestmark = pytest.mark.timing
+# Both clients of a virtual user: the httpx client (over the fast transport) and the lean one.
+pytestmark = [pytest.mark.timing, pytest.mark.parametrize("client", ["httpx", "fast"])]
 
 
 def assert_accurate(measured_s: float, true_ms: float, label: str) -> None:
@@ -41,13 +44,13 @@ def assert_accurate(measured_s: float, true_ms: float, label: str) -> None:
     )
 
 
-def test_constant_delay_percentiles_are_accurate(delay_server: str) -> None:
+def test_constant_delay_percentiles_are_accurate(delay_server: str, client: str) -> None:
     truth = Truth()
 
     async def journey(user):
         truth.add(await user.client.get("/delay/50"))
 
-    result = run(journey, base_url=delay_server, users=4, duration="2500ms", think_time=(0, "25ms"))
+    result = run(journey, base_url=delay_server, client=client, users=4, duration="2500ms", think_time=(0, "25ms"))
     assert result.errors == 0
     assert result.requests >= 100
     for q in (50, 90, 99):
@@ -55,14 +58,14 @@ def test_constant_delay_percentiles_are_accurate(delay_server: str) -> None:
         assert_accurate(result.percentile(q), truth.ms(q), f"p{q}")
 
 
-def test_mixed_delay_percentiles_are_accurate(delay_server: str) -> None:
+def test_mixed_delay_percentiles_are_accurate(delay_server: str, client: str) -> None:
     """Every 20th request takes 200 ms, the rest 50 ms: p50 and p90 sit at 50, p99 at 200."""
     truth = Truth()
 
     async def journey(user):
         truth.add(await user.client.get("/mixed/50/200/20", extensions={"name": "mixed"}))
 
-    result = run(journey, base_url=delay_server, users=4, duration="3s", think_time=(0, "25ms"))
+    result = run(journey, base_url=delay_server, client=client, users=4, duration="3s", think_time=(0, "25ms"))
     stats = result.endpoints["mixed"]
     assert stats.requests >= 100
     assert 200.0 <= truth.ms(99) < 215.0
@@ -71,7 +74,7 @@ def test_mixed_delay_percentiles_are_accurate(delay_server: str) -> None:
     assert_accurate(stats.max, truth.ms(100), "max")
 
 
-def test_open_model_corrects_coordinated_omission(delay_server: str) -> None:
+def test_open_model_corrects_coordinated_omission(delay_server: str, client: str) -> None:
     """A 1 s stall in a 6 s run at 100 arrivals/s: only the corrected p99 shows it.
 
     With 4 users at most, only the handful of requests in flight during the stall
@@ -80,10 +83,12 @@ def test_open_model_corrects_coordinated_omission(delay_server: str) -> None:
     histogram (timed from the intended start) counts.
     """
 
-    async def journey(user):
-        await user.client.get("/stall-after/150/1000", extensions={"name": "stall"})
+    stall = f"/stall-after/150/1000?run={uuid.uuid4().hex}"  # the server counts per path: this run's own
 
-    result = run(journey, base_url=delay_server, rate=100, duration="6s", max_users=4)
+    async def journey(user):
+        await user.client.get(stall, extensions={"name": "stall"})
+
+    result = run(journey, base_url=delay_server, client=client, rate=100, duration="6s", max_users=4)
     assert result.requests >= 500
     assert result.uncorrected.max >= 0.9  # the requests caught in the stall did see it
     assert result.uncorrected.percentile(99) < 0.2
@@ -94,23 +99,23 @@ def test_open_model_corrects_coordinated_omission(delay_server: str) -> None:
 
 
 @pytest.mark.parametrize("rate", [20, 50])
-def test_open_model_keeps_the_arrival_rate(delay_server: str, rate: int) -> None:
+def test_open_model_keeps_the_arrival_rate(delay_server: str, rate: int, client: str) -> None:
     async def journey(user):
         await user.client.get("/delay/5")
 
-    result = run(journey, base_url=delay_server, rate=rate, duration="2s")
+    result = run(journey, base_url=delay_server, client=client, rate=rate, duration="2s")
     # the last arrival is due 20-50 ms before the end: a busy machine may drop that one, never more
     assert result.iterations + result.dropped_iterations == 2 * rate
     assert result.iterations >= 2 * rate - 1
 
 
-def test_a_target_that_never_answers_fails_instead_of_passing_empty(delay_server: str) -> None:
+def test_a_target_that_never_answers_fails_instead_of_passing_empty(delay_server: str, client: str) -> None:
     from pytest_shopflow_perf import assert_error_rate, assert_latency
 
     async def journey(user):
         await user.client.get("/hang")
 
-    result = run(journey, base_url=delay_server, users=2, duration="1s", graceful_stop="300ms")
+    result = run(journey, base_url=delay_server, client=client, users=2, duration="1s", graceful_stop="300ms")
     assert result.requests == 2
     assert result.errors_by_kind == {"unfinished": 2}
     assert result.extra["unfinished_requests"] == 2
