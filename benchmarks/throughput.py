@@ -7,9 +7,10 @@ One invocation:
    builtin raw-asyncio HTTP/1.1 keep-alive server), pinned to core 1;
 2. runs each generator in its own subprocess, pinned to core 0, for the same
    duration with the same number of closed-model users and no think time:
-   the shopflow-perf engine (its httpcore transport, with ``http_transport="fast"``,
-   and with the lean client ``client="fast"``), Locust FastHttpUser, Locust
-   HttpUser and, as a reference of what the target can take, wrk;
+   the shopflow-perf engine as a test runs it (the httpx client over the fast
+   transport, on uvloop when installed), with the lean client ``client="fast"``
+   and with httpx's own httpcore transport, Locust FastHttpUser, Locust HttpUser
+   and, as a reference of what the target can take, wrk;
 3. prints req/s, p50, p99, generator CPU and target CPU per generator, and the
    engine / Locust FastHttpUser ratio (the figure to track, since absolute
    numbers drift between machines and with other load).
@@ -47,9 +48,9 @@ from typing import Any, cast
 BODY = b'{"ok":true,"products":[1,2,3]}'
 RESULT_PREFIX = "BENCH-RESULT "
 ENGINE_NAMES = {
-    "httpcore": "shopflow-perf engine",
-    "fast": "shopflow-perf engine, fast transport",
-    "fast-client": 'shopflow-perf engine, client="fast"',
+    "engine": "shopflow-perf engine (httpx client)",
+    "engine-fast-client": 'shopflow-perf engine, client="fast"',
+    "engine-httpcore": "shopflow-perf engine, httpcore transport",
 }
 TARGET_CPU = 1
 GENERATOR_CPU = 0
@@ -385,9 +386,14 @@ class Measurement:
 
 
 def engine_worker(
-    url: str, users: int, duration: float, http_transport: str = "httpcore", client: str = "httpx"
+    url: str,
+    users: int,
+    duration: float,
+    http_transport: str = "fast",
+    client: str = "httpx",
+    event_loop: str = "auto",
 ) -> Measurement:
-    """Closed model, ``users`` users, no think time, one journey: ``GET /``, over ``http_transport`` or ``client``."""
+    """Closed model, ``users`` users, no think time, one journey: ``GET /``, as ``load.run`` runs it."""
     import anyio
 
     from pytest_shopflow_perf.engine.engine import Engine
@@ -400,15 +406,21 @@ def engine_worker(
     async def journey(user: Any) -> None:
         await user.client.get("/")
 
-    result = anyio.run(Engine(profile, journey, base_url=url, http_transport=http_transport).run)
+    use_uvloop = event_loop == "uvloop" or (event_loop == "auto" and importlib.util.find_spec("uvloop") is not None)
+    engine = Engine(profile, journey, base_url=url, http_transport=http_transport)
+    result = anyio.run(engine.run, backend_options={"use_uvloop": True} if use_uvloop else {})
     generator = result.generator
     notes = list(generator.reasons)
     if not any("lag" in reason for reason in notes):
         notes.append(f"event-loop lag p99 {generator.loop_lag_p99_ms:.1f} ms")
     if result.extra.get("fast_transport_delegated"):
         notes.append(f"{result.extra['fast_transport_delegated']} requests delegated to httpcore")
+    notes.append(f"{generator.event_loop} loop")
+    kind = (
+        "engine-fast-client" if client == "fast" else ("engine-httpcore" if http_transport == "httpcore" else "engine")
+    )
     return Measurement(
-        generator=ENGINE_NAMES["fast-client" if client == "fast" else http_transport],
+        generator=ENGINE_NAMES[kind],
         requests=result.requests,
         errors=result.errors,
         seconds=result.duration,
@@ -476,11 +488,13 @@ def run_worker(args: argparse.Namespace) -> int:
         serve_builtin()
         return 0
     if args.worker == "engine":
-        measurement = engine_worker(args.url, args.users, args.duration)
-    elif args.worker == "engine-fast":
-        measurement = engine_worker(args.url, args.users, args.duration, http_transport="fast")
+        measurement = engine_worker(args.url, args.users, args.duration, event_loop=args.event_loop)
+    elif args.worker == "engine-httpcore":
+        measurement = engine_worker(
+            args.url, args.users, args.duration, http_transport="httpcore", event_loop=args.event_loop
+        )
     elif args.worker == "engine-fast-client":
-        measurement = engine_worker(args.url, args.users, args.duration, client="fast")
+        measurement = engine_worker(args.url, args.users, args.duration, client="fast", event_loop=args.event_loop)
     else:
         measurement = locust_worker(args.worker, args.url, args.users, args.duration)
     print(RESULT_PREFIX + json.dumps(asdict(measurement)), flush=True)
@@ -494,9 +508,12 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_generator(name: str, kind: str, target: Target, users: int, duration: float, pin: bool) -> Measurement:
+def run_generator(
+    name: str, kind: str, target: Target, users: int, duration: float, pin: bool, event_loop: str = "auto"
+) -> Measurement:
     script = str(Path(__file__).resolve())
     worker_args = ["--worker", kind, "--url", target.url, "--users", str(users), "--duration", f"{duration}s"]
+    worker_args += ["--event-loop", event_loop]
     if kind.startswith("engine"):
         command = [sys.executable, script, *worker_args]
     else:
@@ -700,14 +717,18 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout (the table goes to stderr)")
     parser.add_argument(
-        "--fast-transport", action=argparse.BooleanOptionalAction, default=True,
-        help='also run the engine with http_transport="fast" (engine/fast_transport.py); default on',
+        "--httpcore", action=argparse.BooleanOptionalAction, default=True,
+        help="also run the engine with httpx's own httpcore transport (--perf-transport httpcore); default on",
+    )  # fmt: skip
+    parser.add_argument(
+        "--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+        help="loop of the engine rows, as --perf-event-loop (auto: uvloop when installed, as load.run)",
     )  # fmt: skip
     parser.add_argument(
         "--fast-client", action=argparse.BooleanOptionalAction, default=True,
         help='also run the engine with the lean client client="fast" (engine/fast_client.py); default on',
     )  # fmt: skip
-    workers = ("engine", "engine-fast", "engine-fast-client", "locust-fast", "locust-http", "server")
+    workers = ("engine", "engine-httpcore", "engine-fast-client", "locust-fast", "locust-http", "server")
     parser.add_argument("--worker", choices=workers, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -743,13 +764,11 @@ def main(argv: list[str] | None = None) -> int:
         wrk = shutil.which("wrk")
         if args.wrk and wrk:
             results.append(run_wrk(wrk, target, args.users, args.duration, pin))
-        results.append(run_generator("shopflow-perf engine", "engine", target, args.users, args.duration, pin))
-        if args.fast_transport:
-            fast = ENGINE_NAMES["fast"]
-            results.append(run_generator(fast, "engine-fast", target, args.users, args.duration, pin))
-        if args.fast_client:
-            lean = ENGINE_NAMES["fast-client"]
-            results.append(run_generator(lean, "engine-fast-client", target, args.users, args.duration, pin))
+        kinds = ["engine"] + ["engine-fast-client"] * args.fast_client + ["engine-httpcore"] * args.httpcore
+        for kind in kinds:
+            results.append(
+                run_generator(ENGINE_NAMES[kind], kind, target, args.users, args.duration, pin, args.event_loop)
+            )
         if has_locust:
             results.append(run_generator("Locust FastHttpUser", "locust-fast", target, args.users, args.duration, pin))
             if args.locust_http:
@@ -757,12 +776,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         target_cm.__exit__(*sys.exc_info())
 
-    engine = next(m for m in results if m.generator == "shopflow-perf engine")
+    engine = next(m for m in results if m.generator == ENGINE_NAMES["engine"])
     reference = next((m for m in results if m.generator == "Locust FastHttpUser"), None)
     ratio = ratio_to(engine, reference)
-    fast_engine = next((m for m in results if m.generator == ENGINE_NAMES["fast"]), None)
-    fast_ratio = ratio_to(fast_engine, reference) if fast_engine is not None else None
-    lean_engine = next((m for m in results if m.generator == ENGINE_NAMES["fast-client"]), None)
+    httpcore_engine = next((m for m in results if m.generator == ENGINE_NAMES["engine-httpcore"]), None)
+    httpcore_ratio = ratio_to(httpcore_engine, reference) if httpcore_engine is not None else None
+    lean_engine = next((m for m in results if m.generator == ENGINE_NAMES["engine-fast-client"]), None)
     lean_ratio = ratio_to(lean_engine, reference) if lean_engine is not None else None
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -779,11 +798,11 @@ def main(argv: list[str] | None = None) -> int:
     elif ratio is None:
         print("engine / Locust FastHttpUser: unavailable (a run failed)", file=out)
     else:
-        print(f"engine / Locust FastHttpUser: {ratio:.2f}x", file=out)
-        if fast_ratio is not None:
-            print(f"engine with the fast transport / Locust FastHttpUser: {fast_ratio:.2f}x", file=out)
+        print(f"engine (httpx client) / Locust FastHttpUser: {ratio:.2f}x", file=out)
         if lean_ratio is not None:
             print(f'engine with client="fast" / Locust FastHttpUser: {lean_ratio:.2f}x', file=out)
+        if httpcore_ratio is not None:
+            print(f"engine with the httpcore transport / Locust FastHttpUser: {httpcore_ratio:.2f}x", file=out)
     for note in report_notes(results):
         print(f"note: {note}", file=out)
     if load_before is not None and load_after is not None:
@@ -806,7 +825,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_after": load_after,
             "results": [asdict(m) for m in results],
             "engine_vs_locust_fast": None if ratio is None else round(ratio, 4),
-            "engine_fast_transport_vs_locust_fast": None if fast_ratio is None else round(fast_ratio, 4),
+            "engine_httpcore_vs_locust_fast": None if httpcore_ratio is None else round(httpcore_ratio, 4),
+            "event_loop": args.event_loop,
             "engine_fast_client_vs_locust_fast": None if lean_ratio is None else round(lean_ratio, 4),
             "locust_installed": has_locust,
         }

@@ -89,8 +89,8 @@ async def measure_parts(url: str, count: int) -> list[dict[str, Any]]:
 
     import httpx
 
-    row("engine client (httpx.AsyncClient + RecordingTransport + FastTransport), as Engine.clients builds it",
-        "Engine.clients.new(context)", lambda i: engine.clients.new(UserContext(recorder, checks, counters)))  # fmt: skip
+    row("engine client (EngineClient + RecordingTransport + FastTransport), as Engine.clients builds it",
+        "clients.new(context)", lambda i: engine.clients.new(UserContext(recorder, checks, counters)))  # fmt: skip
     row("httpx.AsyncClient alone (transport given)", "httpx.AsyncClient(base_url=..., transport=shared, ...)",
         lambda i: httpx.AsyncClient(base_url=url, transport=dummy, timeout=30.0, follow_redirects=True,
                                     trust_env=False))  # fmt: skip
@@ -105,8 +105,9 @@ async def measure_parts(url: str, count: int) -> list[dict[str, Any]]:
         lambda i: _user(i, None, shared_context))  # fmt: skip
     row("_Slot (its anyio.Event included, if any)", "_Slot(id, shared context)", lambda i: _Slot(i, shared_context))
     row("anyio.Event", "anyio.Event()", lambda i: anyio.Event())
+    closed_over = _Slot(0, shared_context)
     row("should_stop closure (lambda over slot and engine)", "lambda: slot.stop or engine._stopping",
-        lambda i, s=_Slot(0, shared_context): (lambda: s.stop or engine._stopping))  # fmt: skip
+        lambda i: (lambda: closed_over.stop or engine._stopping))  # fmt: skip
     row("_slots dict entry", "dict of count ids -> shared slot (amortized)", _slots_dict_entry(count))
     row("httptools.HttpResponseParser", "httptools.HttpResponseParser(protocol)",
         lambda i: httptools.HttpResponseParser(shared_context))  # fmt: skip
