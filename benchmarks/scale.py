@@ -143,7 +143,17 @@ def probe_worker(url: str, client: str) -> dict[str, Any]:
     return {"client": client, "supported": bool(seen) and not result.errors, "why": kind, "errors": result.errors}
 
 
-def scale_worker(url: str, users: int, think: float, duration: float, client: str) -> dict[str, Any]:
+def backend_options(event_loop: str) -> dict[str, Any]:
+    """As ``load.run``: uvloop when installed unless ``asyncio`` is asked for."""
+    import importlib.util
+
+    wants = event_loop == "uvloop" or (event_loop == "auto" and importlib.util.find_spec("uvloop") is not None)
+    return {"use_uvloop": True} if wants else {}
+
+
+def scale_worker(
+    url: str, users: int, think: float, duration: float, client: str, event_loop: str = "auto"
+) -> dict[str, Any]:
     import anyio
 
     from pytest_shopflow_perf.engine.engine import SPAWN_RATE_PER_S, Engine
@@ -175,7 +185,7 @@ def scale_worker(url: str, users: int, think: float, duration: float, client: st
     sampler = _RssSampler()
     sampler.start()
     engine = Engine(profile, journey, base_url=url, on_clock_start=on_clock_start)
-    result = anyio.run(engine.run)
+    result = anyio.run(engine.run, backend_options=backend_options(event_loop))
     sampler.halt.set()
     sampler.join()
     peak = peak_rss_mb()
@@ -267,6 +277,7 @@ def run_once(target: throughput.Target, args: argparse.Namespace, client: str, p
     worker_args = [
         "--worker", "engine", "--url", target.url, "--users", str(args.users),
         "--think", f"{args.think}s", "--duration", f"{args.duration}s", "--client", client,
+        "--event-loop", args.event_loop,
     ]  # fmt: skip
     watch = throughput.CpuWatch(target)
     record, failure = _run_subprocess(worker_args, pin, args.duration + WORKER_SLACK_S)
@@ -383,7 +394,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.worker == "probe":
         record = probe_worker(args.url, args.client)
     else:
-        record = scale_worker(args.url, args.users, args.think, args.duration, args.client)
+        record = scale_worker(args.url, args.users, args.think, args.duration, args.client, args.event_loop)
     print(RESULT_PREFIX + json.dumps(record), flush=True)
     return 0
 
@@ -401,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         help='profile client: httpx (default), fast (skipped with a note if the engine does not build it), both',
     )  # fmt: skip
     parser.add_argument("--runs", type=throughput.positive_int, default=3, help="runs per client (default 3)")
+    parser.add_argument(
+        "--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+        help="loop of the engine, as --perf-event-loop (auto: uvloop when installed, as load.run)",
+    )  # fmt: skip
     parser.add_argument(
         "--target", choices=("nginx", "builtin"), default=None,
         help="nginx (default when installed) or the builtin raw-asyncio server",

@@ -40,9 +40,9 @@ from pytest_shopflow_perf.metrics.recorder import Recorder
 from pytest_shopflow_perf.profile.resolve import Source, resolve_profile
 
 
-def _profile(users: int, think: str, duration: str) -> Any:
+def _profile(users: int, think: str, duration: str, client: str = "httpx") -> Any:
     empty = Source("none", {})
-    marker = Source("bench", {"users": users, "duration": duration, "think_time": think})
+    marker = Source("bench", {"users": users, "duration": duration, "think_time": think, "client": client})
     return resolve_profile(ini=empty, marker=marker, env=empty, cli=empty)
 
 
@@ -186,9 +186,9 @@ def httpx_dummy_transport() -> Any:
     return httpx.MockTransport(lambda request: httpx.Response(200))
 
 
-async def measure_engine(url: str, count: int) -> dict[str, Any]:
+async def measure_engine(url: str, count: int, client: str = "httpx") -> dict[str, Any]:
     """The real engine: growth per user by file once every user thinks after its first answer."""
-    profile = _profile(count, "60s", "30s")
+    profile = _profile(count, "60s", "30s", client)
     state: dict[str, Any] = {"answered": 0}
     done = asyncio.Event()
 
@@ -249,6 +249,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Memory per virtual user, part by part (tracemalloc and RSS).")
     parser.add_argument("--count", type=throughput.positive_int, default=2000, help="instances / users (default 2000)")
     parser.add_argument("--mode", choices=("parts", "engine", "both"), default="both")
+    parser.add_argument("--client", choices=("httpx", "fast"), default="httpx", help="the engine mode's client")
     parser.add_argument("--json", action="store_true", help="one JSON line on stdout")
     args = parser.parse_args()
     _raise_nofile(2 * args.count + 1000)
@@ -263,7 +264,7 @@ def main() -> int:
             tracemalloc.stop()
         if args.mode in ("engine", "both"):
             tracemalloc.start(1)
-            out["engine"] = asyncio.run(measure_engine(target.url, args.count))
+            out["engine"] = asyncio.run(measure_engine(target.url, args.count, args.client))
             tracemalloc.stop()
     if args.json:
         print(json.dumps(out))

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import importlib
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -75,6 +75,7 @@ class Clients:
         self.transport_factory = transport_factory
         self.backend: GuardedBackend | None = None  # the guarded network backend shared by every httpcore pool
         self._merged_urls = MergedUrls()  # relative URLs merged with base_url, shared by every httpx client
+        self._routes: dict[str, Any] = {}  # the same for every lean client (fast_client.Route per URL)
 
     @property
     def transport_name(self) -> str:
@@ -107,6 +108,7 @@ class Clients:
                 max_body=profile.max_body,
                 counters=self.counters,
                 ssl_context=shared_ssl_context(),
+                routes=self._routes,
             )
         return EngineClient(
             merged_urls=self._merged_urls,

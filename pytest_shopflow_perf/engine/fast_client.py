@@ -45,6 +45,7 @@ from pytest_shopflow_perf.engine.fast_request import (
     timeouts_of,
 )
 from pytest_shopflow_perf.engine.fast_response import (
+    SHARED_COOKIE_POLICY,
     CookieCache,
     CountingJar,
     FastClientUnsupported,
@@ -70,7 +71,10 @@ USE_CLIENT_DEFAULT: Any = httpx.USE_CLIENT_DEFAULT
 _NO_EXTENSIONS: dict[str, Any] = {}
 MAX_REDIRECTS = 20  # httpx's DEFAULT_MAX_REDIRECTS
 REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
-MAX_ROUTES = 4096  # distinct URLs cached per client; more and the cache starts over
+MAX_ROUTES = 4096  # distinct URLs cached per base URL (shared by the run's clients); more and it starts over
+# Request bytes cached per client (they hold the client's own headers, e.g. a user's token): a few
+# hot URLs; with 10,000 users a per-client cache of every URL a user visits would be most of the RSS.
+MAX_HEADS = 16
 
 
 class FastClient:
@@ -83,6 +87,8 @@ class FastClient:
     :param max_body: bytes of a response body kept (the ``max_body`` extension first).
     :param counters: run-wide counters (refused hosts, truncated bodies).
     :param ssl_context: for ``https`` (shared by every user: loading CAs costs ~27 ms a context).
+    :param routes: URLs resolved against base URLs, shared by the clients of a run (``Route`` is
+        immutable but for its endpoint names, which depend on the path only); one per client if None.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class FastClient:
         counters: TransportCounters,
         ssl_context: ssl.SSLContext,
         follow_redirects: bool = True,
+        routes: dict[str, dict[str, Route]] | None = None,
     ) -> None:
         base = httpx.URL(base_url)
         if not base.raw_path.endswith(b"/"):
@@ -114,9 +121,9 @@ class FastClient:
         self.follow_redirects = follow_redirects
         self.max_redirects = MAX_REDIRECTS
         self._headers = FastHeaders(DEFAULT_HEADERS)
-        self._cookies = httpx.Cookies(CountingJar())
+        self._cookies = httpx.Cookies(CountingJar(SHARED_COOKIE_POLICY))
         self._cookie_cache = CookieCache()
-        self._routes: dict[str, Route] = {}
+        self._routes: dict[str, Route] = {} if routes is None else routes.setdefault(str(base), {})
         self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, url) -> (headers version, bytes)
         # The client headers, encoded, for a headers version (None: they hold a Host header of their own).
         self._block: tuple[int, bytes | None] = (-1, None)
@@ -163,7 +170,7 @@ class FastClient:
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
-        fresh = httpx.Cookies(CountingJar())
+        fresh = httpx.Cookies(CountingJar(SHARED_COOKIE_POLICY))
         fresh.update(cookies)
         self._cookies = fresh
 
@@ -308,7 +315,6 @@ class FastClient:
             if route is None:
                 if len(self._routes) >= MAX_ROUTES:
                     self._routes.clear()
-                    self._heads.clear()
                 route = self._routes[url] = self._resolve(url)
         else:
             route = Route.of(self._merge_url(url))
@@ -419,7 +425,10 @@ class FastClient:
             parts.append(b"\r\n")
         data = b"".join(parts)
         if simple and isinstance(url, str):
-            self._heads[(method, url)] = (headers.version, data)
+            heads = self._heads
+            if len(heads) >= MAX_HEADS:
+                heads.clear()
+            heads[(method, url)] = (headers.version, data)
         return data
 
     # ---- sending and recording ---------------------------------------------------------------

@@ -290,6 +290,11 @@ def extract_cookies(jar: httpx.Cookies, url: str, method: str, headers: RawHeade
     return True
 
 
+# The stdlib's default rules, one object for every jar of a run (a policy is configuration; the
+# jar sets its clock on it before each use): ~1 KB less per virtual user.
+SHARED_COOKIE_POLICY = http.cookiejar.DefaultCookiePolicy()
+
+
 class CountingJar(http.cookiejar.CookieJar):
     """A CookieJar that counts its changes (every store and removal goes through these two)."""
 

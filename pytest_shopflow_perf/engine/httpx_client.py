@@ -26,12 +26,15 @@ signatures, so an upgrade that changes them fails there first.
 from __future__ import annotations
 
 import datetime
+import http.cookiejar
 import logging
 from time import perf_counter
 from typing import Any
 
 import httpx
 from httpx._exceptions import request_context
+
+from pytest_shopflow_perf.engine.fast_response import SHARED_COOKIE_POLICY
 
 __all__ = ["EngineClient", "MergedUrls"]
 
@@ -68,7 +71,10 @@ class EngineClient(httpx.AsyncClient):
 
     def __init__(self, *, merged_urls: MergedUrls | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._cookies = _ReplyCookies(self._cookies)
+        if self._cookies:
+            self._cookies = _ReplyCookies(self._cookies)
+        else:  # the usual case: an empty jar on the stdlib's default rules, one policy object for every client
+            self._cookies = _ReplyCookies(http.cookiejar.CookieJar(SHARED_COOKIE_POLICY))
         self._merged_urls = merged_urls if merged_urls is not None else MergedUrls()
         self._merged_base: httpx.URL | None = None
         self._merged: dict[str, httpx.URL] = {}
