@@ -55,7 +55,7 @@ from pytest_shopflow_perf.engine.fast_response import (
     header_value,
     unsupported,
 )
-from pytest_shopflow_perf.engine.fast_transport import DEFAULT_PORTS, FastTransport
+from pytest_shopflow_perf.engine.fast_transport import DEFAULT_PORTS, IDEMPOTENT, FastTransport
 from pytest_shopflow_perf.engine.transport import _transport_error_kind, _WireClock
 from pytest_shopflow_perf.engine.user import mark_recorded
 from pytest_shopflow_perf.target.refused import TargetRefused
@@ -463,6 +463,7 @@ class FastClient:
                 route.key,
                 data,
                 head=method == "HEAD",
+                retry=method in IDEMPOTENT,
                 max_body=extensions.get("max_body", self._max_body),
                 timeouts=timeouts,
                 clock=clock,

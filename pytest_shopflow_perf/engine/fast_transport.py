@@ -108,6 +108,10 @@ def _is_ip(address: str) -> bool:
     return True
 
 
+# Methods whose request may be sent again on a fresh connection when a reused one closed unanswered.
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
+
+
 def _within(timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
     """A phase's timeout, cut to what is left of the whole-request deadline (loop time)."""
     if deadline is None:
@@ -216,6 +220,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             (scheme, url.host, url.port or DEFAULT_PORTS[scheme]),
             b"".join(parts),
             head=method == "HEAD",
+            retry=method in IDEMPOTENT,
             max_body=extensions.get("max_body", self._max_body),
             timeouts=extensions.get("timeout") or _NO_TIMEOUTS,
             trace=extensions.get("trace"),
@@ -246,6 +251,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         head: bool,
         max_body: int | None,
         timeouts: Mapping[str, float | None],
+        retry: bool = True,
         trace: Trace | None = None,
         clock: _WireClock | None = None,
         deadline: float | None = None,
@@ -275,7 +281,9 @@ class FastTransport(httpx.AsyncBaseTransport):
                     await conn.exchange(data, request, head, max_body, timeouts, trace, clock, deadline)
                 except Stale:
                     conn.close()
-                    if not reused:
+                    # Resent only when sending twice is harmless: a POST the server may have taken
+                    # before it closed is an error, never a second order (as urllib3 and aiohttp).
+                    if not reused or not retry:
                         raise httpx.RemoteProtocolError(
                             "server disconnected without sending a response", request=request
                         ) from None

@@ -170,11 +170,19 @@ async def test_an_idle_connection_the_server_closed_is_retried_once(kind: str) -
     context = new_context()
     with http_server(lambda head, body, i: ok() if i == 0 else (b"", True)) as server:
         async with make_client(kind, server.url, context) as client:
-            first = await client.post("/one", content=b"1")
-            second = await client.post("/two", content=b"2")
-    assert (first.content, second.content) == (b"hello", b"hello")
-    assert [body for _, body in server.requests] == [b"1", b"2", b"2"]
-    assert recorded(context) == {"POST /one": (1, 0, {}), "POST /two": (1, 0, {})}
+            first = await client.put("/one", content=b"1")
+            second = await client.put("/two", content=b"2")
+            with pytest.raises(httpx.RemoteProtocolError):  # never sent twice: the server may have taken it
+                await client.post("/three", content=b"3")  # on the reused second connection
+            fourth = await client.post("/four", content=b"4")  # a fresh connection
+    assert (first.content, second.content, fourth.content) == (b"hello", b"hello", b"hello")
+    assert [body for _, body in server.requests] == [b"1", b"2", b"2", b"3", b"4"]
+    assert recorded(context) == {
+        "PUT /one": (1, 0, {}),
+        "PUT /two": (1, 0, {}),
+        "POST /three": (1, 1, {"protocol": 1}),
+        "POST /four": (1, 0, {}),
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -153,12 +153,24 @@ async def test_server_closing_an_idle_connection_is_retried_once_on_a_fresh_one(
     with http_server(lambda head, body, i: ok() if i == 0 else (b"", True)) as server:
         transport = FastTransport(NoFallback())
         async with client(transport) as c:
-            first = await c.post(server.url, content=b"one")
-            second = await c.post(server.url, content=b"two")
+            first = await c.put(server.url, content=b"one")
+            second = await c.put(server.url, content=b"two")
     assert (first.content, second.content) == (b"hello", b"hello")
     assert transport.retries == 1
     assert server.connections == 2
     assert [body for _, body in server.requests] == [b"one", b"two", b"two"]
+
+
+async def test_a_post_on_an_idle_connection_the_server_closed_is_an_error_never_sent_twice() -> None:
+    """The server may have taken the order before it closed: resending could place it twice."""
+    with http_server(lambda head, body, i: ok() if i == 0 else (b"", True)) as server:
+        transport = FastTransport(NoFallback())
+        async with client(transport) as c:
+            await c.post(server.url, content=b"one")
+            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+                await c.post(server.url, content=b"two")
+    assert transport.retries == 0
+    assert [body for _, body in server.requests] == [b"one", b"two"]
 
 
 async def test_a_fresh_connection_closed_without_a_response_is_an_error_not_retried() -> None:
