@@ -37,6 +37,7 @@ from pytest_shopflow_perf.engine.clients import Clients, event_loop_name
 from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, is_async_callable, normalize_journeys
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
+from pytest_shopflow_perf.engine.tasks import UserTasks
 from pytest_shopflow_perf.engine.transport import TransportCounters
 from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded, wake
 from pytest_shopflow_perf.metrics.hdr import warm_up
@@ -188,6 +189,7 @@ class Engine(OpenModel):
         self._t0 = 0.0
         self._best_user_rate = 0.0
         self._frozen_users = 0  # users started when the collector last froze what was alive
+        self._user_tasks: UserTasks | None = None  # the users' tasks, once the run started
         self.unfinished = 0
         self._event_loop = ""
         # Set by the second Ctrl-C just before it raises KeyboardInterrupt: only that one stops the run.
@@ -238,12 +240,17 @@ class Engine(OpenModel):
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
+                self._user_tasks = user_tasks = UserTasks(task_group)
                 if self.profile.is_open:
                     self._start_arrivals(task_group)
                 await self._control()
                 self._stop_elapsed = min(perf_counter() - self._t0, self.profile.duration)
                 await self._stop_all(task_group)
+            if user_tasks.crash is not None:
+                raise user_tasks.crash
         finally:
+            if self._user_tasks is not None:
+                self._user_tasks.cancel_nowait()
             end = perf_counter()
             self.recorder.finish(end)
             self.monitor.sample_cpu()
@@ -407,6 +414,8 @@ class Engine(OpenModel):
             with anyio.move_on_after(self.profile.graceful_stop):
                 await self._all_stopped.wait()
         self.unfinished = self.recorder.write_off_inflight(perf_counter())
+        assert self._user_tasks is not None
+        await self._user_tasks.cancel_all()
         task_group.cancel_scope.cancel()
 
     def _stop_slot(self, slot: _Slot) -> None:
@@ -423,7 +432,8 @@ class Engine(OpenModel):
         self._spawn_tokens -= 1
         self.monitor.users_started += 1
         self.monitor.peak_users = max(self.monitor.peak_users, len(self._slots))
-        self._task_group.start_soon(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
+        assert self._user_tasks is not None
+        self._user_tasks.start(self._user_task, slot, body, name=f"shopflow-perf user {user_id}")
 
     async def _user_task(self, slot: _Slot, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
         client = self.clients.new(slot.context)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 
+import anyio
 import httpx
 import pytest
 from support.engine import run
@@ -431,3 +433,27 @@ def test_generator_cpu_is_weighted_by_time_not_by_sample() -> None:
     assert peak == pytest.approx(20.0)  # the 0.1 s tail is too short to be a peak
     short_mean, _ = cpu_figures([(0.6, 0.3), (0.2, 0.2)])
     assert short_mean == pytest.approx(100 * 0.5 / 0.8)  # under a second of samples: all of them, weighted
+
+
+def test_an_exception_escaping_a_user_task_fails_the_run_instead_of_vanishing() -> None:
+    """Users run as bare asyncio tasks (memory): an engine bug in one must still surface, as in a task group."""
+    from support.engine import profile
+
+    from pytest_shopflow_perf.engine.engine import Engine
+
+    async def journey(user):
+        await anyio.sleep(0.01)
+
+    engine = Engine(profile(users=3, duration="30s"), journey, base_url="http://test")
+    built = engine.clients.new
+
+    def new(context):
+        if len(engine._slots) == 3:  # the third user's client cannot be built
+            raise RuntimeError("engine bug under test")
+        return built(context)
+
+    engine.clients.new = new  # type: ignore[method-assign]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="engine bug under test"):
+        anyio.run(engine.run)
+    assert time.monotonic() - started < 10  # at once, as a task group ends: not at the end of the 30 s
