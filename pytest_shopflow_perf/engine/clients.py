@@ -75,7 +75,7 @@ class Clients:
         self.transport_factory = transport_factory
         self.backend: GuardedBackend | None = None  # the guarded network backend shared by every httpcore pool
         self._merged_urls = MergedUrls()  # relative URLs merged with base_url, shared by every httpx client
-        self._routes: dict[str, Any] = {}  # the same for every lean client (fast_client.Route per URL)
+        self._shared_requests: Any = None  # fast_request.SharedRequests of the run's lean clients
 
     @property
     def transport_name(self) -> str:
@@ -99,7 +99,10 @@ class Clients:
         profile = self.profile
         if profile.client == "fast":
             from pytest_shopflow_perf.engine.fast_client import FastClient
+            from pytest_shopflow_perf.engine.fast_request import SharedRequests
 
+            if self._shared_requests is None:
+                self._shared_requests = SharedRequests()
             return FastClient(
                 base_url=self.base_url,
                 context=context,
@@ -108,7 +111,7 @@ class Clients:
                 max_body=profile.max_body,
                 counters=self.counters,
                 ssl_context=shared_ssl_context(),
-                routes=self._routes,
+                shared=self._shared_requests,
             )
         return EngineClient(
             merged_urls=self._merged_urls,

@@ -29,11 +29,13 @@ import httpx
 
 from pytest_shopflow_perf.engine.fast_request import (
     BODY_METHODS,
+    DEFAULT_BLOCK,
     DEFAULT_HEADERS,
     PLAIN_PATH,
     REFUSED_HEADERS,
     FastHeaders,
     Route,
+    SharedRequests,
     deadline_of,
     encode_body,
     header_bytes,
@@ -102,13 +104,17 @@ class FastClient:
         counters: TransportCounters,
         ssl_context: ssl.SSLContext,
         follow_redirects: bool = True,
-        routes: dict[str, dict[str, Route]] | None = None,
+        shared: SharedRequests | None = None,
     ) -> None:
-        base = httpx.URL(base_url)
-        if not base.raw_path.endswith(b"/"):
-            base = base.copy_with(raw_path=base.raw_path + b"/")  # as httpx: relative URLs are appended
-        self._base = base
-        self._base_route = Route.of(base)
+        shared = shared if shared is not None else SharedRequests()
+        known = shared.bases.get(base_url)
+        if known is None:
+            base = httpx.URL(base_url)
+            if not base.raw_path.endswith(b"/"):
+                base = base.copy_with(raw_path=base.raw_path + b"/")  # as httpx: relative URLs are appended
+            known = shared.bases[base_url] = (base, Route.of(base))
+        self._base, self._base_route = known
+        self._shared = shared
         self._context = context
         self._policy = policy
         self._timeout = timeout
@@ -120,11 +126,15 @@ class FastClient:
         )
         self.follow_redirects = follow_redirects
         self.max_redirects = MAX_REDIRECTS
-        self._headers = FastHeaders(DEFAULT_HEADERS)
+        self._headers = FastHeaders.defaults()
         self._cookies = httpx.Cookies(CountingJar(SHARED_COOKIE_POLICY))
         self._cookie_cache = CookieCache()
-        self._routes: dict[str, Route] = {} if routes is None else routes.setdefault(str(base), {})
-        self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, url) -> (headers version, bytes)
+        base_key = str(self._base)
+        self._routes: dict[str, Route] = shared.routes.setdefault(base_key, {})
+        # (method, url) -> (headers version, bytes): the run's for the shared default headers, the
+        # client's own (built on first use) once it has headers of its own (a user's token).
+        self._shared_heads = shared.heads.setdefault(base_key, {})
+        self._heads: dict[tuple[str, str], tuple[int, bytes]] | None = None
         # The client headers, encoded, for a headers version (None: they hold a Host header of their own).
         self._block: tuple[int, bytes | None] = (-1, None)
         self._encoded: tuple[int, dict[bytes, tuple[bytes, bytes]]] = (-1, {})
@@ -378,11 +388,14 @@ class FastClient:
         simple = extra is None and body is None and cookies is None and not jar and not drop_auth and not off_origin
         headers = self._headers
         if simple and isinstance(url, str):
-            cached = self._heads.get((method, url))
+            heads = self._shared_heads if headers.shared else self._heads
+            cached = heads.get((method, url)) if heads is not None else None
             if cached is not None and cached[0] == headers.version:
                 return cached[1]
         version, block = self._block
-        if version != headers.version:
+        if headers.shared:
+            block = DEFAULT_BLOCK
+        elif version != headers.version:
             encoded = self._client_headers()
             block = None if b"host" in encoded else b"".join(b"%s: %s\r\n" % pair for pair in encoded.values())
             self._block = (headers.version, block)
@@ -425,8 +438,13 @@ class FastClient:
             parts.append(b"\r\n")
         data = b"".join(parts)
         if simple and isinstance(url, str):
-            heads = self._heads
-            if len(heads) >= MAX_HEADS:
+            if headers.shared:
+                heads, limit = self._shared_heads, MAX_ROUTES
+            else:
+                heads, limit = self._heads, MAX_HEADS
+                if heads is None:
+                    heads = self._heads = {}
+            if len(heads) >= limit:
                 heads.clear()
             heads[(method, url)] = (headers.version, data)
         return data

@@ -21,7 +21,7 @@ from pytest_shopflow_perf.engine.fast_response import unsupported
 from pytest_shopflow_perf.engine.fast_transport import DEFAULT_PORTS
 from pytest_shopflow_perf.metrics.recorder import collapse_path
 
-__all__ = ["DEFAULT_HEADERS", "FastHeaders", "Route", "encode_body", "redirect_url"]
+__all__ = ["DEFAULT_BLOCK", "DEFAULT_HEADERS", "FastHeaders", "Route", "SharedRequests", "encode_body", "redirect_url"]
 
 # What httpx decodes (httpx._decoders.SUPPORTED_DECODERS): a compressed body is decoded by httpx itself.
 ENCODINGS = ["gzip", "deflate"]
@@ -58,15 +58,31 @@ class FastHeaders(MutableMapping[str, str]):
     """The client's default headers: case-insensitive and mutable (``client.headers["Authorization"] = ...``).
 
     Every change bumps ``version``, so the client encodes them again only after a change.
+    ``FastHeaders.defaults()`` shares httpx's default headers (and their encoded form) between
+    the clients of a run until one changes its own: ~1.4 KB less per virtual user.
     """
 
-    __slots__ = ("_items", "version")
+    __slots__ = ("_items", "shared", "version")
 
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         self._items: dict[str, tuple[str, str]] = {}
         self.version = 0
+        self.shared = False  # _items is _DEFAULT_ITEMS, copied on the first change
         if headers:
             self.update(headers)
+
+    @classmethod
+    def defaults(cls) -> FastHeaders:
+        headers = cls()
+        headers._items = _DEFAULT_ITEMS
+        headers.shared = True
+        return headers
+
+    def _own(self) -> dict[str, tuple[str, str]]:
+        if self.shared:
+            self._items = dict(self._items)
+            self.shared = False
+        return self._items
 
     def __getitem__(self, key: str) -> str:
         return self._items[key.lower()][1]
@@ -74,11 +90,11 @@ class FastHeaders(MutableMapping[str, str]):
     def __setitem__(self, key: str, value: str) -> None:
         if isinstance(value, bytes):
             value = value.decode("latin-1")
-        self._items[key.lower()] = (key, value)
+        self._own()[key.lower()] = (key, value)
         self.version += 1
 
     def __delitem__(self, key: str) -> None:
-        del self._items[key.lower()]
+        del self._own()[key.lower()]
         self.version += 1
 
     def __iter__(self) -> Iterator[str]:
@@ -97,11 +113,31 @@ class FastHeaders(MutableMapping[str, str]):
         return FastHeaders(dict(self._items.values()))
 
     def encoded(self) -> dict[bytes, tuple[bytes, bytes]]:
-        """lower-case name -> (name, value), as bytes."""
+        """lower-case name -> (name, value), as bytes (the shared defaults' one object: never change it)."""
+        if self.shared:
+            return _DEFAULT_ENCODED
         return {
             lower.encode("ascii"): (header_bytes(name), header_bytes(value))
             for lower, (name, value) in self._items.items()
         }
+
+
+_DEFAULT_ITEMS: dict[str, tuple[str, str]] = FastHeaders(DEFAULT_HEADERS)._items
+_DEFAULT_ENCODED: dict[bytes, tuple[bytes, bytes]] = FastHeaders(DEFAULT_HEADERS).encoded()
+DEFAULT_BLOCK = b"".join(b"%s: %s\r\n" % pair for pair in _DEFAULT_ENCODED.values())  # as sent
+
+
+class SharedRequests:
+    """What the lean clients of a run share: parsed base URLs, resolved URLs, and the bytes of the
+    requests sent with the default headers (a ``Route`` is immutable but for its endpoint names,
+    which depend on its path only). Per client these were most of a thinking user's memory."""
+
+    __slots__ = ("bases", "heads", "routes")
+
+    def __init__(self) -> None:
+        self.bases: dict[str, tuple[httpx.URL, Route]] = {}
+        self.routes: dict[str, dict[str, Route]] = {}  # base URL -> URL -> Route
+        self.heads: dict[str, dict[tuple[str, str], tuple[int, bytes]]] = {}  # base URL -> (method, URL) -> bytes
 
 
 class Route:

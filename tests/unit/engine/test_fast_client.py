@@ -257,6 +257,42 @@ async def test_compressed_bodies_and_charsets_decode_as_in_httpx(kind: str) -> N
     assert bogus.text == "café"  # unknown charset: utf-8, as httpx
 
 
+async def test_clients_of_a_run_share_the_default_headers_until_one_changes_its_own() -> None:
+    """One user's token never reaches another user's requests through what the run's clients share."""
+    from pytest_shopflow_perf.engine.fast_request import SharedRequests
+
+    shared = SharedRequests()
+
+    def user(url: str) -> FastClient:
+        context = new_context()
+        return FastClient(
+            base_url=url,
+            context=context,
+            policy=TargetPolicy(),
+            timeout=5.0,
+            max_body=None,
+            counters=context.counters,
+            ssl_context=ssl.create_default_context(),
+            shared=shared,
+        )
+
+    with http_server(lambda head, body, i: ok()) as server:
+        async with user(server.url) as alice, user(server.url) as bob:
+            await alice.get("/cart")
+            await bob.get("/cart")  # the same bytes as alice's: both on the defaults
+            alice.headers["Authorization"] = "Bearer alice"
+            await alice.get("/cart")
+            await bob.get("/cart")
+            assert "authorization" not in bob.headers
+            bob.headers["Authorization"] = "Bearer bob"
+            await bob.get("/cart")
+            await alice.get("/cart")
+    assert [header(head, "authorization") for head, _ in server.requests] == [
+        None, None, "Bearer alice", None, "Bearer bob", "Bearer alice",
+    ]  # fmt: skip
+    assert all(header(head, "accept") == "*/*" for head, _ in server.requests)
+
+
 async def test_client_header_changes_reach_the_wire_at_once() -> None:
     with http_server(lambda head, body, i: ok()) as server:
         async with make_client("fast", server.url, new_context()) as client:
