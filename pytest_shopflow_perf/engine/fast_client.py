@@ -77,6 +77,7 @@ MAX_ROUTES = 4096  # distinct URLs cached per base URL (shared by the run's clie
 # Request bytes cached per client (they hold the client's own headers, e.g. a user's token): a few
 # hot URLs; with 10,000 users a per-client cache of every URL a user visits would be most of the RSS.
 MAX_HEADS = 16
+_NOT_ENCODED: tuple[int, dict[bytes, tuple[bytes, bytes]]] = (-1, {})  # never read: version -1 matches none
 
 
 class FastClient:
@@ -92,6 +93,32 @@ class FastClient:
     :param routes: URLs resolved against base URLs, shared by the clients of a run (``Route`` is
         immutable but for its endpoint names, which depend on the path only); one per client if None.
     """
+
+    # No instance __dict__: ~100 B less for each of 10,000 users; what a journey can set is a property.
+    __slots__ = (
+        "_base",
+        "_base_route",
+        "_block",
+        "_context",
+        "_cookie_cache",
+        "_cookies",
+        "_counters",
+        "_encoded",
+        "_headers",
+        "_heads",
+        "_limit",
+        "_max_body",
+        "_policy",
+        "_routes",
+        "_shared",
+        "_shared_heads",
+        "_timeout",
+        "_timeouts",
+        "_transport",
+        "follow_redirects",
+        "is_closed",
+        "max_redirects",
+    )
 
     def __init__(
         self,
@@ -127,8 +154,10 @@ class FastClient:
         self.follow_redirects = follow_redirects
         self.max_redirects = MAX_REDIRECTS
         self._headers = FastHeaders.defaults()
-        self._cookies = httpx.Cookies(CountingJar(SHARED_COOKIE_POLICY))
-        self._cookie_cache = CookieCache()
+        # The jar and its Cookie-header cache, built on first use (a Set-Cookie, client.cookies):
+        # ~0.5 KB a user that never gets a cookie.
+        self._cookies: httpx.Cookies | None = None
+        self._cookie_cache: CookieCache | None = None
         base_key = str(self._base)
         self._routes: dict[str, Route] = shared.routes.setdefault(base_key, {})
         # (method, url) -> (headers version, bytes): the run's for the shared default headers, the
@@ -137,7 +166,7 @@ class FastClient:
         self._heads: dict[tuple[str, str], tuple[int, bytes]] | None = None
         # The client headers, encoded, for a headers version (None: they hold a Host header of their own).
         self._block: tuple[int, bytes | None] = (-1, None)
-        self._encoded: tuple[int, dict[bytes, tuple[bytes, bytes]]] = (-1, {})
+        self._encoded: tuple[int, dict[bytes, tuple[bytes, bytes]]] = _NOT_ENCODED
         self.is_closed = False
 
     if not TYPE_CHECKING:  # mypy keeps checking attribute names of this class
@@ -176,13 +205,21 @@ class FastClient:
 
     @property
     def cookies(self) -> httpx.Cookies:
-        return self._cookies
+        return self._jar()
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
         fresh = httpx.Cookies(CountingJar(SHARED_COOKIE_POLICY))
         fresh.update(cookies)
         self._cookies = fresh
+        self._cookie_cache = CookieCache()  # a new jar counts its changes from 0 again
+
+    def _jar(self) -> httpx.Cookies:
+        cookies = self._cookies
+        if cookies is None:
+            cookies = self._cookies = httpx.Cookies(CountingJar(SHARED_COOKIE_POLICY))
+            self._cookie_cache = CookieCache()
+        return cookies
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -384,7 +421,8 @@ class FastClient:
         off_origin: bool,
     ) -> bytes:
         """The request's bytes: request line, Host, headers, Cookie, body headers, body."""
-        jar = self._cookie_cache.any(self._cookies)
+        cookie_cache = self._cookie_cache
+        jar = cookie_cache is not None and self._cookies is not None and cookie_cache.any(self._cookies)
         simple = extra is None and body is None and cookies is None and not jar and not drop_auth and not off_origin
         headers = self._headers
         if simple and isinstance(url, str):
@@ -417,7 +455,10 @@ class FastClient:
                 source.update(cookies)
                 cookie = cookie_header(source, route.full, method)
             else:
-                cookie = self._cookie_cache.header(self._cookies, route.full, method)
+                jar_cookies = self._cookies
+                assert cookie_cache is not None  # there are cookies: the jar and its cache were built
+                assert jar_cookies is not None
+                cookie = cookie_cache.header(jar_cookies, route.full, method)
             if cookie:
                 parts += (b"Cookie: ", cookie.encode("latin-1"), b"\r\n")
         if body is not None:
@@ -506,7 +547,7 @@ class FastClient:
         if truncated:
             self._counters.truncated_bodies += 1
         clock.finish(context, error)
-        extract_cookies(self._cookies, route.full, method, headers)
+        extract_cookies(self._jar, route.full, method, headers)
         return FastResponse(status, reason, headers, body, version, clock.end - clock.start, method, route, error)
 
 

@@ -16,7 +16,7 @@ import json as jsonlib
 import math
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
@@ -278,14 +278,15 @@ class _SetCookies:
         return self
 
 
-def extract_cookies(jar: httpx.Cookies, url: str, method: str, headers: RawHeaders) -> bool:
-    """Store a response's Set-Cookie headers in ``jar`` (expiry, Max-Age=0 deletion, path: the stdlib's).
+def extract_cookies(jar_of: Callable[[], httpx.Cookies], url: str, method: str, headers: RawHeaders) -> bool:
+    """Store a response's Set-Cookie headers in ``jar_of()`` (expiry, Max-Age=0 deletion, path: the stdlib's).
 
-    Whether there were any; without, the jar is not touched.
+    Whether there were any; without, the jar is not asked for (nor built).
     """
     values = [value.decode("latin-1") for name, value in headers if len(name) == 10 and name.lower() == b"set-cookie"]
     if not values:
         return False
+    jar = jar_of()
     jar.jar.extract_cookies(_SetCookies(values), urllib.request.Request(url, method=method))  # type: ignore[arg-type]
     return True
 

@@ -157,7 +157,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._ssl_context = ssl_context
         self._idle: dict[PoolKey, list[Connection]] = {}
         self._idle_count = 0
-        self._live: set[Connection] = set()
+        self._live: dict[Connection, None] = {}  # open connections (a dict: 64 B empty, a set 216)
         self._active = 0  # requests holding a connection slot
         self._slot_waiters: collections.deque[asyncio.Future[None]] | None = None  # built on first wait (memory)
         self.delegated = 0  # requests sent by the fallback
@@ -410,7 +410,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         except OSError as exc:
             conn.close()
             return exc
-        self._live.add(conn)
+        self._live[conn] = None
         return None
 
     def _take_idle(self, key: PoolKey, now: float) -> Connection | None:

@@ -72,7 +72,7 @@ class Connection(asyncio.Protocol):
         "write_waiter",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, live: set[Connection]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, live: dict[Connection, None]) -> None:
         self.loop = loop
         self.live = live
         self.transport: asyncio.Transport | None = None
@@ -317,7 +317,7 @@ class Connection(asyncio.Protocol):
 
     def _forget(self) -> None:
         self.closed = True
-        self.live.discard(self)
+        self.live.pop(self, None)
         timer = self.timer
         if timer is not None:
             timer.cancel()
