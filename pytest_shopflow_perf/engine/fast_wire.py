@@ -59,6 +59,7 @@ class Connection(asyncio.Protocol):
         "parser",
         "parser_spent",
         "paused",
+        "pool_key",
         "read_timeout",
         "reason",
         "received",
@@ -75,6 +76,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, live: dict[Connection, None]) -> None:
         self.loop = loop
         self.live = live
+        self.pool_key: tuple[str, str, int] | None = None  # set while it waits, idle, in its pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.parser_spent = False  # after a HEAD response the parser still expects its body

@@ -10,6 +10,7 @@ own errors are recorded where they happen) is raised by the run, not lost.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,7 +21,7 @@ import anyio.abc
 class UserTasks:
     """Starts, tracks and stops the users' tasks of one run."""
 
-    __slots__ = ("_group", "_loop", "_tasks", "crash")
+    __slots__ = ("_context", "_group", "_loop", "_tasks", "crash")
 
     def __init__(self, group: anyio.abc.TaskGroup) -> None:
         self._group = group
@@ -29,6 +30,7 @@ class UserTasks:
         except RuntimeError:  # trio: its task group it is
             self._loop = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._context = contextvars.copy_context()  # of the done callbacks: one, not a copy per user
         self.crash: BaseException | None = None  # the first exception that escaped a user's task
 
     def start(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str) -> None:
@@ -37,7 +39,7 @@ class UserTasks:
             return
         task: asyncio.Task[None] = self._loop.create_task(function(*args), name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._done, context=self._context)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
