@@ -112,6 +112,11 @@ def _is_ip(address: str) -> bool:
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
 
 
+# What an idle connection holds instead of its last response's lists (tuples: nothing can append to them).
+_IDLE_HEADERS = cast("list[tuple[bytes, bytes]]", ())
+_IDLE_CHUNKS = cast("list[bytes]", ())
+
+
 def _within(timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
     """A phase's timeout, cut to what is left of the whole-request deadline (loop time)."""
     if deadline is None:
@@ -434,8 +439,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             return
         conn.idle_since = now
         # The response took these lists: an idle connection keeps no reference to its last response.
-        conn.headers = []
-        conn.chunks = []
+        conn.headers = _IDLE_HEADERS  # immutable: exchange() gives it new lists before any byte is read
+        conn.chunks = _IDLE_CHUNKS
         conn.pool_key = key
         self._idle.append(conn)
 
