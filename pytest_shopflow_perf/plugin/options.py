@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
 
 NON_TTY_PROGRESS_EVERY_S = 5
-HTTP_TRANSPORTS = ("fast", "httpcore")  # as engine.engine.HTTP_TRANSPORTS (not imported: the engine is heavy)
+HTTP_TRANSPORTS = ("fast", "httpcore")  # as engine.clients.HTTP_TRANSPORTS (not imported: httpx is heavy)
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 MARKER_HELP = (

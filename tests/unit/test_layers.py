@@ -143,3 +143,11 @@ def test_the_ini_help_table_names_every_regression_policy_field() -> None:
     from pytest_shopflow_perf.verdicts.regression import REGRESSION_INI
 
     assert [name for name, _ in HELP] == list(REGRESSION_INI)
+
+
+def test_the_transport_choices_of_the_options_are_the_engines() -> None:
+    """plugin/options.py keeps its own copy (importing the engine there would load httpx in every pytest run)."""
+    from pytest_shopflow_perf.engine.clients import HTTP_TRANSPORTS
+    from pytest_shopflow_perf.plugin.options import HTTP_TRANSPORTS as OPTION_CHOICES
+
+    assert OPTION_CHOICES == HTTP_TRANSPORTS

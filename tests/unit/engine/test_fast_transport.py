@@ -77,34 +77,6 @@ async def test_body_until_close_and_connection_close_from_server() -> None:
     assert server.connections == 3
 
 
-async def test_head_204_304_and_1xx_have_no_body_and_keep_the_connection() -> None:
-    def reply(head: bytes, body: bytes, i: int) -> bytes:
-        path = head.split(b" ")[1]
-        if head.startswith(b"HEAD"):
-            return b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
-        if path == b"/204":
-            return b"HTTP/1.1 204 No Content\r\n\r\n"
-        if path == b"/304":
-            return b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n"
-        if path == b"/103":
-            return b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + ok(b"final")
-        return ok()
-
-    with http_server(reply) as server:
-        async with client() as c:
-            head = await c.head(server.url)
-            no_content = await c.get(f"{server.url}/204")
-            not_modified = await c.get(f"{server.url}/304")
-            hints = await c.get(f"{server.url}/103")
-            after = await c.get(server.url)
-    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "5000")
-    assert (no_content.status_code, no_content.content) == (204, b"")
-    assert (not_modified.status_code, not_modified.content) == (304, b"")
-    assert (hints.status_code, hints.content, "link" in hints.headers) == (200, b"final", False)
-    assert after.content == b"hello"
-    assert server.connections == 1
-
-
 async def test_large_body_and_the_body_cap() -> None:
     big = bytes(range(256)) * 4096  # 1 MiB
     with http_server(lambda head, body, i: ok(big)) as server:
