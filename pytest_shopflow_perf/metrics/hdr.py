@@ -68,41 +68,40 @@ def _index_values() -> tuple[Any, Any, Any]:
 def _counts(histogram: HdrHistogram) -> Any:
     import numpy as np
 
-    return np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
+    return np.frombuffer(histogram.counts, dtype=np.uint64, count=histogram.counts_len)
 
 
 def percentiles(histogram: HdrHistogram, quantiles: list[float]) -> dict[float, int]:
     """Exactly ``HdrHistogram.get_value_at_percentile`` for each q, in one vectorised pass (~20x faster)."""
-    import numpy as np
-
     total = histogram.get_total_count()
     if not total:
         return dict.fromkeys(quantiles, 0)
-    lowest, highest, _ = _index_values()
-    cumulative = np.cumsum(_counts(histogram))
-    result = {}
-    for q in quantiles:
-        index = int(np.searchsorted(cumulative, histogram.get_target_count_at_percentile(q)))
-        index = min(index, len(cumulative) - 1)
-        result[q] = int(highest[index] if q else lowest[index])
-    return result
+    targets = [histogram.get_target_count_at_percentile(q) for q in quantiles]
+    return _at_targets(_counts(histogram), quantiles, targets)
 
 
 def counts_percentiles(counts: Any, quantiles: list[float]) -> dict[float, int]:
     """Percentiles of a dense counts array (merged window snapshots), with HDR's own rule."""
-    import numpy as np
-
-    cumulative = np.cumsum(counts)
-    total = int(cumulative[-1]) if len(cumulative) else 0
+    total = int(counts.sum()) if len(counts) else 0
     if not total:
         return dict.fromkeys(quantiles, 0)
+    targets = [max(int(q / 100.0 * total + 0.5), 1) for q in quantiles]  # get_target_count_at_percentile
+    return _at_targets(counts, quantiles, targets)
+
+
+def _at_targets(counts: Any, quantiles: list[float], targets: list[int]) -> dict[float, int]:
+    """The bucket value where the cumulative count first reaches each target.
+
+    One ``searchsorted`` for all targets, given in the counts' own dtype: a Python int
+    target makes numpy convert the whole cumulative array, ~45 us a call, on every
+    window close of every endpoint (the event loop waits meanwhile).
+    """
+    import numpy as np
+
     lowest, highest, _ = _index_values()
-    result = {}
-    for q in quantiles:
-        target = max(int(q / 100.0 * total + 0.5), 1)  # HdrHistogram.get_target_count_at_percentile
-        index = min(int(np.searchsorted(cumulative, target)), len(cumulative) - 1)
-        result[q] = int(highest[index] if q else lowest[index])
-    return result
+    cumulative = np.cumsum(counts)
+    indices = np.minimum(np.searchsorted(cumulative, np.array(targets, dtype=cumulative.dtype)), len(cumulative) - 1)
+    return {q: int(highest[i] if q else lowest[i]) for q, i in zip(quantiles, indices.tolist(), strict=True)}
 
 
 def count_above(histogram_or_counts: Any, limit_us: float) -> int:
@@ -160,8 +159,19 @@ def mean_us(histogram: HdrHistogram) -> float:
 
 
 def warm_up() -> None:
-    """Build the index tables before a run starts, not during it."""
+    """Build the index tables and run every window-closing path once before a run starts, not during it.
+
+    numpy's first calls load code and caches (~4 ms): paid at the first window close, they would
+    stall the event loop while responses wait to be timed.
+    """
     _index_values()
+    histogram = new_histogram()
+    histogram.record_value(1000)
+    percentiles(histogram, [50.0, 99.0])
+    counts_percentiles(merge_snapshots([pack_counts(_counts(histogram)), snapshot(histogram)]), [50.0])
+    mean_us(histogram)
+    count_above(histogram, 500)
+    reset_histogram(histogram)
 
 
 def to_us(seconds: float) -> int:
