@@ -41,7 +41,7 @@ from pytest_shopflow_perf.engine.tasks import UserTasks
 from pytest_shopflow_perf.engine.transport import TransportCounters
 from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded, wake
 from pytest_shopflow_perf.metrics.hdr import warm_up
-from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder, spare_histograms
+from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder
 from pytest_shopflow_perf.profile.resolve import LoadProfile
 from pytest_shopflow_perf.result.model import CheckCount, LoadResult
 from pytest_shopflow_perf.target.policy import TargetPolicy
@@ -226,15 +226,12 @@ class Engine(OpenModel):
             gc.unfreeze()
 
     async def _run(self) -> LoadResult:
-        spares = spare_histograms(self.profile.is_open)
         self.monitor.start()
         self._t0 = perf_counter()
         if self.on_clock_start is not None:
             self.on_clock_start(self._t0)  # scheduled faults share the run's clock
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        self.recorder = Recorder(
-            open_model=self.profile.is_open, start=self._t0, detail=self.window_detail, spares=spares
-        )
+        self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0, detail=self.window_detail)
         self._all_stopped = anyio.Event()
         self._spawn_refill = self._t0
         self.monitor.spawn_rate_per_s = SPAWN_RATE_PER_S
@@ -293,7 +290,6 @@ class Engine(OpenModel):
                 self._adjust_users(elapsed)
             self._freeze_started_users()
             self.recorder.roll(now)
-            self.recorder.restock()
             if now >= next_cpu_sample:
                 self.monitor.sample_cpu()
                 next_cpu_sample += 1.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +43,6 @@ OVERFLOW_ENDPOINT = "(other endpoints)"
 # a journey that names its checks after data (``f"check {i}"``) must not grow memory without bound.
 MAX_EVENT_ROWS = 200
 OVERFLOW_EVENT_ROW = "(other checks and journey errors)"
-# Histograms made before the clock starts and kept ready: a new one is ~188 KB of fresh pages
-# (~0.5 ms of page faults on a VM), paid on the event loop while other responses wait. Made on
-# the first request of an endpoint (4 of them), they added 2.5-5 ms to the first responses of a
-# run, enough to move the p99 of a light accuracy run. One endpoint's worth, restocked between ticks.
-SPARE_HISTOGRAMS = 4
 CHECK_ROW_PREFIX = "check: "
 JOURNEY_ROW_PREFIX = "journey "
 
@@ -205,33 +199,22 @@ class EndpointRecorder:
         "win_total_us",
     )
 
-    def __init__(
-        self,
-        name: str,
-        open_model: bool,
-        detail: int | None = DETAIL_WINDOWS,
-        make: Callable[[], HdrHistogram] = new_histogram,
-    ) -> None:
+    def __init__(self, name: str, open_model: bool, detail: int | None = DETAIL_WINDOWS) -> None:
         self.name = name
         self.requests = 0
         self.errors = 0
         self.errors_by_kind: dict[str, int] = {}
-        self.hist = make()
-        self.raw_hist = make() if open_model else None
+        self.hist = new_histogram()
+        self.raw_hist = new_histogram() if open_model else None
         self.failed_hist: HdrHistogram | None = None  # created on the first failure
         # Connect (TCP+TLS) and pool wait before the request went out: created on their first value.
         self.connect_hist: HdrHistogram | None = None
         self.wait_hist: HdrHistogram | None = None
-        self.win_hist = make()
+        self.win_hist = new_histogram()
         self.win_count = 0
         self.win_errors = 0
         self.win_total_us = 0
         self.series = WindowSeries(detail=detail)
-
-
-def spare_histograms(open_model: bool) -> list[HdrHistogram]:
-    """What a recorder and its first endpoint take at once, made before the clock starts."""
-    return [new_histogram() for _ in range(1 + SPARE_HISTOGRAMS + open_model)]
 
 
 class EventRecorder:
@@ -251,14 +234,7 @@ class Recorder:
     It is also a :class:`~pytest_shopflow_perf.metrics.live.LiveView` of the run in progress.
     """
 
-    def __init__(
-        self,
-        *,
-        open_model: bool,
-        start: float,
-        detail: int | None = DETAIL_WINDOWS,
-        spares: list[HdrHistogram] | None = None,
-    ) -> None:
+    def __init__(self, *, open_model: bool, start: float, detail: int | None = DETAIL_WINDOWS) -> None:
         self.open_model = open_model
         self.start = start
         self.detail = detail
@@ -266,8 +242,7 @@ class Recorder:
         self.events: dict[str, EventRecorder] = {}
         self._win_event_errors = 0
         self.total_series = WindowSeries(detail=detail)
-        self._spares = spares if spares is not None else []
-        self._total_win_hist = self._histogram()
+        self._total_win_hist = new_histogram()
         self._window_index = 0
         self._window_end = start + WINDOW_S
         self.clamped = 0
@@ -280,16 +255,8 @@ class Recorder:
                 name = OVERFLOW_ENDPOINT
                 endpoint = self.endpoints.get(name)
             if endpoint is None:
-                endpoint = self.endpoints[name] = EndpointRecorder(name, self.open_model, self.detail, self._histogram)
+                endpoint = self.endpoints[name] = EndpointRecorder(name, self.open_model, self.detail)
         return endpoint
-
-    def _histogram(self) -> HdrHistogram:
-        return self._spares.pop() if self._spares else new_histogram()
-
-    def restock(self) -> None:
-        """One more spare histogram when fewer than ``SPARE_HISTOGRAMS`` are left (the ticker, between requests)."""
-        if len(self._spares) < SPARE_HISTOGRAMS:
-            self._spares.append(new_histogram())
 
     def record(
         self,
@@ -314,11 +281,11 @@ class Recorder:
         if connect_s > 0.0 or wait_s > 0.0:
             if connect_s > 0.0:
                 if endpoint.connect_hist is None:
-                    endpoint.connect_hist = self._histogram()
+                    endpoint.connect_hist = new_histogram()
                 endpoint.connect_hist.record_value(to_us(connect_s))
             if wait_s > 0.0:
                 if endpoint.wait_hist is None:
-                    endpoint.wait_hist = self._histogram()
+                    endpoint.wait_hist = new_histogram()
                 endpoint.wait_hist.record_value(to_us(wait_s))
             if self.open_model:
                 lateness_s += connect_s + wait_s
@@ -341,7 +308,7 @@ class Recorder:
             return
         failed = endpoint.failed_hist
         if failed is None:
-            failed = endpoint.failed_hist = self._histogram()
+            failed = endpoint.failed_hist = new_histogram()
         failed.record_value(corrected)
         endpoint.errors += 1
         endpoint.win_errors += 1

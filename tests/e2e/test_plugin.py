@@ -378,15 +378,14 @@ def test_baselines_are_saved_compared_and_never_silently_replaced(pytester: pyte
     pytester.makepyfile(
         test_base=JOURNEY
         + """
-from pytest_shopflow_perf import assert_no_regression
-
 @pytest.mark.load(users=2, duration="1500ms", think_time=0.005)  # a saturated run is never saved
 def test_x(load):
     result = load.run(browse)
     print("NOTE", result.extra.get("regression_note"), "TIER", (result.extra.get("regression") or {}).get("tier"))
-    assert_no_regression(result)
 """
     )
+    # Saving, comparing and keeping the file are the subject, not the verdict: sub-millisecond
+    # requests against one 1.5 s baseline run swing by tens of percent when a core is busy.
     first = run(pytester, "-s", "--perf-base-url", target, "--perf-save-baseline")
     first.assert_outcomes(passed=1)
     first.stdout.fnmatch_lines(["*NOTE no baseline yet (baselines/test_base.py__test_x.json)*TIER None"])
@@ -396,7 +395,7 @@ def test_x(load):
     assert len(baseline["runs"]) == 1
     second = run(pytester, "-s", "--perf-base-url", target)
     second.assert_outcomes(passed=1)
-    second.stdout.fnmatch_lines(["*NOTE None TIER *"])
+    second.stdout.re_match_lines([r".*NOTE None TIER (none|negligible|minor|major|critical|inconclusive)$"])
     path.write_text("{not json")
     broken = run(pytester, "--perf-base-url", target, "--perf-save-baseline")
     broken.assert_outcomes(failed=1)
