@@ -841,7 +841,7 @@ def test_json_bodies_are_compact_like_httpx() -> None:
 
 
 def test_on_trio_the_lean_client_says_it_needs_asyncio() -> None:
-    pytest.importorskip("trio")
+    pytest.importorskip("trio", minversion="0.31", reason="trio 0.31+ is not installed (anyio 4.12+ needs it)")
 
     async def main() -> None:
         context = new_context()
