@@ -44,6 +44,7 @@ REGRESSION_INI: tuple[tuple[str, str], ...] = (
     ("noise_floor", "run-to-run noise assumed on top of what baselines show (default 0.03)"),
     ("single_run_noise_floor", "run-to-run noise assumed when a baseline has one run (default 0.10)"),
     ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 1)"),
+    ("latency_floor_ms", "smallest absolute latency increase in ms that counts (default 1.0)"),
 )
 """The ``perf_regression_*`` ini keys (the policy fields) and their help."""
 

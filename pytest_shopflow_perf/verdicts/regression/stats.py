@@ -19,6 +19,7 @@ on regression detection) in one paragraph:
 * Error rate: a one-sided Fisher exact test on counts scaled down by the
   overdispersion (bursty errors) seen across windows and across baseline runs,
   plus an absolute floor, so 0.01 % -> 0.02 % is not a "+100 %" regression.
+  Latency has one too (``latency_floor_ms``): 1.8 -> 2.6 ms is not a "+44 %" one.
 * Benjamini-Hochberg across every test of the comparison, then tiers by
   effect size: a finding needs both significance and a relative change above
   ``minor`` / ``major`` / ``critical``. Large but not significant is
@@ -304,7 +305,11 @@ def compare_latency(name: str, metric: str, base: list[_Series], run: _Series, p
     mde = half + _t_quantile(contrast.df, _POWER) * contrast.se
     ci = (math.expm1(contrast.diff - half), math.expm1(contrast.diff + half))
     p_raw = _one_sided_p(contrast, higher_is_worse=True)
-    return Pending(name, metric, "ms", baseline, current, change, change, ci, p_raw, math.expm1(mde))
+    above, note = True, ""
+    if baseline is not None and current is not None and current - baseline < policy.latency_floor_ms:
+        above = False
+        note = f"{current - baseline:+.2g} ms is below the absolute floor of {policy.latency_floor_ms:g} ms"
+    return Pending(name, metric, "ms", baseline, current, change, change, ci, p_raw, math.expm1(mde), above, note)
 
 
 def compare_throughput(name: str, base: list[_Series], run: _Series, policy: RegressionPolicy) -> Pending:

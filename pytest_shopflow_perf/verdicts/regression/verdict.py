@@ -19,6 +19,7 @@ from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES, FAILING_TIERS, T
 from pytest_shopflow_perf.verdicts.baseline import validate_baseline, validate_run
 from pytest_shopflow_perf.verdicts.regression.stats import (
     LATENCY_KEYS,
+    TOTAL,
     Pending,
     compare_error_rate,
     compare_latency,
@@ -50,6 +51,9 @@ class RegressionPolicy:
         changes well beyond it can be significant.
     :param min_baseline_runs: fewer baseline runs than this never fail a test:
         findings stay "inconclusive" until the baseline has them.
+    :param latency_floor_ms: smallest absolute latency increase (ms) that can count
+        as a regression: on a millisecond service, 1.8 -> 2.6 ms is "+44 %" of
+        timer and scheduler noise, not a slowdown anyone would act on.
     """
 
     alpha: float = 0.05
@@ -61,6 +65,7 @@ class RegressionPolicy:
     metrics: tuple[str, ...] = METRICS
     single_run_noise_floor: float = 0.10
     min_baseline_runs: int = 1
+    latency_floor_ms: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -76,6 +81,8 @@ class RegressionPolicy:
             raise ValueError(f"noise_floor={self.noise_floor!r} must lie in [0, 1)")
         if not 0.0 <= self.single_run_noise_floor < 1.0:
             raise ValueError(f"single_run_noise_floor={self.single_run_noise_floor!r} must lie in [0, 1)")
+        if not 0.0 <= self.latency_floor_ms < math.inf:
+            raise ValueError(f"latency_floor_ms={self.latency_floor_ms!r} must be a finite number >= 0")
         if self.min_baseline_runs < 1:
             raise ValueError(f"min_baseline_runs={self.min_baseline_runs!r} must be at least 1")
         unknown = sorted(set(self.metrics) - set(METRICS))
@@ -93,6 +100,7 @@ REGRESSION_INI: Final[dict[str, type]] = {
     "noise_floor": float,
     "single_run_noise_floor": float,
     "min_baseline_runs": int,
+    "latency_floor_ms": float,
 }
 
 
@@ -289,13 +297,19 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
         return Verdict("none", [], ["the baseline holds no runs yet; nothing to compare"], 0)
 
     notes = _sample_size_notes(len(runs), policy)
+    # The workload as the baseline recorded it (a slower service does not make the users think more).
+    throughput_skipped = _throughput_not_the_services(runs[-1]) if "throughput" in policy.metrics else None
+    if throughput_skipped:
+        notes.append(f"throughput not compared: {throughput_skipped}")
     pending: list[Pending] = []
     for name, base_series, run_series in streams(runs, current, notes):
         for metric in policy.metrics:
             if metric in LATENCY_KEYS:
                 pending.append(compare_latency(name, metric, base_series, run_series, policy))
             elif metric == "throughput":
-                pending.append(compare_throughput(name, base_series, run_series, policy))
+                # An endpoint's share of the requests is the journey mix's choice, never the service's.
+                if name == TOTAL and not throughput_skipped:
+                    pending.append(compare_throughput(name, base_series, run_series, policy))
             else:
                 pending.append(compare_error_rate(name, base_series, run_series, policy))
 
@@ -318,6 +332,35 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
         )
         findings = [_downgrade(f, "with the baseline's load profile") for f in findings]
     return Verdict(worst_tier(f.tier for f in findings), findings, notes, len(runs))
+
+
+# A closed model's users busy less than this share of their time (the rest: think time) send what
+# the journeys and the user count make them send; the service's speed barely moves it.
+BUSY_SHARE_FOR_THROUGHPUT: Final = 0.5
+
+
+def _throughput_not_the_services(run: Mapping[str, Any]) -> str:
+    """Why the run's total throughput says nothing of the service ("" when it does).
+
+    In the open model it does: arrivals are fixed, so fewer requests mean dropped
+    iterations. In a closed model only when the users are busy with requests, not thinking.
+    """
+    profile = run.get("profile")
+    profile = profile if isinstance(profile, Mapping) else {}
+    if profile.get("model") == "open":
+        return ""
+    total = run.get("total", {})
+    users, duration = profile.get("users"), run.get("duration_s")
+    requests, mean_ms = total.get("requests"), total.get("mean_ms")
+    if not all(isinstance(v, int | float) and v > 0 for v in (users, duration, requests, mean_ms)):
+        return "a closed model whose users' busy time is unknown (users, duration, requests or mean missing)"
+    busy = requests * mean_ms / 1000.0 / (users * duration)
+    if busy >= BUSY_SHARE_FOR_THROUGHPUT:
+        return ""
+    return (
+        f"a closed model whose users wait {1 - busy:.0%} of their time (think time): requests per second "
+        "follow the journeys and the user count, not the service"
+    )
 
 
 def _sample_size_notes(k: int, policy: RegressionPolicy) -> list[str]:

@@ -102,8 +102,9 @@ def test_same_latency_is_none():
     verdict = compare(stable_baseline(), record(stats(1.0, phase=7)))
     assert verdict.tier == "none"
     assert verdict.baseline_runs == 5
+    # every metric of every endpoint, except an endpoint's throughput (the journey mix's choice)
     assert {(f.endpoint, f.metric) for f in verdict.findings} == {
-        (e, m) for e in (TOTAL, "GET /x") for m in regression.METRICS
+        (e, m) for e in (TOTAL, "GET /x") for m in regression.METRICS if (e, m) != ("GET /x", "throughput")
     }
 
 
@@ -205,19 +206,43 @@ def test_empty_total_windows_are_ignored_for_latency():
     assert all(f.ci is None or all(math.isfinite(c) for c in f.ci) for f in verdict.findings)
 
 
-def test_missing_endpoint_windows_count_as_zero_throughput():
-    # The endpoint served every window in the baseline, only every other one now:
-    # half the throughput, although each listed window looks the same.
+def test_an_endpoints_share_of_the_requests_is_not_a_regression():
+    """The endpoint served every window in the baseline, only every other one now: the journeys
+    sent it half as often (their mix), while the service kept up with the total."""
+
     def run(present: tuple[int, ...] | None, phase: int) -> dict:
         endpoint = stats(1.0, present=present, phase=phase)
         return record(stats(1.0, phase=phase), {"GET /x": endpoint})
 
     base = baseline(*(run(None, i) for i in range(3)))
     verdict = compare(base, run(tuple(range(0, 30, 2)), 4))
-    throughput = finding(verdict, "throughput", "GET /x")
-    assert throughput.change == pytest.approx(-0.5)
-    assert throughput.tier == "major"
+    assert not [f for f in verdict.findings if f.endpoint == "GET /x" and f.metric == "throughput"]
     assert finding(verdict, "throughput").tier == "none"  # the total did not change
+    assert verdict.tier == "none"
+
+
+def _with_profile(run: dict, **profile: object) -> dict:
+    return {**run, "profile": {**run["profile"], **profile}}
+
+
+@pytest.mark.parametrize(
+    ("users", "model", "compared"),
+    [
+        (10, "closed", True),  # 100 requests/s of 60 ms for 10 users: busy 60 % of the time
+        (100, "closed", False),  # the same requests from 100 users: they think 94 % of the time
+        (100, "open", True),  # arrivals are fixed: fewer requests are dropped iterations
+    ],
+)
+def test_total_throughput_is_compared_only_where_the_service_sets_it(users: int, model: str, compared: bool) -> None:
+    base = baseline(*(_with_profile(record(stats(1.0, phase=i)), users=users, model=model) for i in range(3)))
+    verdict = compare(base, _with_profile(record(stats(1.0, count=60, phase=4)), users=users, model=model))
+    throughput = [f for f in verdict.findings if f.metric == "throughput"]
+    if compared:
+        assert [(f.endpoint, f.tier) for f in throughput] == [(TOTAL, "major")]  # -40 %
+    else:
+        assert throughput == []
+        assert verdict.tier == "none"
+        assert any("throughput not compared" in note and "94%" in note for note in verdict.notes), verdict.notes
 
 
 # ---- error rate -------------------------------------------------------------------------
@@ -476,3 +501,46 @@ def test_errors_without_requests_never_crash_the_comparison():
     for stats_ in current["endpoints"].values():
         stats_["request_errors"] = 0
     assert finding(compare(base, current), "error_rate").tier == "none"
+
+
+# ---- the absolute latency floor (issue 14) ---------------------------------------------------
+
+
+def _scaled_baseline(scale: float) -> dict:
+    return baseline(*(record(stats(scale, phase=i)) for i in range(5)))
+
+
+def test_a_sub_millisecond_latency_increase_is_never_a_regression() -> None:
+    """p99 1.8 -> 2.6 ms is "+44 %" on paper: timer and scheduler noise on a millisecond service."""
+    verdict = compare(_scaled_baseline(0.012), record(stats(0.012 * 1.44, phase=7)))
+    p99 = finding(verdict, "p99")
+    assert p99.change == pytest.approx(0.44, abs=0.01)
+    assert p99.tier == "negligible"  # significant, but below the floor
+    assert "below the absolute floor of 1 ms" in p99.note
+    assert verdict.tier == "negligible"
+    assert not verdict.failed("minor")
+
+
+def test_the_same_relative_change_above_the_floor_is_a_regression() -> None:
+    verdict = compare(_scaled_baseline(0.18), record(stats(0.18 * 1.44, phase=7)))
+    assert finding(verdict, "p95").tier == "major"
+
+
+def test_a_zero_floor_judges_sub_millisecond_changes_by_their_size() -> None:
+    policy = RegressionPolicy(latency_floor_ms=0.0)
+    verdict = compare(_scaled_baseline(0.012), record(stats(0.012 * 1.44, phase=7)), policy=policy)
+    assert finding(verdict, "p95").tier == "major"
+
+
+def test_a_large_change_below_the_floor_is_not_inconclusive() -> None:
+    """Not significant and below the floor: nothing more to learn by running longer."""
+    noisy = baseline(*(record(stats(0.01 * (1 + 0.3 * (i % 2)), phase=i)) for i in range(2)))
+    verdict = compare(noisy, record(stats(0.01 * 1.6, phase=3)))
+    assert finding(verdict, "p50").tier in ("none", "negligible")
+    assert verdict.tier in ("none", "negligible")
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.inf])
+def test_a_bad_latency_floor_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="latency_floor_ms"):
+        RegressionPolicy(latency_floor_ms=bad)
