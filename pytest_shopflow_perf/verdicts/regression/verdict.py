@@ -350,10 +350,10 @@ def _throughput_not_the_services(run: Mapping[str, Any]) -> str:
     if profile.get("model") == "open":
         return ""
     total = run.get("total", {})
-    users, duration = profile.get("users"), run.get("duration_s")
-    requests, mean_ms = total.get("requests"), total.get("mean_ms")
-    if not all(isinstance(v, int | float) and v > 0 for v in (users, duration, requests, mean_ms)):
+    figures = [profile.get("users"), run.get("duration_s"), total.get("requests"), total.get("mean_ms")]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in figures):
         return "a closed model whose users' busy time is unknown (users, duration, requests or mean missing)"
+    users, duration, requests, mean_ms = (float(v) for v in figures)
     busy = requests * mean_ms / 1000.0 / (users * duration)
     if busy >= BUSY_SHARE_FOR_THROUGHPUT:
         return ""
