@@ -151,6 +151,11 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
                 red=tier in ("major", "critical"),
                 yellow=tier in ("minor", "inconclusive"),
             )
+            # What could not be judged, and what would decide it (the notes say "run longer" or "record more").
+            for item in verdict.get("findings", []):
+                if item.get("insufficient") or item.get("tier") == "inconclusive":
+                    label = "not judged" if item.get("insufficient") else "inconclusive"
+                    writer.write_line(f"    {label}: {item['endpoint']} {item['metric']}: {item.get('note', '')}")
         elif extra.get("regression_note"):
             writer.write_line(f"  regression: {extra['regression_note']}")
         for outcome in extra.get("slo") or []:

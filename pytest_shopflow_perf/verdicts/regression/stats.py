@@ -72,6 +72,7 @@ class Pending:
     mde: float | None
     above_floor: bool = True
     note: str = ""
+    requests: int | None = None  # in the current run's stream: how much longer a run would need to be
 
 
 # ---- per-window samples -----------------------------------------------------------
@@ -309,7 +310,14 @@ def compare_latency(name: str, metric: str, base: list[_Series], run: _Series, p
     if baseline is not None and current is not None and current - baseline < policy.latency_floor_ms:
         above = False
         note = f"{current - baseline:+.2g} ms is below the absolute floor of {policy.latency_floor_ms:g} ms"
-    return Pending(name, metric, "ms", baseline, current, change, change, ci, p_raw, math.expm1(mde), above, note)
+    return Pending(
+        name, metric, "ms", baseline, current, change, change, ci, p_raw, math.expm1(mde), above, note, _requests(run)
+    )
+
+
+def _requests(run: _Series) -> int | None:
+    counts = run.columns.get("count")
+    return int(counts.sum()) if counts is not None else None
 
 
 def compare_throughput(name: str, base: list[_Series], run: _Series, policy: RegressionPolicy) -> Pending:
@@ -332,7 +340,9 @@ def compare_throughput(name: str, base: list[_Series], run: _Series, policy: Reg
     mde = (half + _t_quantile(contrast.df, _POWER) * contrast.se) / level
     ci = ((contrast.diff - half) / level, (contrast.diff + half) / level)
     p_raw = _one_sided_p(contrast, higher_is_worse=False)
-    return Pending(name, "throughput", "req/s", baseline, current, change, -change, ci, p_raw, mde)
+    return Pending(
+        name, "throughput", "req/s", baseline, current, change, -change, ci, p_raw, mde, requests=_requests(run)
+    )
 
 
 # ---- error rate ---------------------------------------------------------------------

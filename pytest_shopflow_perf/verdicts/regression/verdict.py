@@ -150,6 +150,7 @@ class Finding:
     note: str = ""
     p_raw: float | None = None
     unit: str = ""
+    insufficient: bool = False  # too few samples to detect the minor tier: not judged (tier "none")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Finding:
@@ -171,6 +172,7 @@ class Finding:
             note=str(data.get("note", "")),
             p_raw=data.get("p_raw"),
             unit=str(data.get("unit", "")),
+            insufficient=bool(data.get("insufficient", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,6 +190,7 @@ class Finding:
             "mde": _json_float(self.mde),
             "unit": self.unit,
             "note": self.note,
+            "insufficient": self.insufficient,
         }
 
 
@@ -199,6 +202,11 @@ class Verdict:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     baseline_runs: int = 0
+
+    @property
+    def insufficient(self) -> list[Finding]:
+        """Findings whose samples were too small to detect the minor tier: not judged either way."""
+        return [f for f in self.findings if f.insufficient]
 
     @property
     def regressions(self) -> list[Finding]:
@@ -313,7 +321,11 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
             else:
                 pending.append(compare_error_rate(name, base_series, run_series, policy))
 
-    findings = _finalise(pending, policy)
+    findings = _finalise(pending, policy, len(runs))
+    unjudged = [f for f in findings if f.insufficient]
+    if unjudged:
+        names = ", ".join(f"{f.endpoint} {f.metric}" for f in unjudged[:5]) + (", ..." if len(unjudged) > 5 else "")
+        notes.append(f"{len(unjudged)} metric(s) with insufficient data to judge (listed with -v): {names}")
     if len(runs) < policy.min_baseline_runs and any(f.tier in FAILING_TIERS for f in findings):
         notes.append(
             f"{len(runs)} baseline run(s) cannot tell a slowdown from run-to-run noise: regressions are "
@@ -380,7 +392,7 @@ def _sample_size_notes(k: int, policy: RegressionPolicy) -> list[str]:
 # ---- tiers ----------------------------------------------------------------------------
 
 
-def _finalise(pending: list[Pending], policy: RegressionPolicy) -> list[Finding]:
+def _finalise(pending: list[Pending], policy: RegressionPolicy, baseline_runs: int) -> list[Finding]:
     """Benjamini-Hochberg over all tests of the comparison, then a tier per finding."""
     import numpy as np
     from scipy.stats import false_discovery_control
@@ -393,7 +405,7 @@ def _finalise(pending: list[Pending], policy: RegressionPolicy) -> list[Finding]
     findings = []
     for index, p in enumerate(pending):
         p_value = adjusted.get(index)
-        tier, why = _tier(p, p_value, policy)
+        tier, why, insufficient = _tier(p, p_value, policy, baseline_runs)
         note = "; ".join(n for n in (p.note, why) if n)
         findings.append(
             Finding(
@@ -409,32 +421,71 @@ def _finalise(pending: list[Pending], policy: RegressionPolicy) -> list[Finding]
                 note,
                 p.p_raw,
                 p.unit,
+                insufficient,
             )
         )
     return findings
 
 
-def _tier(p: Pending, p_value: float | None, policy: RegressionPolicy) -> tuple[Tier, str]:
+# The baseline runs after which another one sharpens a verdict little (between-run variance on 2 df).
+_ENOUGH_BASELINE_RUNS: Final = 3
+# Requests a run needs before a metric rests on enough of them: 10 beyond a percentile (p99: 1,000),
+# 20 for a centre (p50, mean) or a rate. Fewer, and an underpowered test is "insufficient data"
+# rather than "inconclusive": running longer, not recording more baselines, is what decides it.
+_TAIL_SAMPLES: Final = 10
+_NEEDED_REQUESTS: Final[dict[str, int]] = {
+    "p50": 20,
+    "p95": round(_TAIL_SAMPLES / 0.05),
+    "p99": round(_TAIL_SAMPLES / 0.01),
+    "mean": 20,
+    "throughput": 20,
+}
+
+
+def _tier(p: Pending, p_value: float | None, policy: RegressionPolicy, baseline_runs: int) -> tuple[Tier, str, bool]:
+    """The tier, why, and whether the sample was too small to judge ("insufficient data")."""
     if p.worsening is None or not p.worsening > _EPSILON:
-        return "none", ""
+        return "none", "", False
     # Thresholds are "more than": +50.0 % is major, not critical, whatever the rounding of a geometric mean.
     worse = p.worsening - _EPSILON
     significant = p_value is not None and p_value < policy.alpha
     if not significant:
-        if worse > policy.minor and p.above_floor:
+        if not p.above_floor:
+            return "none", "", False
+        # Window-level tests (latency, throughput) whose detectable effect exceeds the minor tier cannot
+        # tell a regression from noise: not a finding. (Error rates have their own absolute floor.)
+        few = p.requests is not None and p.requests < _NEEDED_REQUESTS.get(p.metric, 0)
+        if few and p.mde is not None and p.mde > policy.minor:
+            why = (
+                f"insufficient data: {p.requests:,} requests, this comparison detects >= {p.mde:.0%}, "
+                f"the minor tier is {policy.minor:.0%}"
+            )
+            return "none", f"{why}; {_what_would_decide(p, policy, baseline_runs)}", True
+        if worse > policy.minor:
             if p.p_raw is None:
-                return "inconclusive", "a large change that could not be tested"
-            return "inconclusive", "large but not significant; more baseline runs or a longer run would tell"
-        return "none", ""
+                return "inconclusive", "a large change that could not be tested", False
+            return "inconclusive", f"large but not significant; {_what_would_decide(p, policy, baseline_runs)}", False
+        return "none", "", False
     if not p.above_floor:
-        return "negligible", ""
+        return "negligible", "", False
     if worse <= policy.minor:
-        return "negligible", f"significant but not above the {policy.minor:.0%} minor threshold"
+        return "negligible", f"significant but not above the {policy.minor:.0%} minor threshold", False
     if worse > policy.critical:
-        return "critical", ""
+        return "critical", "", False
     if worse > policy.major:
-        return "major", ""
-    return "minor", ""
+        return "major", "", False
+    return "minor", "", False
+
+
+def _what_would_decide(p: Pending, policy: RegressionPolicy, baseline_runs: int) -> str:
+    """ "record 2 more baseline runs" and/or "run longer: ~N more requests on X" (the MDE shrinks as 1/sqrt(n))."""
+    advice = []
+    if baseline_runs < _ENOUGH_BASELINE_RUNS:
+        advice.append(f"record {_ENOUGH_BASELINE_RUNS - baseline_runs} more baseline run(s)")
+    if p.requests and p.mde is not None and p.mde > policy.minor > 0:
+        more = math.ceil(p.requests * ((p.mde / policy.minor) ** 2 - 1))
+        advice.append(f"run longer: ~{more:,} more requests on {p.endpoint}")
+    return " or ".join(advice) or "a longer run or more baseline runs would tell"
 
 
 def _fingerprint_mismatch(runs: list[dict[str, Any]], current: Mapping[str, Any]) -> str:

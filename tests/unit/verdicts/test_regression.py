@@ -544,3 +544,44 @@ def test_a_large_change_below_the_floor_is_not_inconclusive() -> None:
 def test_a_bad_latency_floor_is_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="latency_floor_ms"):
         RegressionPolicy(latency_floor_ms=bad)
+
+
+# ---- insufficient data and what would decide (issue 14) --------------------------------------
+
+
+def _disagreeing_baseline(count: int, runs: int = 3) -> dict:
+    """Baseline runs that disagree by +-15 %: only large changes can be significant."""
+    return baseline(*(record(stats(s, phase=i, count=count)) for i, s in enumerate([0.85, 1.15, 1.0][:runs])))
+
+
+def test_a_tail_metric_of_too_few_requests_is_insufficient_data_not_a_finding() -> None:
+    verdict = compare(_disagreeing_baseline(count=3), record(stats(1.2, phase=4, count=3)))  # 90 requests
+    p99 = finding(verdict, "p99")
+    assert (p99.tier, p99.insufficient) == ("none", True)
+    assert "insufficient data: 90 requests" in p99.note
+    assert "run longer: ~" in p99.note
+    assert "more requests on total" in p99.note
+    assert "baseline run" not in p99.note  # three runs are enough baselines
+    assert {(f.endpoint, f.metric) for f in verdict.insufficient} == {
+        (e, m) for e in (TOTAL, "GET /x") for m in ("p95", "p99")
+    }
+    assert any("4 metric(s) with insufficient data" in note for note in verdict.notes), verdict.notes
+    # p50 rests on enough requests: a large change that is not significant stays inconclusive, with advice
+    p50 = finding(verdict, "p50")
+    assert (p50.tier, p50.insufficient) == ("inconclusive", False)
+    assert "large but not significant; run longer: ~" in p50.note
+    assert verdict.tier == "inconclusive"
+    assert Verdict.from_dict(json.loads(json.dumps(verdict.to_dict()))).insufficient == verdict.insufficient
+
+
+def test_inconclusive_says_to_record_more_baseline_runs_when_there_are_few() -> None:
+    verdict = compare(_disagreeing_baseline(count=100, runs=2), record(stats(1.2, phase=4)))
+    p95 = finding(verdict, "p95")
+    assert p95.tier == "inconclusive"
+    assert "record 1 more baseline run(s)" in p95.note
+
+
+def test_enough_requests_and_a_clear_change_are_judged_as_before() -> None:
+    verdict = compare(stable_baseline(count=3), record(stats(1.8, phase=7, count=3)))
+    assert not finding(verdict, "p99").insufficient  # significant despite few requests: judged
+    assert finding(verdict, "p99").tier == "critical"
