@@ -122,23 +122,28 @@ def _counts(histogram: HdrHistogram) -> Any:
 
 def percentiles(histogram: HdrHistogram, quantiles: list[float]) -> dict[float, int]:
     """Exactly ``HdrHistogram.get_value_at_percentile`` for each q, in one vectorised pass (~20x faster)."""
+    import numpy as np
+
     total = histogram.get_total_count()
     if not total:
         return dict.fromkeys(quantiles, 0)
     targets = [histogram.get_target_count_at_percentile(q) for q in quantiles]
-    return _at_targets(_counts(histogram), quantiles, targets)
+    return _at_targets(np.cumsum(_counts(histogram)), quantiles, targets)
 
 
 def counts_percentiles(counts: Any, quantiles: list[float]) -> dict[float, int]:
     """Percentiles of a dense counts array (merged window snapshots), with HDR's own rule."""
-    total = int(counts.sum()) if len(counts) else 0
+    import numpy as np
+
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1]) if len(cumulative) else 0
     if not total:
         return dict.fromkeys(quantiles, 0)
     targets = [max(int(q / 100.0 * total + 0.5), 1) for q in quantiles]  # get_target_count_at_percentile
-    return _at_targets(counts, quantiles, targets)
+    return _at_targets(cumulative, quantiles, targets)
 
 
-def _at_targets(counts: Any, quantiles: list[float], targets: list[int]) -> dict[float, int]:
+def _at_targets(cumulative: Any, quantiles: list[float], targets: list[int]) -> dict[float, int]:
     """The bucket value where the cumulative count first reaches each target.
 
     One ``searchsorted`` for all targets, given in the counts' own dtype: a Python int
@@ -148,7 +153,6 @@ def _at_targets(counts: Any, quantiles: list[float], targets: list[int]) -> dict
     import numpy as np
 
     lowest, highest, _ = _index_values()
-    cumulative = np.cumsum(counts)
     indices = np.minimum(np.searchsorted(cumulative, np.array(targets, dtype=cumulative.dtype)), len(cumulative) - 1)
     return {q: int(highest[i] if q else lowest[i]) for q, i in zip(quantiles, indices.tolist(), strict=True)}
 
