@@ -28,15 +28,17 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.profile.resolve import LoadProfile, Stage
 
 
-def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]:
+def arrival_times(start_rate: float, stages: Sequence[Stage], offset: float = 0.0) -> Iterator[float]:
     """Intended start times of open-model iterations: the k-th arrives when the integral of the rate reaches k.
 
     The rate changes linearly within a stage, so each arrival is the root of a quadratic.
+    ``offset`` (0 <= offset < 1) shifts every arrival to ``k + offset``: shard i of n runs 1/n of
+    the rate at offset i/n, and the n shards' arrivals together are exactly the whole schedule's.
     """
     arrived = 0.0  # integral of the rate up to the start of the current stage
     stage_start = 0.0
     rate = start_rate
-    k = 0
+    k = offset
     for stage_duration, target in stages:
         if stage_duration <= 0:
             rate = target
@@ -56,9 +58,9 @@ def arrival_times(start_rate: float, stages: Sequence[Stage]) -> Iterator[float]
         rate = target
 
 
-def dropped_iterations(profile: LoadProfile, horizon: float, started: int) -> int:
+def dropped_iterations(profile: LoadProfile, horizon: float, started: int, offset: float = 0.0) -> int:
     """Iterations due by ``horizon`` seconds but never started, whether queued or never reached by the dispatcher."""
-    planned = max(0, math.ceil(profile.integral(horizon) - 1e-9))
+    planned = max(0, math.ceil(profile.integral(horizon) - offset - 1e-9))
     if profile.iterations is not None:
         planned = min(planned, profile.iterations)
     return max(0, planned - started)
@@ -75,6 +77,7 @@ class OpenModel:
     monitor: GeneratorMonitor
     stop_reason: str | None
     _t0: float
+    arrival_offset: float  # this shard's place in the whole schedule (0 in one process)
     _stopping: bool
     _slots: dict[int, _Slot]
     _failed_starts: set[int]
@@ -112,7 +115,7 @@ class OpenModel:
         next_id = len(self._slots)
         sent = 0
         async with send:
-            for intended in arrival_times(profile.start, profile.stages):
+            for intended in arrival_times(profile.start, profile.stages, self.arrival_offset):
                 if intended >= profile.duration or self._stopping or self.stop_reason is not None:
                     break
                 if profile.iterations is not None and sent >= profile.iterations:

@@ -140,8 +140,13 @@ class Engine(OpenModel):
         window_detail: int | None = DETAIL_WINDOWS,
         target_policy: TargetPolicy | None = None,
         http_transport: str = "fast",
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.profile = profile
+        # Shard ``index`` of ``count`` (engine/shards): its users are ids index, index + count, ...
+        # of the whole run, and its arrivals every count-th of the whole schedule from the index-th.
+        self.shard_index, self.shard_count = shard
+        self.arrival_offset = self.shard_index / self.shard_count
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
         for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
             if hook is not None and not is_async_callable(hook):
@@ -213,7 +218,9 @@ class Engine(OpenModel):
                 url = httpx.URL(self.base_url)
                 await self.target_policy.connect_address(url.host, url.port or (443 if url.scheme == "https" else 80))
 
-    async def run(self) -> LoadResult:
+    async def run(self, *, start_at: Callable[[], Awaitable[float]] | None = None) -> LoadResult:
+        """Warm up, then run; ``start_at`` (shards) is awaited after the warm-up for the agreed
+        ``perf_counter`` instant the run's clock starts at (every shard on the same one)."""
         self._event_loop = event_loop_name()
         await self._warm_up()
         # Everything alive now lives for the whole run: keep full collections from scanning it
@@ -221,13 +228,17 @@ class Engine(OpenModel):
         gc.collect()
         gc.freeze()
         try:
-            return await self._run()
+            start = None
+            if start_at is not None:
+                start = await start_at()
+                await anyio.sleep(max(0.0, start - perf_counter()))
+            return await self._run(start)
         finally:
             gc.unfreeze()
 
-    async def _run(self) -> LoadResult:
+    async def _run(self, start: float | None = None) -> LoadResult:
         self.monitor.start()
-        self._t0 = perf_counter()
+        self._t0 = perf_counter() if start is None else start
         if self.on_clock_start is not None:
             self.on_clock_start(self._t0)  # scheduled faults share the run's clock
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -265,7 +276,9 @@ class Engine(OpenModel):
         """What the profile planned up to the end of the run against what the generator started."""
         horizon = self._stop_elapsed
         if self.profile.is_open:
-            self.monitor.dropped_iterations = dropped_iterations(self.profile, horizon, self.monitor.iterations)
+            self.monitor.dropped_iterations = dropped_iterations(
+                self.profile, horizon, self.monitor.iterations, self.arrival_offset
+            )
         else:
             self.monitor.behind_user_s += self._shortfall * max(0.0, horizon - self._last_elapsed)
             self.monitor.planned_user_s = self.profile.integral(horizon)
@@ -299,7 +312,7 @@ class Engine(OpenModel):
                 self._report_progress(elapsed)
                 self._note_best_rate()
                 if self.watchdog is not None:
-                    reason = self.watchdog(self.recorder, elapsed, profile.duration, self._remaining_capacity(elapsed))
+                    reason = self.watchdog(self.recorder, elapsed, profile.duration, self.remaining_capacity(elapsed))
                     if reason:
                         self.request_stop(f"aborted: {reason}")
             next_tick += TICK_S
@@ -330,7 +343,7 @@ class Engine(OpenModel):
         if users and count:
             self._best_user_rate = max(self._best_user_rate, count / users)
 
-    def _remaining_capacity(self, elapsed: float) -> float:
+    def remaining_capacity(self, elapsed: float) -> float:
         """An upper bound of the requests the rest of the run can make, for "breached beyond recovery".
 
         Open model: the planned arrivals times the requests per iteration seen. Closed model: the
@@ -438,7 +451,8 @@ class Engine(OpenModel):
     async def _user_task(self, slot: _Slot, body: Callable[[_Slot, User], Awaitable[None]]) -> None:
         client = self.clients.new(slot.context)
         # Its random is built on first use (most journeys never draw), seeded as it always was.
-        user = User(id=slot.id, client=client, context=slot.context, seed=f"{self.profile.seed}:{slot.id}")
+        user_id = slot.id * self.shard_count + self.shard_index  # the id in the whole run, as in one process
+        user = User(id=user_id, client=client, context=slot.context, seed=f"{self.profile.seed}:{user_id}")
         graceful = False
         try:
             if await self._call_hook(self.on_start, user):

@@ -19,6 +19,7 @@ from pytest_shopflow_perf._errors import ShopflowPerfError
 from pytest_shopflow_perf.metrics.hdr import (
     HIGHEST_US,
     LOWEST_US,
+    counts_percentiles,
     merge_snapshots,
     new_histogram,
     pack_counts,
@@ -107,6 +108,30 @@ class WindowSeries:
             self.p99_ms.append(values[99.0] / 1000.0)
             self.mean_ms.append(total_us / histogram.get_total_count() / 1000.0)
             self.max_ms.append(histogram.get_max_value() / 1000.0)
+        else:
+            for series in (self.p50_ms, self.p95_ms, self.p99_ms, self.mean_ms, self.max_ms):
+                series.append(0.0)
+        if self.detail is not None:
+            self._coarsen(self.t_s[-1] - self.detail * WINDOW_S)
+
+    def append_merged(self, t_s: float, count: int, errors: int, counts: Any, mean_ms: float, max_ms: float) -> None:
+        """A window merged from the same window of several recorders (shards): ``counts`` dense or None.
+
+        The percentiles follow HDR's rule over the merged buckets, so they are exactly those of
+        one histogram that saw every request; the mean is the shards' means weighted by successes.
+        """
+        self.t_s.append(round(t_s, 3))
+        self.count.append(count)
+        self.errors.append(errors)
+        successes = int(counts.sum()) if counts is not None else 0
+        self.snapshots.append(pack_counts(counts) if successes else None)
+        if successes:
+            values = counts_percentiles(counts, list(WINDOW_PERCENTILES))
+            self.p50_ms.append(values[50.0] / 1000.0)
+            self.p95_ms.append(values[95.0] / 1000.0)
+            self.p99_ms.append(values[99.0] / 1000.0)
+            self.mean_ms.append(mean_ms)
+            self.max_ms.append(max_ms)
         else:
             for series in (self.p50_ms, self.p95_ms, self.p99_ms, self.mean_ms, self.max_ms):
                 series.append(0.0)
@@ -343,6 +368,11 @@ class Recorder:
             self.record(clock.name, now - clock.start, now, "unfinished")
         self.inflight.clear()
         return len(unfinished)
+
+    def close_open_window(self) -> None:
+        """Close the window in progress if anything was recorded in it (a shard's last, however short)."""
+        if self._win_event_errors or any(e.win_count or e.win_errors for e in self.endpoints.values()):
+            self._close_window()
 
     def roll(self, now: float) -> None:
         """Close every window that ended before ``now``."""

@@ -17,6 +17,7 @@ from pytest_shopflow_perf.plugin.progress import end_progress, progress_printer
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Engine, Hook, TransportFactory
     from pytest_shopflow_perf.engine.journeys import JourneySpec
+    from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
     from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
     from pytest_shopflow_perf.plugin.session import PerfSession
     from pytest_shopflow_perf.profile.resolve import LoadProfile
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _stop_on_interrupt(engine: Engine) -> Iterator[None]:
+def _stop_on_interrupt(engine: Engine | ShardedEngine) -> Iterator[None]:
     """First Ctrl-C (or SIGTERM, how CI cancels a job) ends the run gracefully and keeps its results;
     a second one stops at once."""
     if threading.current_thread() is not threading.main_thread():
@@ -96,16 +97,18 @@ class LoadRunner:
         overrides: dict[str, Any],
         slos: Sequence[Slo],
         fault_run: FaultRun,
-    ) -> Engine:
+    ) -> Engine | ShardedEngine:
+        from pytest_shopflow_perf._errors import ShopflowPerfError
         from pytest_shopflow_perf.engine.engine import Engine
         from pytest_shopflow_perf.verdicts.assertions import watch
 
         profile = self._profile(overrides)
         self._tracked.clear()
-        if profile.workers != 1:
+        if profile.workers not in (1, "auto") and app is not None:
             raise pytest.UsageError(
-                f"workers={profile.workers}: multi-process load generation is not available yet; "
-                "remove `workers` (one process drives the load)"
+                f"workers={profile.workers} with app=: an in-process ASGI app lives in this process only, and "
+                "each shard process would drive its own copy; serve the app (uvicorn) and give its URL, or use "
+                "workers=1"
             )
         if app is not None:
             import httpx
@@ -124,24 +127,32 @@ class LoadRunner:
             base_url = fault_run.route(base_url, in_process=app is not None)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
+        common: dict[str, Any] = {
+            "base_url": base_url,
+            "transport_factory": transport_factory,
+            "on_start": on_start,
+            "on_stop": on_stop,
+            "on_progress": progress_printer(self._session.config, self.nodeid.rsplit("::", 1)[-1]),
+            "watchdog": functools.partial(watch, slos, self._tracked) if slos else None,
+            "window_detail": _window_detail(slos, profile),
+            "on_clock_start": fault_run.clock_started,
+            "test": self.nodeid,
+            "environment": self._session.environment(),
+            "target_policy": policy,
+            "http_transport": self._session.settings.http_transport,
+        }
+        from pytest_shopflow_perf.engine.shards.plan import resolve_workers
+
+        workers = 1 if app is not None else resolve_workers(profile.workers, base_url)
         try:
-            return Engine(
-                profile,
-                journeys,
-                base_url=base_url,
-                transport_factory=transport_factory,
-                on_start=on_start,
-                on_stop=on_stop,
-                on_progress=progress_printer(self._session.config, self.nodeid.rsplit("::", 1)[-1]),
-                watchdog=functools.partial(watch, slos, self._tracked) if slos else None,
-                window_detail=_window_detail(slos, profile),
-                on_clock_start=fault_run.clock_started,
-                test=self.nodeid,
-                environment=self._session.environment(),
-                target_policy=policy,
-                http_transport=self._session.settings.http_transport,
+            if workers == 1:
+                return Engine(profile, journeys, **common)
+            from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
+
+            return ShardedEngine(
+                profile, journeys, workers=workers, event_loop=self._session.settings.event_loop, **common
             )
-        except (TypeError, ValueError) as exc:  # hooks that are not async, client="fast" with app=
+        except (TypeError, ValueError, ShopflowPerfError) as exc:  # hooks not async, a journey that cannot travel
             raise pytest.UsageError(str(exc)) from None
 
     def run(
@@ -227,7 +238,7 @@ class LoadRunner:
         overrides: dict[str, Any],
         slos: Sequence[Slo],
         faults: Sequence[object] | None,
-    ) -> Iterator[tuple[Engine, FaultRun]]:
+    ) -> Iterator[tuple[Engine | ShardedEngine, FaultRun]]:
         """The engine of one run, with its faults in force and Ctrl-C handled, for run and arun alike."""
         with self._fault_run(faults, self._profile(overrides)) as fault_run:
             engine = self._engine(
@@ -259,7 +270,7 @@ class LoadRunner:
             raise pytest.UsageError(str(exc)) from None
 
     @staticmethod
-    async def _drive(engine: Engine, app: Any) -> LoadResult:
+    async def _drive(engine: Engine | ShardedEngine, app: Any) -> LoadResult:
         if app is None:
             return await engine.run()
         from pytest_shopflow_perf.engine.asgi import lifespan

@@ -25,7 +25,7 @@ EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 MARKER_HELP = (
     "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
     "think_time=None, iterations=None, base_url=None, name=None, timeout='30s', graceful_stop='5s', slo=None, "
-    "faults=None, client='httpx'): run this test as a load test; "
+    "faults=None, client='httpx', workers=1): run this test as a load test; "
     "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s). "
     "slo=['p(95)<500ms', ...] declares thresholds checked after every run."
 )
@@ -94,6 +94,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="httpx|fast",
         help="httpx: user.client is a real httpx.AsyncClient (default); fast: the lean client, more load per core "
         "(env SHOPFLOW_PERF_CLIENT)",
+    )
+    option(
+        "--perf-workers",
+        "processes that generate the load of each test: N or auto (default 1)",
+        metavar="N|auto",
+        help="split each load test over N shard processes (auto: one per core, minus one when the target runs "
+        "here); results are merged into one (env SHOPFLOW_PERF_WORKERS)",
     )
     option(
         "--perf-transport",
@@ -202,6 +209,7 @@ class Settings:
     baseline_keep: int = 5
     http_transport: str = "fast"
     event_loop: str = "auto"
+    cli_workers: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -260,6 +268,7 @@ class Settings:
             cli_users=cli("perf_users"),
             cli_duration=cli("perf_duration"),
             cli_client=cli("perf_client"),
+            cli_workers=cli("perf_workers"),
             baseline_dir=cli("perf_baseline_dir") or ini("perf_baseline_dir") or "baselines",
             save_baseline=bool(cli("perf_save_baseline") or ini("perf_save_baseline")),
             no_compare=bool(cli("perf_no_compare") or ini("perf_no_compare")),

@@ -52,6 +52,7 @@ class PerfSession:
             "users": settings.cli_users,
             "duration": settings.cli_duration,
             "client": settings.cli_client,
+            "workers": settings.cli_workers,
             "base_url": settings.base_url,
         }
         try:
@@ -203,10 +204,15 @@ class PerfSession:
         result.extra["regression"] = verdict
 
     def save_baseline(self, result: LoadResult) -> Path | None:
-        """Append a finished run to its baseline (atomic, locked); interrupted or saturated runs are never saved."""
+        """Append a finished run to its baseline (atomic, locked); never an interrupted or saturated run,
+        nor one that lost a shard."""
         from pytest_shopflow_perf.verdicts.baseline import append_run
 
         if not self.settings.save_baseline or result.interrupted:
+            return None
+        if result.lost_shards:
+            lost = ", ".join(shard.worker for shard in result.lost_shards)
+            result.extra["baseline_note"] = f"not saved: shard(s) {lost} were lost during the run"
             return None
         if result.generator.saturated:
             result.extra["baseline_note"] = (

@@ -53,9 +53,10 @@ INI_KEYS = (
     "graceful_stop",
     "max_body",
     "client",
+    "workers",
 )
 # What the CI may override from the environment or the command line.
-OVERRIDE_KEYS = ("users", "duration", "base_url", "client")
+OVERRIDE_KEYS = ("users", "duration", "base_url", "client", "workers")
 # The client of a virtual user: a real httpx.AsyncClient, or the lean one (more load per core).
 CLIENTS = ("httpx", "fast")
 
@@ -64,6 +65,7 @@ ENV_VARS = {
     "users": "SHOPFLOW_PERF_USERS",
     "duration": "SHOPFLOW_PERF_DURATION",
     "client": "SHOPFLOW_PERF_CLIENT",
+    "workers": "SHOPFLOW_PERF_WORKERS",
     "scale": "SHOPFLOW_PERF_SCALE",
 }
 
@@ -95,7 +97,7 @@ class LoadProfile:
     max_users: int = DEFAULT_MAX_USERS
     think_time: tuple[float, float] | None = None
     iterations: int | None = None
-    workers: int = 1
+    workers: int | str = 1  # "auto": the engine decides from the cores and where the target runs
     base_url: str | None = None
     name: str | None = None
     timeout: float = DEFAULT_TIMEOUT_S
@@ -213,6 +215,18 @@ def _client(source: str, value: object) -> str:
     return str(value)
 
 
+WORKERS_FORMS = 'a whole number of processes >= 1 or "auto" (one per core, minus one when the target runs here)'
+
+
+def _workers(source: str, value: object) -> int | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(source, "workers", value)
+    except ProfileError:
+        raise _error(source, "workers", value, WORKERS_FORMS) from None
+
+
 def _think_time(source: str, value: object) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -272,7 +286,7 @@ _PARSERS: dict[str, Any] = {
     "max_users": lambda s, v: _positive_int(s, "max_users", v),
     "think_time": _think_time,
     "iterations": lambda s, v: _positive_int(s, "iterations", v),
-    "workers": lambda s, v: _positive_int(s, "workers", v),
+    "workers": _workers,
     "base_url": _base_url,
     "name": _name,
     "timeout": lambda s, v: _duration(s, "timeout", v),

@@ -6,7 +6,7 @@ record (``to_dict``) uses milliseconds with ``_ms`` names, the baseline schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +28,7 @@ from pytest_shopflow_perf.result.schema import (
     GeneratorRecord,
     RunRecord,
     RunSummary,
+    ShardRecordDict,
     StatsRecord,
     StatsSummary,
     error_rate,
@@ -91,6 +92,46 @@ class GeneratorStats:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["reasons"] = tuple(known.get("reasons", ()))
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One shard of a run with workers (``"local:0"``) or on a cluster (the Dask worker's address)."""
+
+    worker: str
+    users: int  # peak
+    requests: int
+    errors: int
+    generator: GeneratorStats
+    lost: bool = False
+    note: str = ""
+    lost_at_s: float | None = None  # seconds from the start when the shard was lost
+
+    def to_dict(self) -> ShardRecordDict:
+        return {
+            "worker": self.worker,
+            "users": self.users,
+            "requests": self.requests,
+            "errors": self.errors,
+            "generator": self.generator.to_dict(),
+            "lost": self.lost,
+            "lost_at_s": self.lost_at_s,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShardRecord:
+        lost_at = data.get("lost_at_s")
+        return cls(
+            worker=str(data["worker"]),
+            users=int(data.get("users", 0)),
+            requests=int(data.get("requests", 0)),
+            errors=int(data.get("errors", 0)),
+            generator=GeneratorStats.from_dict(data.get("generator", {})),
+            lost=bool(data.get("lost", False)),
+            note=str(data.get("note", "")),
+            lost_at_s=None if lost_at is None else float(lost_at),
+        )
 
 
 @dataclass(frozen=True)
@@ -391,6 +432,7 @@ class LoadResult(Stats):
         test: str = "",
         extra: Mapping[str, Any] | None = None,
         events: Mapping[str, Mapping[str, Any]] | None = None,
+        shards: Sequence[ShardRecord] = (),
     ) -> None:
         super().__init__(
             name="total",
@@ -421,6 +463,13 @@ class LoadResult(Stats):
         self.target = target
         self.test = test
         self.extra: dict[str, Any] = dict(extra or {})
+        # One record per shard of a run with workers or on a cluster; empty for one process.
+        self.shards: list[ShardRecord] = list(shards)
+
+    @property
+    def lost_shards(self) -> list[ShardRecord]:
+        """Shards that died during the run: the load offered was not the profile's."""
+        return [shard for shard in self.shards if shard.lost]
 
     @property
     def dropped_iterations(self) -> int:
@@ -457,6 +506,7 @@ class LoadResult(Stats):
             "endpoints": {name: stats.to_dict() for name, stats in self.endpoints.items()},
             "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
             **({"extra": self.extra} if self.extra else {}),  # type: ignore[typeddict-item]
+            **({"shards": [shard.to_dict() for shard in self.shards]} if self.shards else {}),  # type: ignore[typeddict-item]
         }
 
     def summary_dict(self) -> RunSummary:
@@ -473,6 +523,7 @@ class LoadResult(Stats):
             "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
             "generator": self.generator.to_dict(),
             "extra": dict(self.extra),
+            **({"shards": [shard.to_dict() for shard in self.shards]} if self.shards else {}),
         }
 
     @classmethod
@@ -496,4 +547,5 @@ class LoadResult(Stats):
             test=str(data.get("test", "")),
             extra=data.get("extra", {}),
             events=data.get("events", {}),
+            shards=[ShardRecord.from_dict(shard) for shard in data.get("shards", [])],
         )

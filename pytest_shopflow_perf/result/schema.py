@@ -116,6 +116,19 @@ class GeneratorRecord(TypedDict, total=False):
     event_loop: str
 
 
+class ShardRecordDict(TypedDict, total=False):
+    """One shard of a run with workers or a cluster (``result.shards``)."""
+
+    worker: str
+    users: int
+    requests: int
+    errors: int
+    generator: GeneratorRecord
+    lost: bool
+    lost_at_s: float | None
+    note: str
+
+
 class CheckRecord(TypedDict):
     passes: int
     fails: int
@@ -151,6 +164,7 @@ class RunRecord(_RunRequired, total=False):
     events: dict[str, EventRecord]
     extra: dict[str, Any]
     git_commit: str | None
+    shards: list[ShardRecordDict]
 
 
 class RunSummary(TypedDict, total=False):
@@ -168,3 +182,4 @@ class RunSummary(TypedDict, total=False):
     generator: GeneratorRecord
     extra: dict[str, Any]
     outcome: str
+    shards: list[ShardRecordDict]

@@ -73,6 +73,10 @@ class TargetPolicy:
         self._not_loopback: dict[str, str] = {}  # localhost-family names that resolved elsewhere -> why
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[TargetPolicy], tuple[list[str]]]:
+        """A shard gets the rule, not this process's verdicts: it resolves and checks every host itself."""
+        return (TargetPolicy, (sorted(self.allowed),))
+
     def allowing(self, *hosts: str) -> TargetPolicy:
         """A copy that also allows ``hosts`` (the in-process host of an ASGI run, which is never connected to)."""
         return TargetPolicy([*self.allowed, *hosts])

@@ -12,6 +12,10 @@ Paths:
                                      request arriving until it ends waits for its end
   /status/<code>                     answers with that status
   /hang                              never answers (within an hour)
+  /flaky/<ms>/<percent>               after <ms>, 500 with probability <percent> %, else 200
+  /truth?tag=<tag>                   JSON of what the server did for requests carrying ?tag=<tag>:
+                                     {"service_us": [...], "statuses": {"200": n, ...}} (the truth
+                                     of a run whose journeys ran in other processes: shards)
   /burst/<after_s>/<for_s>/<code>    <code> from <after_s> to <after_s> + <for_s> seconds after the
                                      first request to this path, 200 otherwise
   anything else                      200 with a small JSON body
@@ -22,10 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import time
 from collections import defaultdict
 
 counters: defaultdict[str, int] = defaultdict(int)
+truth: defaultdict[str, dict] = defaultdict(lambda: {"service_us": [], "statuses": defaultdict(int)})
+flaky_random = random.Random(7)
 first_seen: dict[str, float] = {}
 stall_until = 0.0
 
@@ -51,6 +58,8 @@ async def delay_for(path: str) -> tuple[int, float]:
         started = first_seen.setdefault(path, time.monotonic())
         elapsed = time.monotonic() - started
         return (int(parts[3]) if float(parts[1]) <= elapsed < float(parts[1]) + float(parts[2]) else 200), 0.0
+    if head == "flaky":
+        return (500 if flaky_random.random() * 100 < float(parts[2]) else 200), float(parts[1]) / 1000
     if head == "hang":
         return 200, 3600.0
     if head == "status":
@@ -71,11 +80,21 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             if length:
                 await reader.readexactly(length)
             started = time.perf_counter()
+            tag = path.partition("tag=")[2].partition("&")[0]
+            if path.startswith("/truth"):
+                record = truth[tag]
+                body = json.dumps({"service_us": record["service_us"], "statuses": record["statuses"]}).encode()
+                writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+                await writer.drain()
+                continue
             status, delay = await delay_for(path)
             if delay > 0:
                 await asyncio.sleep(delay)
             body = json.dumps({"items": [{"id": 1}, {"id": 2}], "path": path}).encode()
             service_us = int((time.perf_counter() - started) * 1_000_000)
+            if tag:
+                truth[tag]["service_us"].append(service_us)
+                truth[tag]["statuses"][str(status)] += 1
             writer.write(
                 f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 f"X-Service-Time-Us: {service_us}\r\n\r\n".encode()

@@ -204,7 +204,8 @@ def skip_if_saturated(result: LoadResult, outcomes: list[CheckOutcome]) -> None:
     """A saturated generator measured itself: skip as inconclusive, naming the figure and what it saw."""
     __tracebackhide__ = True
     generator = result.generator
-    if not generator.saturated:
+    lost = result.lost_shards
+    if not generator.saturated and not lost:
         return
     import pytest
 
@@ -212,6 +213,13 @@ def skip_if_saturated(result: LoadResult, outcomes: list[CheckOutcome]) -> None:
         f"{o.metric} {show(o.measured, o.unit)} {'meets' if o.passed else 'breaks'} {o.op} {show(o.limit, o.unit)}"
         for o in outcomes
     )
+    if lost:
+        shards = "; ".join(f"shard {shard.worker} {shard.note}" for shard in lost)
+        pytest.skip(
+            f"inconclusive: {shards}. The load offered was not what the profile asked for, so the thresholds "
+            f"were not judged ({seen or 'none'}). Find out why the shard died (memory, a crash in a journey) "
+            "and run again."
+        )
     pytest.skip(
         f"inconclusive: the load generator was saturated ({'; '.join(generator.reasons)}), so its latencies "
         f"describe the generator, not the service; thresholds not judged ({seen}). Lower the load per "

@@ -366,6 +366,7 @@ def test_no_regression_verdict_on_a_saturated_run():
         test=NODE,
         generator=SimpleNamespace(saturated=True, reasons=("generator CPU 99 %",)),
         extra={"regression": {"tier": "critical", "findings": [], "notes": [], "baseline_runs": 3}},
+        lost_shards=[],
     )
     with pytest.raises(pytest.skip.Exception, match="inconclusive"):
         assert_no_regression(result)  # type: ignore[arg-type]
