@@ -52,6 +52,7 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
         "endpoints": run.get("endpoints", {}),
         "events": run.get("events", {}),
         "generator": run.get("generator", {}),
+        "shards": run.get("shards") or [],
         "slo": {
             "passed": sum(1 for o in slo if o.get("passed")),
             "failed": [o for o in slo if not o.get("passed")],
@@ -72,9 +73,12 @@ def _verdict(runs: list[dict[str, Any]], tests: Sequence[Mapping[str, Any]]) -> 
     failed = [t for t in tests if t.get("outcome") in ("failed", "error")]
     inconclusive = [t for t in tests if t.get("outcome") == "skipped" and "inconclusive" in str(t.get("reason"))]
     saturated = [r["name"] for r in runs if (r["generator"] or {}).get("saturated")]
+    lost = [r["name"] for r in runs if any(shard.get("lost") for shard in r.get("shards") or [])]
     if failed:
         reasons = "; ".join(f"{t['nodeid'].rsplit('::', 1)[-1]}: {t.get('reason') or 'failed'}" for t in failed[:5])
         return "FAIL", f"{len(failed)} of {len(tests)} load test(s) failed ({reasons})"
+    if lost:
+        return "INCONCLUSIVE", f"no test failed, but a load generator shard was lost in: {', '.join(lost)}"
     if inconclusive or saturated:
         names = ", ".join(saturated) or ", ".join(t["nodeid"] for t in inconclusive)
         return "INCONCLUSIVE", f"no test failed, but the load generator saturated in: {names}"
@@ -219,6 +223,19 @@ def _recommendations(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "DevOps",
                 )
             )
+        for shard in run.get("shards") or []:
+            if shard.get("lost"):
+                found.append(
+                    _recommend(
+                        f"Find out why load generator shard {shard['worker']} died in {scenario}",
+                        f"shard {shard['worker']} was {shard.get('note', 'lost')}: the load offered was not the "
+                        "profile's, so this run was not judged; look for memory exhaustion (dmesg, the OOM killer) "
+                        "or a crash in a journey, then run again.",
+                        "high",
+                        "low",
+                        "DevOps",
+                    )
+                )
         stress = run.get("stress") or {}
         if stress.get("breaking_point"):
             point = stress["breaking_point"]
@@ -418,6 +435,27 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 f"breaking point at {point['users']} users" if point else f"no breaking point ({entry.get('limit')})"
             )
             lines.append(f"- {entry['scenario']}: {verdict}; steps: {steps}.")
+    sharded = [run for run in summary["tests"] if run.get("shards")]
+    if sharded:
+        lines += ["", "## Load generation (shards)", ""]
+        lines += _table(
+            ("scenario", "shard", "users", "requests", "errors", "CPU % of a core", "state"),
+            (
+                (
+                    run["name"],
+                    shard["worker"],
+                    f"{shard.get('users', 0):,}",
+                    f"{shard.get('requests', 0):,}",
+                    f"{shard.get('errors', 0):,}",
+                    f"{(shard.get('generator') or {}).get('cpu_percent', 0):.0f}",
+                    "LOST: " + shard.get("note", "")
+                    if shard.get("lost")
+                    else ("SATURATED" if (shard.get("generator") or {}).get("saturated") else "ok"),
+                )
+                for run in sharded
+                for shard in run["shards"]
+            ),
+        )
     if summary["recovery"]:
         lines += ["", "## Recovery", ""]
         lines += _table(

@@ -40,6 +40,8 @@ def _heading(summary: Mapping[str, Any]) -> str:
         parts.append(f"{generator['peak_users']} users peak")
     if profile.get("rate"):
         parts.append(f"{profile['rate']:g}/s arrivals")
+    if summary.get("shards"):
+        parts.append(f"{len(summary['shards'])} shards")
     if summary.get("interrupted"):
         parts.append("INTERRUPTED: partial results")
     return f"{label} ({', '.join(parts)})"
@@ -69,6 +71,9 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
         notes.append(f"{generator['late_iterations']} late iterations (max {late_ms:.0f} ms late)")
     if generator.get("saturated"):
         notes.append("GENERATOR SATURATED: " + "; ".join(generator.get("reasons", [])))
+    for shard in summary.get("shards") or []:
+        if shard.get("lost"):
+            notes.append(f"SHARD LOST: {shard['worker']} {shard.get('note', '')}")
     extra = summary.get("extra") or {}
     if extra.get("truncated_bodies"):
         notes.append(
@@ -104,6 +109,34 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+def shard_rows(shards: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """One row per shard: its users, requests, errors, CPU (% of one core), loop lag and state."""
+    rows: list[tuple[str, ...]] = [("shard", "users", "requests", "errors", "CPU %", "lag p99 ms", "state")]
+    for shard in shards:
+        generator = shard.get("generator") or {}
+        state = "LOST" if shard.get("lost") else ("SATURATED" if generator.get("saturated") else "ok")
+        rows.append(
+            (
+                str(shard["worker"]),
+                f"{int(shard.get('users', 0)):,}",
+                f"{int(shard.get('requests', 0)):,}",
+                f"{int(shard.get('errors', 0)):,}",
+                f"{float(generator.get('cpu_percent', 0.0)):.0f}",
+                f"{float(generator.get('loop_lag_p99_ms', 0.0)):.1f}",
+                state + (f": {shard['note']}" if shard.get("note") else ""),
+            )
+        )
+    return rows
+
+
+def _write_shards(writer: Writer, shards: list[Mapping[str, Any]]) -> None:
+    if not shards:
+        return
+    writer.write_line(f"  {len(shards)} shards, merged in the figures above:")
+    for line in format_table(shard_rows(shards)):
+        writer.write_line("    " + line, yellow=line.endswith(("LOST", "SATURATED")) or ": " in line)
+
+
 def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, verbose: bool = False) -> None:
     """One row per load run with its SLO and regression verdicts; ``-v`` adds a block per run with endpoints."""
     summaries = list(summaries)
@@ -129,6 +162,7 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
         endpoint_rows.append(_row("total", summary["total"]))
         for line in format_table(endpoint_rows):
             writer.write_line("  " + line)
+        _write_shards(writer, summary.get("shards") or [])
         events: Mapping[str, Mapping[str, Any]] = summary.get("events") or {}
         for name, row in sorted(events.items(), key=lambda item: -int(item[1]["errors"])):
             kinds = ", ".join(f"{kind} {count:,}" for kind, count in (row.get("errors_by_kind") or {}).items())
