@@ -244,7 +244,8 @@ def _start(pytester: pytest.Pytester, processes: list[subprocess.Popen[str]], *a
     processes.append(process)
     deadline = time.monotonic() + 60
     while len(_shard_pids(pytester.path)) < 2:
-        assert time.monotonic() < deadline and process.poll() is None, "the shards never ran a journey"
+        assert process.poll() is None, "pytest ended before its shards ran a journey"
+        assert time.monotonic() < deadline, "the shards never ran a journey"
         time.sleep(0.1)
     time.sleep(1)
     return process
