@@ -117,7 +117,8 @@ def test_merged_windows_equal_the_windows_of_one_recorder():
     # a span of windows (a stage, "over any 10s") is exact too
     span_one = one.newest_span(None, 3.0)
     span_merged = merged.newest_span(None, 3.0)
-    assert span_one is not None and span_merged is not None
+    assert span_one is not None
+    assert span_merged is not None
     assert (span_merged.counts == span_one.counts).all()
 
 
