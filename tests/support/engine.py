@@ -20,6 +20,14 @@ def profile(**marker: Any) -> LoadProfile:
     return resolve_profile(ini=empty, marker=Source("@pytest.mark.load", marker), env=empty, cli=empty, seed=1)
 
 
+def run_sharded(journeys: Any, *, workers: int, base_url: str, **marker: Any) -> LoadResult:
+    """The same run on ``workers`` shard processes (``workers=N``), merged by the coordinator."""
+    from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
+
+    engine = ShardedEngine(profile(**marker), journeys, workers=workers, base_url=base_url)
+    return anyio.run(engine.run)
+
+
 def run(journeys: Any, *, base_url: str = "http://test", **kwargs: Any) -> LoadResult:
     """``run(journey, users=2, duration=1, transport_factory=...)``: engine kwargs and marker keys."""
     engine_keys = {

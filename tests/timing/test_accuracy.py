@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from support.engine import run
+from support.engine import run, run_sharded
 
 from pytest_shopflow_perf.metrics.hdr import new_histogram
 
@@ -124,3 +124,39 @@ def test_a_target_that_never_answers_fails_instead_of_passing_empty(delay_server
         assert_error_rate(result, max="1%")
     with pytest.raises(AssertionError, match="no successful request was measured"):
         assert_latency(result, p95="10s")
+
+
+def test_two_shards_are_as_accurate_as_one_process(delay_server: str, client: str) -> None:
+    """``workers=2``: percentiles of the merged shards against the server's own account of every request.
+
+    The journeys run in the shard processes, so the truth is the server's (``/truth``), and the
+    error rate of a 10 % flaky endpoint must be the one the server served, within binomial noise of 10 %.
+    """
+    import math
+
+    import httpx
+
+    tag = uuid.uuid4().hex
+
+    async def journey(user):
+        await user.client.get(f"/mixed/50/200/20?tag={tag}", extensions={"name": "mixed"})
+        await user.client.get(f"/flaky/5/10?tag={tag}f", extensions={"name": "flaky"})
+
+    result = run_sharded(
+        journey, workers=2, base_url=delay_server, client=client, users=4, duration="3s", think_time=(0, "25ms")
+    )
+    assert [shard.lost for shard in result.shards] == [False, False]
+    told = httpx.get(f"{delay_server}/truth?tag={tag}").json()
+    truth = Truth()
+    for service_us in told["service_us"]:
+        truth.histogram.record_value(service_us)
+    stats = result.endpoints["mixed"]
+    assert stats.requests == sum(told["statuses"].values()) >= 100
+    for q in (50, 90, 99):
+        assert_accurate(stats.percentile(q), truth.ms(q), f"p{q}")
+    flaky = result.endpoints["flaky"]
+    served = httpx.get(f"{delay_server}/truth?tag={tag}f").json()["statuses"]
+    assert flaky.requests == sum(served.values())
+    assert flaky.errors == served.get("500", 0)  # every 500 the server sent, counted once
+    sigma = math.sqrt(0.1 * 0.9 / flaky.requests)
+    assert abs(flaky.error_rate - 0.1) <= 4.5 * sigma  # one false alarm in ~150,000 runs
