@@ -6,7 +6,8 @@ thing in the same words; each only adds its own emphasis (Markdown bold, HTML co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["format_table", "regression_label", "slo_cell"]
 
@@ -44,3 +45,23 @@ def regression_label(tier: object, note: object = "") -> str:
     if "disabled" in text:
         return "off"
     return "-"
+
+
+def shard_rows(shards: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """One row per shard: its users, requests, errors, CPU (% of one core), loop lag and state."""
+    rows: list[tuple[str, ...]] = [("shard", "users", "requests", "errors", "CPU %", "lag p99 ms", "state")]
+    for shard in shards:
+        generator = shard.get("generator") or {}
+        state = "LOST" if shard.get("lost") else ("SATURATED" if generator.get("saturated") else "ok")
+        rows.append(
+            (
+                str(shard["worker"]),
+                f"{int(shard.get('users', 0)):,}",
+                f"{int(shard.get('requests', 0)):,}",
+                f"{int(shard.get('errors', 0)):,}",
+                f"{float(generator.get('cpu_percent', 0.0)):.0f}",
+                f"{float(generator.get('loop_lag_p99_ms', 0.0)):.1f}",
+                state + (f": {shard['note']}" if shard.get("note") else ""),
+            )
+        )
+    return rows

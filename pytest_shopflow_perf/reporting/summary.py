@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pytest_shopflow_perf.reporting._format import slo_cell
+from pytest_shopflow_perf.reporting._format import shard_rows, slo_cell
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 from pytest_shopflow_perf.result.schema import FAILING_TIERS, tier_rank
 
@@ -438,24 +438,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     sharded = [run for run in summary["tests"] if run.get("shards")]
     if sharded:
         lines += ["", "## Load generation (shards)", ""]
-        lines += _table(
-            ("scenario", "shard", "users", "requests", "errors", "CPU % of a core", "state"),
-            (
-                (
-                    run["name"],
-                    shard["worker"],
-                    f"{shard.get('users', 0):,}",
-                    f"{shard.get('requests', 0):,}",
-                    f"{shard.get('errors', 0):,}",
-                    f"{(shard.get('generator') or {}).get('cpu_percent', 0):.0f}",
-                    "LOST: " + shard.get("note", "")
-                    if shard.get("lost")
-                    else ("SATURATED" if (shard.get("generator") or {}).get("saturated") else "ok"),
-                )
-                for run in sharded
-                for shard in run["shards"]
-            ),
-        )
+        header = ("scenario", *shard_rows([])[0])
+        lines += _table(header, ((run["name"], *row) for run in sharded for row in shard_rows(run["shards"])[1:]))
     if summary["recovery"]:
         lines += ["", "## Recovery", ""]
         lines += _table(

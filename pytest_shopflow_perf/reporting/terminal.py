@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from pytest_shopflow_perf.reporting._format import format_table, regression_label, slo_cell
+from pytest_shopflow_perf.reporting._format import format_table, regression_label, shard_rows, slo_cell
 from pytest_shopflow_perf.result.schema import error_percent
 
 COLUMNS = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors %")
@@ -107,26 +107,6 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
     for error in extra.get("fault_errors") or []:
         notes.append(f"fault could not be applied: {error}")
     return notes
-
-
-def shard_rows(shards: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
-    """One row per shard: its users, requests, errors, CPU (% of one core), loop lag and state."""
-    rows: list[tuple[str, ...]] = [("shard", "users", "requests", "errors", "CPU %", "lag p99 ms", "state")]
-    for shard in shards:
-        generator = shard.get("generator") or {}
-        state = "LOST" if shard.get("lost") else ("SATURATED" if generator.get("saturated") else "ok")
-        rows.append(
-            (
-                str(shard["worker"]),
-                f"{int(shard.get('users', 0)):,}",
-                f"{int(shard.get('requests', 0)):,}",
-                f"{int(shard.get('errors', 0)):,}",
-                f"{float(generator.get('cpu_percent', 0.0)):.0f}",
-                f"{float(generator.get('loop_lag_p99_ms', 0.0)):.1f}",
-                state + (f": {shard['note']}" if shard.get("note") else ""),
-            )
-        )
-    return rows
 
 
 def _write_shards(writer: Writer, shards: list[Mapping[str, Any]]) -> None:

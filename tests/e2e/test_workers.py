@@ -66,7 +66,9 @@ def test_browse(load):
     assert not result.lost_shards
 """
     )
-    outcome = pytester.runpytest_subprocess("--perf-base-url", delay_server, "--perf-report-dir", "out", "-v")
+    outcome = pytester.runpytest_subprocess(
+        "--perf-base-url", delay_server, "--perf-report-dir", "out", "-v", "--html=report.html", "--self-contained-html"
+    )
     outcome.assert_outcomes(passed=1)
     outcome.stdout.fnmatch_lines(
         [
@@ -81,7 +83,11 @@ def test_browse(load):
     assert [shard["worker"] for shard in record["shards"]] == ["local:0", "local:1"]
     assert record["profile"]["workers"] == 2
     summary = (pytester.path / "out" / "summary.md").read_text()
-    assert "local:1" in summary
+    assert "## Load generation (shards)" in summary
+    assert "| test_two.py::test_browse | local:1 | 2 |" in summary
+    html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    assert "Load generation: 2 shards" in html
+    assert "local:1" in html
 
 
 def test_a_killed_shard_is_lost_and_the_test_inconclusive(pytester: pytest.Pytester, delay_server: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from pytest_shopflow_perf.reporting._format import regression_label
+from pytest_shopflow_perf.reporting._format import regression_label, shard_rows
 from pytest_shopflow_perf.result.schema import FAILING_TIERS, error_percent, tier_rank
 
 if TYPE_CHECKING:
@@ -225,6 +225,7 @@ def render_run(run: Mapping[str, Any], charts: Sequence[str] = (), *, heading: s
     if charts:
         parts.append('<div class="sfp-charts">' + "".join(f'<div class="sfp-chart">{c}</div>' for c in charts))
         parts.append("</div>")
+    parts.append(_shards(run.get("shards") or []))
     parts.append(_errors(run))
     parts.append(_slo_table(extra.get("slo") or []))
     parts.append(_recovery(extra.get("recovery") or []))
@@ -280,6 +281,11 @@ def _warnings(run: Mapping[str, Any]) -> list[str]:
     if generator.get("saturated"):
         reasons = "; ".join(str(reason) for reason in generator.get("reasons") or [])
         warnings.append(f"The load generator saturated: latency figures are not reliable ({reasons}).")
+    for shard in run.get("shards") or []:
+        if shard.get("lost"):
+            warnings.append(
+                f"Shard {shard['worker']} was {shard.get('note', 'lost')}: the load offered was not the profile's."
+            )
     if generator.get("dropped_iterations"):
         warnings.append(f"{int(generator['dropped_iterations']):,} iterations dropped.")
     if generator.get("late_iterations"):
@@ -291,6 +297,22 @@ def _warnings(run: Mapping[str, Any]) -> list[str]:
         warnings.append(f"{int(extra['unfinished_requests']):,} requests unanswered at the end, counted as errors.")
     warnings += [f"Fault could not be applied: {error}" for error in extra.get("fault_errors") or []]
     return warnings
+
+
+def _shards(shards: Sequence[Mapping[str, Any]]) -> str:
+    """The processes (or cluster workers) that generated the load, merged in the figures above."""
+    if not shards:
+        return ""
+    header, *rows = shard_rows(shards)
+    body = "".join(
+        ('<tr class="sfp-bad">' if row[-1] != "ok" else "<tr>")
+        + "".join(
+            f'<td class="sfp-l">{escape(c)}</td>' if i in (0, 6) else f"<td>{escape(c)}</td>" for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<h4>Load generation: {len(shards)} shards</h4>" + _table(header, body)
 
 
 def _summary_table(run: Mapping[str, Any]) -> str:
@@ -471,7 +493,7 @@ def _finding_row(finding: Mapping[str, Any]) -> str:
 # ---- formatting --------------------------------------------------------------------------------------
 
 
-_TEXT_COLUMNS = frozenset(("", "tier", "endpoint", "kind", "threshold", "scope", "metric", "note", "fault"))
+_TEXT_COLUMNS = frozenset(("", "tier", "endpoint", "kind", "threshold", "scope", "metric", "note", "fault", "state"))
 
 
 def _table(header: Sequence[str], body: str) -> str:
