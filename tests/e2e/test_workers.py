@@ -281,3 +281,40 @@ def test_no_shard_outlives_a_killed_pytest(
     process.kill()
     process.communicate(timeout=30)
     assert _gone(_shard_pids(pytester.path), within=15)  # its pipe closed: the shard stops gracefully
+
+
+def test_faults_and_abort_on_fail_follow_the_shards_clock(pytester: pytest.Pytester, delay_server: str) -> None:
+    """The fault proxy (in the pytest process) starts on the shards' clock; an abort threshold sees the merge."""
+    pytester.makepyfile(
+        test_live="""
+import pytest
+from pytest_shopflow_perf import Slo
+from pytest_shopflow_perf.faults import latency
+
+async def browse(user):
+    await user.client.get("/delay/5")
+    await user.think(0.01)
+
+async def fails(user):
+    await user.client.get("/status/500")
+    await user.think(0.01)
+
+@pytest.mark.load(users=4, duration="4s", workers=2, faults=[latency("100ms", at="2s", until="3s")])
+def test_fault(load):
+    result = load.run(browse)
+    windows = {round(w.t): w for w in result.timeline}
+    assert windows[0].p50 < 0.05
+    assert windows[1].p50 < 0.05
+    assert windows[2].p50 >= 0.1  # the whole second of the fault, on both shards
+    assert windows[3].p50 < 0.05
+
+@pytest.mark.load(users=4, duration="30s", workers=2, slo=[Slo("error_rate<5%", abort=True)])
+def test_abort(load):
+    load.run(fails)
+"""
+    )
+    outcome = pytester.runpytest_subprocess("--perf-base-url", delay_server, "--perf-report-dir", "out")
+    outcome.assert_outcomes(passed=1, failed=1)
+    outcome.stdout.fnmatch_lines(["*load aborted early*error_rate<5%*"])
+    record = json.loads((pytester.path / "out" / "test_live.py__test_abort.json").read_text())
+    assert record["duration_s"] < 15  # aborted within seconds, not after 30 s

@@ -18,6 +18,7 @@ from time import perf_counter, time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_shopflow_perf.engine.shards.wire import ShardFinal, WindowCollector, final_histograms
+from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -45,7 +46,7 @@ class ShardSpec:
     transport_factory: TransportFactory | None = None
     http_transport: str = "fast"
     event_loop: str = "auto"
-    window_detail: int | None = None
+    window_detail: int | None = DETAIL_WINDOWS  # the coordinator keeps the merged windows a run needs
     test: str = ""
 
 
