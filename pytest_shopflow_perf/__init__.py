@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.spec import Fault, bandwidth, errors, latency, outage, resets, timeouts
     from pytest_shopflow_perf.plugin.fixtures import LoadRunner
     from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError
-    from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, Span, Stats, TimelineWindow
+    from pytest_shopflow_perf.engine.shards.wire import ShardError
+    from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, ShardRecord, Span, Stats, TimelineWindow
     from pytest_shopflow_perf.target.policy import TargetError
     from pytest_shopflow_perf.target.refused import TargetRefused
     from pytest_shopflow_perf.verdicts.assertions import (
@@ -57,6 +58,8 @@ __all__ = [
     "ProfileError",
     "Progress",
     "RegressionPolicy",
+    "ShardError",
+    "ShardRecord",
     "ShopflowPerfError",
     "Slo",
     "SloError",
@@ -101,6 +104,8 @@ _HOMES = {
     "ProfileError": "profile.resolve",
     "Progress": "engine.engine",
     "RegressionPolicy": "verdicts.regression",
+    "ShardError": "engine.shards.wire",
+    "ShardRecord": "result.model",
     "ShopflowPerfError": "_errors",
     "Slo": "verdicts.assertions",
     "SloError": "verdicts.slo.grammar",

@@ -2,7 +2,7 @@
 
 The hooks live in ``plugin/html.py`` (registered only when pytest-html is installed, so no
 ``pytest_html_*`` hook exists without its spec) and import this module on their first call.
-It stays one module (~540 lines) because the table cells, the banner and the per-run block share
+It stays one module (~550 lines) because the table cells, the banner and the per-run block share
 one set of escaping and formatting helpers. The extras are built in
 the process that ran the test (an xdist worker too: they travel on the report
 as plain dicts); the columns and the banner read ``report.shopflow_perf``,
