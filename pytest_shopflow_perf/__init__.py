@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Progress
     from pytest_shopflow_perf.engine.fast_client import FastClient
     from pytest_shopflow_perf.engine.fast_response import FastClientUnsupported
+    from pytest_shopflow_perf.engine.shards.wire import ShardError
     from pytest_shopflow_perf.engine.user import StopUser, User
     from pytest_shopflow_perf.faults.actions import Action, action, service_faults
     from pytest_shopflow_perf.faults.run import FaultPlan
     from pytest_shopflow_perf.faults.spec import Fault, bandwidth, errors, latency, outage, resets, timeouts
     from pytest_shopflow_perf.plugin.fixtures import LoadRunner
     from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError
-    from pytest_shopflow_perf.engine.shards.wire import ShardError
     from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, ShardRecord, Span, Stats, TimelineWindow
     from pytest_shopflow_perf.target.policy import TargetError
     from pytest_shopflow_perf.target.refused import TargetRefused
