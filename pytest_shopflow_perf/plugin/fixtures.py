@@ -143,14 +143,26 @@ class LoadRunner:
         }
         from pytest_shopflow_perf.engine.shards.plan import resolve_workers
 
-        workers = 1 if app is not None else resolve_workers(profile.workers, base_url)
+        cluster = self._session.cluster_client() if self._session.settings.cluster and app is None else None
+        if cluster is not None:
+            from pytest_shopflow_perf.engine.shards.cluster import worker_addresses
+
+            stated = "workers" in profile.sources and profile.workers != "auto"
+            workers = int(profile.workers) if stated else len(worker_addresses(cluster))  # one shard per worker
+        else:
+            workers = 1 if app is not None else resolve_workers(profile.workers, base_url)
         try:
-            if workers == 1:
+            if workers == 1 and cluster is None:
                 return Engine(profile, journeys, **common)
             from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
 
             return ShardedEngine(
-                profile, journeys, workers=workers, event_loop=self._session.settings.event_loop, **common
+                profile,
+                journeys,
+                workers=workers,
+                event_loop=self._session.settings.event_loop,
+                cluster=cluster,
+                **common,
             )
         except (TypeError, ValueError, ShopflowPerfError) as exc:  # hooks not async, a journey that cannot travel
             raise pytest.UsageError(str(exc)) from None

@@ -103,6 +103,13 @@ def add_options(parser: pytest.Parser) -> None:
         "here); results are merged into one (env SHOPFLOW_PERF_WORKERS)",
     )
     option(
+        "--perf-cluster",
+        "Dask scheduler whose workers generate the load, e.g. tcp://10.0.0.5:8786",
+        metavar="ADDRESS",
+        help="run each load test's shards as tasks on this Dask cluster, one per worker unless workers= says "
+        "(env SHOPFLOW_PERF_CLUSTER; needs pytest-shopflow-perf[distributed] here and on the workers)",
+    )
+    option(
         "--perf-transport",
         "HTTP transport under the httpx client: fast (default) or httpcore",
         metavar="fast|httpcore",
@@ -210,6 +217,7 @@ class Settings:
     http_transport: str = "fast"
     event_loop: str = "auto"
     cli_workers: str | None = None
+    cluster: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -269,6 +277,7 @@ class Settings:
             cli_duration=cli("perf_duration"),
             cli_client=cli("perf_client"),
             cli_workers=cli("perf_workers"),
+            cluster=cli("perf_cluster") or os.environ.get("SHOPFLOW_PERF_CLUSTER") or ini("perf_cluster") or None,
             baseline_dir=cli("perf_baseline_dir") or ini("perf_baseline_dir") or "baselines",
             save_baseline=bool(cli("perf_save_baseline") or ini("perf_save_baseline")),
             no_compare=bool(cli("perf_no_compare") or ini("perf_no_compare")),

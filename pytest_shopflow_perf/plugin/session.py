@@ -36,6 +36,7 @@ class PerfSession:
         self.results: dict[str, list[LoadResult]] = {}
         self.orphan_results: list[LoadResult] = []  # from tests interrupted before they had a report
         self.server: EmbeddedServer | None = None
+        self._cluster_client: Any = None  # a distributed.Client once a load test ran on --perf-cluster
         self._server_lock = threading.Lock()
         self._environment: dict[str, Any] | None = None
         # one policy for the session: its verdicts and resolutions are cached across runs
@@ -126,7 +127,23 @@ class PerfSession:
                     ) from None
             return self.server.base_url
 
+    def cluster_client(self) -> Any:
+        """The Dask client of ``--perf-cluster``, connected on first use (versions checked) and kept for the session."""
+        if self._cluster_client is None:
+            from pytest_shopflow_perf.engine.shards.cluster import connect
+            from pytest_shopflow_perf.engine.shards.wire import ShardError
+
+            assert self.settings.cluster is not None
+            try:
+                self._cluster_client = connect(self.settings.cluster)
+            except ShardError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._cluster_client
+
     def stop(self) -> None:
+        if self._cluster_client is not None:
+            self._cluster_client.close()
+            self._cluster_client = None
         if self.server is not None:
             self.server.stop()
         if self._previous_sigterm is not None:

@@ -30,7 +30,7 @@ from pytest_shopflow_perf.target.policy import TargetPolicy
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Hook, TransportFactory
     from pytest_shopflow_perf.engine.journeys import JourneySpec
-    from pytest_shopflow_perf.engine.shards.local import Event, LocalShard
+    from pytest_shopflow_perf.engine.shards.local import Event
     from pytest_shopflow_perf.profile.resolve import LoadProfile
     from pytest_shopflow_perf.result.model import LoadResult
 
@@ -62,6 +62,7 @@ class ShardedEngine:
         target_policy: TargetPolicy | None = None,
         http_transport: str = "fast",
         event_loop: str = "auto",
+        cluster: Any = None,
     ) -> None:
         normalized, _ = normalize_journeys(journeys)  # the same errors as one process, before any spawn
         for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
@@ -75,6 +76,7 @@ class ShardedEngine:
         self.test = test
         self.environment = dict(environment or {})
         self.window_detail = window_detail
+        self.cluster = cluster  # a distributed.Client: the shards run as tasks on its workers
         self.stop_reason: str | None = None
         self.hard_stop = False  # set by a second Ctrl-C: the shards are killed, nothing is merged
         self.plans = plan_shards(profile, workers)
@@ -118,7 +120,13 @@ class ShardedEngine:
         from pytest_shopflow_perf.metrics.hdr import warm_up
 
         events: queue.Queue[Event] = queue.Queue()
-        shards = start_local(self.payloads, events)
+        shards: Sequence[Any]
+        if self.cluster is not None:
+            from pytest_shopflow_perf.engine.shards.cluster import start_cluster
+
+            shards = start_cluster(self.cluster, self.payloads, events)
+        else:
+            shards = start_local(self.payloads, events)
         # While the shards boot (~1 s): numpy and the bucket tables (~0.2 s), else paid at the first merged window.
         warm_up()
         follow = _Follow(self, shards, events)
@@ -158,7 +166,7 @@ class ShardedEngine:
 class _Follow:
     """The coordinator's loop over the shards' events, from spawn to the last final."""
 
-    def __init__(self, engine: ShardedEngine, shards: Sequence[LocalShard], events: queue.Queue[Event]) -> None:
+    def __init__(self, engine: ShardedEngine, shards: Sequence[Any], events: queue.Queue[Event]) -> None:
         self.engine = engine
         self.shards = shards
         self.events = events

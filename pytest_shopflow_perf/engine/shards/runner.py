@@ -121,6 +121,8 @@ class ShardRun:
 
     async def run(self) -> None:
         engine = self.engine
+        # The target rule, again where the packets leave (a cluster worker): refused before any is sent.
+        self.spec.target_policy.check_url(self.spec.base_url)
         result = await engine.run(start_at=self._start_at)
         recorder = engine.recorder
         recorder.close_open_window()  # the coordinator must see every request, even of the last millisecond
