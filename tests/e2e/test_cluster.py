@@ -221,3 +221,33 @@ def test_browse(load):
     )
     outcome.assert_outcomes(failed=1)
     outcome.stdout.fnmatch_lines(["*the Dask scheduler at tcp://127.0.0.1:9 is unreachable*dask scheduler*"])
+
+
+def test_a_local_cluster_of_processes_runs_the_shards(delay_server: str) -> None:
+    """``distributed.LocalCluster`` (worker processes): the coordinator used directly, as the fixture does."""
+    import anyio
+    from distributed import LocalCluster
+    from support.engine import profile
+
+    from pytest_shopflow_perf.engine.shards.cluster import connect
+    from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
+
+    async def journey(user):  # a local function: it can only reach the workers by value
+        await user.client.get("/delay/20")
+        await user.think(0, 0.025)
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as local:
+        client = connect(local.scheduler_address)
+        workers = sorted(local.scheduler_info["workers"])
+        try:
+            engine = ShardedEngine(
+                profile(users=4, duration="2s"), journey, workers=2, base_url=delay_server, cluster=client
+            )
+            result = anyio.run(engine.run)
+        finally:
+            client.close()
+    assert sorted(shard.worker for shard in result.shards) == workers
+    assert sum(shard.requests for shard in result.shards) == result.requests > 50
+    assert 0.020 <= result.percentile(50) <= 0.020 + 0.002 + 0.05 * 0.020
