@@ -52,10 +52,7 @@ def measure(client, workers, transport: str) -> tuple[float, float, float]:
     delays: list[float] = []
     start = time.perf_counter()
     while len(delays) < expected:
-        if queue is not None:
-            items = queue.get(batch=True) or [queue.get(timeout=10)]
-        else:
-            items = [arrived.get(timeout=10)]
+        items = (queue.get(batch=True) or [queue.get(timeout=10)]) if queue is not None else [arrived.get(timeout=10)]
         now = time.time()
         delays += [now - sent for sent, _ in items]
         if time.perf_counter() - start > 60:
@@ -68,15 +65,17 @@ def measure(client, workers, transport: str) -> tuple[float, float, float]:
 def main() -> int:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        with Client(cluster) as client:
-            workers = sorted(client.scheduler_info()["workers"])
-            print(f"{len(workers)} workers, {MESSAGES} messages of {BATCH_BYTES:,} bytes each, as fast as they go")
-            for transport in ("queue", "events", "queue", "events"):
-                rate, median_ms, max_ms = measure(client, workers, transport)
-                print(f"{transport:5}  {rate:8,.0f} messages/s  delay median {median_ms:6.1f} ms  max {max_ms:7.1f} ms")
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        workers = sorted(client.scheduler_info()["workers"])
+        print(f"{len(workers)} workers, {MESSAGES} messages of {BATCH_BYTES:,} bytes each, as fast as they go")
+        for transport in ("queue", "events", "queue", "events"):
+            rate, median_ms, max_ms = measure(client, workers, transport)
+            print(f"{transport:5}  {rate:8,.0f} messages/s  delay median {median_ms:6.1f} ms  max {max_ms:7.1f} ms")
     return 0
 
 
