@@ -318,3 +318,16 @@ def test_abort(load):
     outcome.stdout.fnmatch_lines(["*load aborted early*error_rate<5%*"])
     record = json.loads((pytester.path / "out" / "test_live.py__test_abort.json").read_text())
     assert record["duration_s"] < 15  # aborted within seconds, not after 30 s
+
+
+def test_a_shard_refuses_a_target_off_loopback_before_any_packet() -> None:
+    """The rule is checked where the packets would leave (a worker process, a cluster worker), not only here."""
+    from support.engine import run_sharded
+
+    from pytest_shopflow_perf.engine.shards.wire import ShardError
+
+    async def journey(user):
+        await user.client.get("/")
+
+    with pytest.raises(ShardError, match=r"shard local:0 could not start .*\n.*TargetError: refusing.*10\.1\.2\.3"):
+        run_sharded(journey, workers=2, base_url="http://10.1.2.3:8080", users=2, duration="1s")

@@ -13,7 +13,6 @@ import contextlib
 import queue
 import threading
 import time
-import traceback
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -151,8 +150,10 @@ def shard_task(payload: bytes, run: str, index: int, offset: float) -> str:
         threading.Thread(target=link.listen, name="shopflow-perf shard orders", daemon=True).start()
         anyio.run(shard.run, backend="asyncio", backend_options=backend_options(spec.event_loop))
     except BaseException as exc:
+        from pytest_shopflow_perf.engine.shards.runner import describe_error
+
         with contextlib.suppress(Exception):
-            link.send("error", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            link.send("error", describe_error(exc))
     finally:
         link.close()
     return "done"

@@ -142,6 +142,15 @@ class ShardRun:
         )
 
 
+def describe_error(exc: BaseException) -> str:
+    """The plugin's own errors by their message (they say the fix); anything else with its traceback."""
+    from pytest_shopflow_perf._errors import ShopflowPerfError
+
+    if isinstance(exc, ShopflowPerfError):
+        return f"{type(exc).__name__}: {exc}"
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else 1e18
 
@@ -209,6 +218,6 @@ def process_main(fd: int) -> None:
         anyio.run(shard.run, backend="asyncio", backend_options=backend_options(spec.event_loop))
     except BaseException as exc:  # reported, never a traceback on the terminal of the test run
         with contextlib.suppress(OSError, ValueError):
-            link.send("error", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            link.send("error", describe_error(exc))
     finally:
         connection.close()
