@@ -251,3 +251,44 @@ def test_a_local_cluster_of_processes_runs_the_shards(delay_server: str) -> None
     assert sorted(shard.worker for shard in result.shards) == workers
     assert sum(shard.requests for shard in result.shards) == result.requests > 50
     assert 0.020 <= result.percentile(50) <= 0.020 + 0.002 + 0.05 * 0.020
+
+
+def test_faults_and_abort_on_fail_work_on_the_cluster(
+    pytester: pytest.Pytester, cluster: Cluster, delay_server: str
+) -> None:
+    """The fault proxy starts on the shards' agreed clock; an abort threshold reads the merged windows."""
+    pytester.makepyfile(
+        test_live="""
+import pytest
+from pytest_shopflow_perf import Slo
+from pytest_shopflow_perf.faults import latency
+
+async def browse(user):
+    await user.client.get("/delay/5")
+    await user.think(0.01)
+
+async def fails(user):
+    await user.client.get("/status/500")
+    await user.think(0.01)
+
+@pytest.mark.load(users=4, duration="4s", faults=[latency("100ms", at="2s", until="3s")])
+def test_fault(load):
+    result = load.run(browse)
+    assert len({shard.worker for shard in result.shards}) == 2
+    windows = {round(w.t): w for w in result.timeline}
+    assert windows[1].p50 < 0.05
+    assert windows[2].p50 >= 0.1
+    assert windows[3].p50 < 0.05
+
+@pytest.mark.load(users=4, duration="30s", slo=[Slo("error_rate<5%", abort=True)])
+def test_abort(load):
+    load.run(fails)
+"""
+    )
+    outcome = pytester.runpytest_subprocess(
+        "--perf-base-url", delay_server, "--perf-cluster", cluster.address, "--perf-report-dir", "out"
+    )
+    outcome.assert_outcomes(passed=1, failed=1)
+    outcome.stdout.fnmatch_lines(["*load aborted early*error_rate<5%*"])
+    record = json.loads((pytester.path / "out" / "test_live.py__test_abort.json").read_text())
+    assert record["duration_s"] < 15
