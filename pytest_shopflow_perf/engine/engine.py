@@ -34,7 +34,7 @@ import httpx
 
 from pytest_shopflow_perf.engine.arrivals import OpenModel, dropped_iterations
 from pytest_shopflow_perf.engine.clients import Clients, event_loop_name
-from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, is_async_callable, normalize_journeys
+from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, check_hooks, normalize_journeys
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
 from pytest_shopflow_perf.engine.tasks import UserTasks
@@ -148,9 +148,7 @@ class Engine(OpenModel):
         self.shard_index, self.shard_count = shard
         self.arrival_offset = self.shard_index / self.shard_count
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
-        for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
-            if hook is not None and not is_async_callable(hook):
-                raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
+        check_hooks(on_start=on_start, on_stop=on_stop)
         self.base_url = base_url
         self.transport_factory = transport_factory
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.

@@ -21,6 +21,13 @@ def is_async_callable(obj: object) -> bool:
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))  # noqa: B004
 
 
+def check_hooks(**hooks: object) -> None:
+    """``on_start`` / ``on_stop`` must be async functions taking the user: a TypeError names the wrong one."""
+    for hook_name, hook in hooks.items():
+        if hook is not None and not is_async_callable(hook):
+            raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
+
+
 def callable_name(obj: object) -> str:
     """How a journey or hook is named in errors and reports: its qualified name, else its repr."""
     return str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj))

@@ -353,14 +353,11 @@ def _window_detail(slos: Sequence[Slo], profile: LoadProfile) -> int:
 
 def _backend_options(event_loop: str) -> dict[str, Any]:
     """uvloop unless asked otherwise (``--perf-event-loop``): ~15 % more requests per core, measured."""
-    if event_loop == "asyncio":
-        return {}
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        if event_loop == "uvloop":
-            raise pytest.UsageError(
-                "--perf-event-loop=uvloop: uvloop is not installed; pip install uvloop, or use auto/asyncio"
-            ) from None
-        return {}
-    return {"use_uvloop": True}
+    from pytest_shopflow_perf.engine.shards.runner import backend_options
+
+    options = backend_options(event_loop)
+    if event_loop == "uvloop" and not options:
+        raise pytest.UsageError(
+            "--perf-event-loop=uvloop: uvloop is not installed; pip install uvloop, or use auto/asyncio"
+        )
+    return options

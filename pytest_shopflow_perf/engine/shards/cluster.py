@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_shopflow_perf.engine.shards.wire import ShardError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pytest_shopflow_perf.engine.shards.local import Event
 
 # distributed's objects as this module uses them (its API is only partly typed): Client, Future.
@@ -112,7 +114,7 @@ class DaskLink:
         self._started: Any = Event(f"{run}-started")
         self._stopped: Any = Event(f"{run}-stopped")
         self._start_wall: float | None = None
-        self.on_stop: Any = lambda reason: None
+        self.on_stop: Callable[[str], None] = lambda reason: None
         self._done = threading.Event()
 
     def send(self, kind: str, payload: Any) -> None:
@@ -137,23 +139,11 @@ class DaskLink:
 
 def shard_task(payload: bytes, run: str, index: int, offset: float) -> str:
     """A shard on a Dask worker: the same run as a local worker process's, in this task's thread."""
+    from pytest_shopflow_perf.engine.shards.runner import serve
+
     link = DaskLink(run, index, offset)
     try:
-        import anyio
-        import cloudpickle
-
-        from pytest_shopflow_perf.engine.shards.runner import ShardRun, backend_options
-
-        spec = cloudpickle.loads(payload)
-        shard = ShardRun(spec, link)
-        link.on_stop = shard.engine.request_stop
-        threading.Thread(target=link.listen, name="shopflow-perf shard orders", daemon=True).start()
-        anyio.run(shard.run, backend="asyncio", backend_options=backend_options(spec.event_loop))
-    except BaseException as exc:
-        from pytest_shopflow_perf.engine.shards.runner import describe_error
-
-        with contextlib.suppress(Exception):
-            link.send("error", describe_error(exc))
+        serve(payload, link)
     finally:
         link.close()
     return "done"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from pytest_shopflow_perf.engine.engine import Progress, ProgressCallback, Watchdog
-from pytest_shopflow_perf.engine.journeys import callable_name, is_async_callable, normalize_journeys
+from pytest_shopflow_perf.engine.journeys import callable_name, check_hooks, normalize_journeys
 from pytest_shopflow_perf.engine.shards.merge import merged_result
 from pytest_shopflow_perf.engine.shards.merged import MergedRecorder
 from pytest_shopflow_perf.engine.shards.plan import plan_shards
@@ -65,9 +65,7 @@ class ShardedEngine:
         cluster: Any = None,
     ) -> None:
         normalized, _ = normalize_journeys(journeys)  # the same errors as one process, before any spawn
-        for hook_name, hook in (("on_start", on_start), ("on_stop", on_stop)):
-            if hook is not None and not is_async_callable(hook):
-                raise TypeError(f"{hook_name} must be an async function taking the user, not {hook!r}")
+        check_hooks(on_start=on_start, on_stop=on_stop)
         self.profile = profile
         self.base_url = base_url
         self.on_progress = on_progress
@@ -81,34 +79,35 @@ class ShardedEngine:
         self.hard_stop = False  # set by a second Ctrl-C: the shards are killed, nothing is merged
         self.plans = plan_shards(profile, workers)
         policy = target_policy if target_policy is not None else TargetPolicy()
-        for what, item in [
-            *((f"journey {callable_name(journey)}", journey) for journey in normalized),
-            ("on_start", on_start),
-            ("on_stop", on_stop),
-            ("transport_factory", transport_factory),
-        ]:
-            if item is not None:
-                dumps(item, what)  # names the piece that cannot travel
-        self.payloads = [
-            dumps(
-                ShardSpec(
-                    index=index,
-                    count=len(self.plans),
-                    profile=plan,
-                    journeys=journeys,
-                    base_url=base_url,
-                    target_policy=policy,
-                    on_start=on_start,
-                    on_stop=on_stop,
-                    transport_factory=transport_factory,
-                    http_transport=http_transport,
-                    event_loop=event_loop,
-                    test=test,
-                ),
-                "the shard's specification",
+        specs = [
+            ShardSpec(
+                index=index,
+                count=len(self.plans),
+                profile=plan,
+                journeys=journeys,
+                base_url=base_url,
+                target_policy=policy,
+                on_start=on_start,
+                on_stop=on_stop,
+                transport_factory=transport_factory,
+                http_transport=http_transport,
+                event_loop=event_loop,
+                test=test,
             )
             for index, plan in enumerate(self.plans)
         ]
+        try:
+            self.payloads = [dumps(spec, "the shard's specification") for spec in specs]
+        except ShardError:
+            for what, item in [
+                *((f"journey {callable_name(journey)}", journey) for journey in normalized),
+                ("on_start", on_start),
+                ("on_stop", on_stop),
+                ("transport_factory", transport_factory),
+            ]:
+                if item is not None:
+                    dumps(item, what)  # names the piece that cannot travel
+            raise
 
     def request_stop(self, reason: str = "interrupted") -> None:
         """Ask every shard to end early and keep what was measured. Safe from a signal handler."""

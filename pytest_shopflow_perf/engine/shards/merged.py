@@ -143,8 +143,8 @@ class MergedRecorder(Recorder):
 
     def complete(self, finals: list[ShardFinal]) -> None:
         """The figures only the shards' ends carry: errors by kind, uncorrected, failed, connect, wait."""
-        for tally in self.tallies:
-            self.end(self.tallies.index(tally))
+        for shard in range(len(self.tallies)):
+            self.end(shard)
         self.merge_ready()
         for endpoint in self.endpoints.values():
             endpoint.errors_by_kind = {}

@@ -62,6 +62,14 @@ class ShardLink(Protocol):
         ...
 
 
+class OrderedLink(ShardLink, Protocol):
+    """A link whose orders a thread of the shard follows (``listen``) and hands to ``on_stop``."""
+
+    on_stop: Callable[[str], None]
+
+    def listen(self) -> None: ...
+
+
 def backend_options(event_loop: str) -> dict[str, Any]:
     """uvloop unless asked otherwise, as ``load.run`` (a shard that cannot have it runs on asyncio)."""
     if event_loop == "asyncio":
@@ -188,8 +196,37 @@ class PipeLink:
                 self.on_stop(str(payload))
 
 
+def serve(payload: bytes, link: OrderedLink, on_engine: Callable[[Engine], None] | None = None) -> None:
+    """Unpickle a shard's spec, follow its orders, run it; an error is reported, never raised.
+
+    The one life of a shard, whoever started it (a local worker process, a Dask task).
+    """
+    try:
+        import anyio
+        import cloudpickle
+
+        spec: ShardSpec = cloudpickle.loads(payload)
+        shard = ShardRun(spec, link)
+        link.on_stop = shard.engine.request_stop
+        if on_engine is not None:
+            on_engine(shard.engine)
+        threading.Thread(target=link.listen, name="shopflow-perf shard orders", daemon=True).start()
+        anyio.run(shard.run, backend="asyncio", backend_options=backend_options(spec.event_loop))
+    except BaseException as exc:  # reported, never a traceback on the terminal of the test run
+        with contextlib.suppress(Exception):
+            link.send("error", describe_error(exc))
+
+
+def _stop_on_signals(engine: Engine) -> None:
+    def on_signal(signum: int, frame: object) -> None:
+        engine.request_stop("interrupted")
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
 def process_main(fd: int) -> None:
-    """Entry point of a shard process: read the spec from the pipe, run, report; never raise."""
+    """Entry point of a shard process: read ``sys.path`` and the spec from the pipe, then ``serve``."""
     # Until the engine exists a Ctrl-C at the terminal (sent to the whole process group) must not
     # kill the shard with a traceback: the coordinator decides (it sends "stop", or kills).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -199,25 +236,13 @@ def process_main(fd: int) -> None:
     connection = Connection(fd)
     link = PipeLink(connection)
     try:
-        path, payload = connection.recv()
+        try:
+            path, payload = connection.recv()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                link.send("error", describe_error(exc))
+            return
         sys.path[:] = [entry for entry in path if entry not in sys.path] + sys.path
-        import anyio
-        import cloudpickle
-
-        spec: ShardSpec = cloudpickle.loads(payload)
-        shard = ShardRun(spec, link)
-        engine = shard.engine
-
-        def on_signal(signum: int, frame: object) -> None:
-            engine.request_stop("interrupted")
-
-        link.on_stop = engine.request_stop
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        threading.Thread(target=link.listen, name="shopflow-perf shard orders", daemon=True).start()
-        anyio.run(shard.run, backend="asyncio", backend_options=backend_options(spec.event_loop))
-    except BaseException as exc:  # reported, never a traceback on the terminal of the test run
-        with contextlib.suppress(OSError, ValueError):
-            link.send("error", describe_error(exc))
+        serve(payload, link, _stop_on_signals)
     finally:
         connection.close()
