@@ -70,6 +70,7 @@ class LoadRunner:
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.results: list[LoadResult] = []
         self._tracked: dict[str, tuple[float, float]] = {}  # the current run's declared spans, judged live
+        self._measured_target: str | None = None  # the current run's target, for the machine probe
 
     @staticmethod
     def _label(kwargs: dict[str, Any], call: str = "@pytest.mark.load") -> str:
@@ -123,6 +124,7 @@ class LoadRunner:
         else:
             base_url = self._session.base_url_for(profile)
             policy = self._session.target_policy
+        self._measured_target = None if app is not None else base_url  # before a fault proxy takes its place
         try:
             base_url = fault_run.route(base_url, in_process=app is not None)
         except ValueError as exc:
@@ -281,14 +283,20 @@ class LoadRunner:
         except (TypeError, ValueError) as exc:
             raise pytest.UsageError(str(exc)) from None
 
-    @staticmethod
-    async def _drive(engine: Engine | ShardedEngine, app: Any) -> LoadResult:
-        if app is None:
-            return await engine.run()
-        from pytest_shopflow_perf.engine.asgi import lifespan
+    async def _drive(self, engine: Engine | ShardedEngine, app: Any) -> LoadResult:
+        from pytest_shopflow_perf.metrics.machine import MachineProbe
 
-        async with lifespan(app):
-            return await engine.run()
+        probe = MachineProbe(self._measured_target)  # what else the machine does: the regression gate asks
+        probe.start()
+        if app is None:
+            result = await engine.run()
+        else:
+            from pytest_shopflow_perf.engine.asgi import lifespan
+
+            async with lifespan(app):
+                result = await engine.run()
+        result.environment["machine_load"] = probe.finish(result.requests)
+        return result
 
     def _slos(self, slo: Sequence[str | Slo] | None) -> list[Slo]:
         if slo is None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -118,3 +120,47 @@ def test_cli_diff_uses_the_projects_ini_policy(tmp_path, monkeypatch) -> None:
     failed = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path, check=False)
     assert failed.returncode != 0
     assert "perf_regression_minor='lots'" in failed.stdout + failed.stderr
+
+
+AA_INNER = """
+import pytest
+from pytest_shopflow_perf import assert_no_regression
+
+async def journey(user):
+    await user.client.get("/delay/10", extensions={"name": "product"})
+
+@pytest.mark.load(users=4, duration="2s")
+def test_product_page(load):
+    result = load.run(journey)
+    verdict = result.extra.get("regression") or {}
+    print("VERDICT", verdict.get("tier"), "|", " / ".join(verdict.get("notes", [])))
+    print("FOREIGN", result.environment["machine_load"]["foreign_cpu_cores"])
+    assert_no_regression(result)
+"""
+
+
+def test_an_aa_pair_with_a_busy_loop_beside_the_candidate_is_not_flagged(pytester, delay_server) -> None:
+    """The issue's shared runner: another process takes a core during the candidate run only."""
+    pytester.makepyfile(test_gate=AA_INNER)
+    args = ("--perf-base-url", delay_server, "-s", "-p", "no:cacheprovider", "--perf-fail-on", "minor")
+    for _ in range(2):
+        pytester.runpytest_subprocess(*args, "--perf-save-baseline").assert_outcomes(passed=1)
+    path = pytester.path / "baselines" / "test_gate.py__test_product_page.json"
+    loads = [run["environment"]["machine_load"] for run in json.loads(path.read_text())["runs"]]
+    assert all(load["target_pids"] for load in loads)  # the delay server is known as the target's
+
+    busy = subprocess.run(  # re-parented by the shell: another job's process, not the generator's child
+        ["sh", "-c", f'"{sys.executable}" -c "while True: pass" >/dev/null 2>&1 & echo $!'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(busy.stdout)
+    try:
+        candidate = pytester.runpytest_subprocess(*args)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    candidate.assert_outcomes(passed=1)
+    candidate.stdout.fnmatch_lines(
+        [f"*VERDICT * the machine was busier than during the baseline (other processes*pid {pid}*"]
+    )

@@ -3,8 +3,8 @@
 A pure function on JSON-safe records (no HTTP, no pytest). The statistics of each
 test are in :mod:`.stats`; here the tests of a comparison are corrected together
 (Benjamini-Hochberg), tiered by effect size, and downgraded to "inconclusive"
-when the comparison is not like for like (another machine, another load shape,
-too few baseline runs). ``finding_row`` renders a finding as a table row for the
+when the comparison is not like for like (another machine, a busier machine,
+another load shape, too few baseline runs). ``finding_row`` renders a finding as a table row for the
 assertion message and the ``baseline diff`` command alike.
 """
 
@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES, FAILING_TIERS, TIERS, Tier, tier_rank
 from pytest_shopflow_perf.verdicts.baseline import validate_baseline, validate_run
+from pytest_shopflow_perf.verdicts.regression.machine import busier_than_baseline
 from pytest_shopflow_perf.verdicts.regression.stats import (
     LATENCY_KEYS,
     TOTAL,
@@ -336,6 +337,13 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
     if mismatch:
         notes.append(mismatch)
         findings = [_downgrade(f) for f in findings]
+    busier = busier_than_baseline(runs, current)
+    if busier:
+        notes.append(
+            f"the machine was busier than during the baseline ({busier}): a slowdown measured beside another "
+            "load says nothing of the service, so regressions are reported as inconclusive; rerun on a quiet machine"
+        )
+        findings = [_downgrade(f, "on a machine as quiet as the baseline's") for f in findings]
     shape = _note_profile_change(runs, current, notes)
     if shape and any(f.tier in FAILING_TIERS for f in findings):
         notes.append(
