@@ -13,7 +13,13 @@ __all__ = ["scenario_facts"]
 
 
 def _seconds(value: float) -> str:
+    """A planned duration as given: ``2 s``, ``0.5 s``, ``600 s``."""
     return f"{value:.3g} s" if value < 10 else f"{value:,.0f} s"
+
+
+def _measured(value: float) -> str:
+    """A measured duration, always with its decimals: ``2.0 s``, ``0.05 s``, ``600.3 s``."""
+    return f"{value:.2f} s" if value < 1 else f"{value:,.1f} s"
 
 
 def _stages_differ(profile: Mapping[str, Any], level: float) -> bool:
@@ -75,7 +81,7 @@ def scenario_facts(run: Mapping[str, Any]) -> dict[str, Any]:
         "load": _load(profile, model),
         "planned": _planned(profile) if profile else "-",
         "planned_s": profile.get("duration"),
-        "ran": _seconds(ran) + (f" (stopped: {stop})" if stop else " (interrupted)" if run.get("interrupted") else ""),
+        "ran": _measured(ran) + (f" (stopped: {stop})" if stop else " (interrupted)" if run.get("interrupted") else ""),
         "ran_s": ran,
         "iterations": int(generator.get("iterations") or 0),
         "dropped_iterations": int(generator.get("dropped_iterations") or 0),

@@ -96,14 +96,14 @@ def test_scenario_facts_for_the_open_model_iterations_stages_and_scale() -> None
         "open",
         "50 arrivals/s, max_users 200, workers 2",
         "30 s",
-        "30 s",
+        "30.0 s",
     )
     stages = {"model": "closed", "users": 20, "duration": 3.0, "stages": [[1.0, 20.0], [1.0, 5.0], [1.0, 0.0]],
               "scale": 0.1, "iterations": None}  # fmt: skip
     facts = scenario_facts({"profile": stages, "duration_s": 3.0, "interrupted": True})
     assert facts["load"] == "20 users, stages 1 s to 20 users, 1 s to 5 users, 1 s to 0 users"
     assert facts["planned"] == "3 s (scaled x0.1)"
-    assert facts["ran"] == "3 s (interrupted)"
+    assert facts["ran"] == "3.0 s (interrupted)"
     iterations = {"model": "closed", "users": 2, "duration": 600.0, "stages": [[600.0, 2.0]], "iterations": 20}
     assert scenario_facts({"profile": iterations, "duration_s": 0.4})["planned"] == "20 iterations (at most 600 s)"
 
