@@ -63,6 +63,7 @@ class _Draft:
     fragments: list[str] = field(default_factory=list)  # the figures of each scenario, "... in <scenario>"
     scenarios: list[str] = field(default_factory=list)
     breaks: list[str] = field(default_factory=list)  # SLOs folded into this one ("`error_rate<1%` in peak")
+    echoes: list[str] = field(default_factory=list)  # checks that failed exactly as often, folded into this one
     about: tuple[str, ...] = ()  # the endpoints or rows it is about (not shown): where an SLO folds in
     weight: float = 0.0  # its errors, to pick the one an error-rate SLO folds into
 
@@ -72,6 +73,7 @@ class _Draft:
                 self.scenarios.append(scenario)
         self.fragments += other.fragments
         self.breaks += [b for b in other.breaks if b not in self.breaks]
+        self.echoes += other.echoes
         self.cites += [c for c in other.cites if c not in self.cites]
         if _IMPACT[other.impact] > _IMPACT[self.impact]:
             self.impact = other.impact
@@ -86,9 +88,12 @@ class _Draft:
     def render(self) -> dict[str, Any]:
         figures = ", ".join(self.fragments)
         breaks = f"; it breaks {', '.join(self.breaks)}" if self.breaks else ""
+        echoes = (
+            f"; {', '.join(self.echoes)} failed as often: the same failures, seen by the check" if self.echoes else ""
+        )
         return {
             "title": self.title,
-            "detail": f"{self.subject} {figures}{breaks}: {self.advice}.",
+            "detail": f"{self.subject} {figures}{breaks}{echoes}: {self.advice}.",
             "impact": self.impact,
             "effort": self.effort,
             "owner": self.owner,
@@ -392,11 +397,23 @@ def _stress_drafts(run: Mapping[str, Any]) -> list[_Draft]:
     return []
 
 
+def _fold_echoing_checks(scenario: str, requests: list[_Draft], events: list[_Draft]) -> list[_Draft]:
+    """A check that failed exactly as often as one failing endpoint (``status == 200``) says the same thing."""
+    kept = list(requests)
+    for event in events:
+        same = [d for d in requests if len(d.about) == 1 and d.weight == event.weight]
+        if event.title.startswith("Fix check: ") and len(same) == 1:
+            same[0].echoes.append(f"{event.about[0]} ({event.weight:,.0f} in {scenario})")
+            continue
+        kept.append(event)
+    return kept
+
+
 def recommendations(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every recommendation once (its scenarios listed), highest impact for the least work first."""
     merged: dict[str, _Draft] = {}
     for run in runs:
-        errors = [*_errors_of_requests(run), *_event_drafts(run)]
+        errors = _fold_echoing_checks(run["name"], _errors_of_requests(run), _event_drafts(run))
         tails = _tail_drafts(run)
         saturated = _generator_draft(run)
         drafts = [

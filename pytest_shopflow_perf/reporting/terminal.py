@@ -126,7 +126,7 @@ def _write_shards(writer: Writer, shards: list[Mapping[str, Any]]) -> None:
 def _write_event_rows(writer: Writer, summary: Mapping[str, Any]) -> None:
     """Checks, journeys and hooks on rows of their own (never on an endpoint), then each exception's first traceback."""
     rows = event_rows(summary)
-    if rows:
+    if any(row.group == "check" or row.errors for row in rows):  # journeys that only ran: nothing to add
         table: list[tuple[str, ...]] = [EVENT_COLUMNS]
         for row in rows:
             runs = "-" if row.runs is None else f"{row.runs:,}"

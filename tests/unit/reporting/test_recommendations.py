@@ -206,3 +206,16 @@ def test_every_recommendation_says_what_it_cites_and_the_table_shows_it() -> Non
     markdown = render_markdown(summary)
     assert "| # | recommendation | why (from this run) | scenarios | cites | impact | effort | owner |" in markdown
     assert "| a | errors by kind, error rate, requests per endpoint | high | low | Dev |" in markdown
+
+
+def test_a_check_failing_exactly_with_an_endpoints_errors_is_said_with_them() -> None:
+    """``user.check(r.status_code == 200, ...)`` fails on the same requests the endpoint counts as errors."""
+    events = {"check: cart answered": {"errors": 150, "errors_by_kind": {"check: cart answered": 150}}}
+    checks = {"cart answered": {"passes": 545, "fails": 150}}
+    endpoints = {"GET /api/cart": stats(695, 150, kinds={"HTTP 500": 150})}
+    summary = summarize(run("peak", endpoints, events=events, checks=checks))
+    assert titled(summary, "Fix check: cart answered") == []
+    [fix] = titled(summary, "Fix the errors of GET /api/cart")
+    assert "check: cart answered (150 in peak) failed as often" in fix["detail"]
+    other = {"check: cart answered": {"errors": 149, "errors_by_kind": {"check: cart answered": 149}}}
+    assert titled(summarize(run("peak", endpoints, events=other, checks=checks)), "Fix check: cart answered")

@@ -86,6 +86,9 @@ def test_summary_has_a_scenario_table_checks_journeys_and_first_tracebacks() -> 
 def test_no_checks_and_no_exceptions_leave_the_section_out() -> None:
     run = _run(events={}, checks={}, extra={"journey_runs": {"journey browse": 100}})
     assert "## Checks and journeys" not in _markdown(run)
+    writer = _Writer()
+    write_summary(writer, [{**run, "outcome": "passed"}], verbose=True)
+    assert not any("check / journey" in line or "errors not from a request" in line for line in writer.lines)
 
 
 def test_scenario_facts_for_the_open_model_iterations_stages_and_scale() -> None:
