@@ -132,7 +132,8 @@ def test_markdown_summary_names_the_regression_and_the_slo_breach(report_run) ->
     assert "| checkout flow |" in regressions
     assert "**critical**" in regressions or "**major**" in regressions
     scenarios = markdown.split("## Scenarios")[1].split("##")[0]
-    assert re.search(r"\| checkout flow \| closed \| 3 users \| 2 s \| [12]\.\d s \| \d+ \| 3 \|", scenarios)  # planned, ran
+    # model, load, planned and run duration, iterations, peak users
+    assert re.search(r"\| checkout flow \| closed \| 3 users \| 2 s \| [12]\.\d s \| \d+ \| 3 \|", scenarios)
     hotspots = markdown.split("Error hotspots")[1].split("##")[0]
     assert "| GET /api/search | test_shop.py::test_errors |" in hotspots
     assert "HTTP 503" in hotspots
