@@ -58,6 +58,13 @@ Watchdog = Callable[[Recorder, float, float, float], "str | None"]
 
 TICK_S = 0.05
 MAX_EXCEPTION_SAMPLES = 10
+
+
+def _row_name(journey: object) -> str:
+    """A journey's or hook's name on its row: the function's own name (``journey browse``), else how it prints."""
+    return str(getattr(journey, "__name__", None) or callable_name(journey))
+
+
 # Users started per second at most: each costs a client and a task, and starting 100,000 at
 # once froze the loop for minutes; a run that wants more runs behind its profile (and says so).
 SPAWN_RATE_PER_S = 2000
@@ -149,6 +156,10 @@ class Engine(OpenModel):
         self.arrival_offset = self.shard_index / self.shard_count
         self.journeys, self.cumulative_weights = normalize_journeys(journeys)
         check_hooks(on_start=on_start, on_stop=on_stop)
+        # The rows journeys and hooks count their exceptions on ("journey browse", "on_start login") and
+        # how often each ran: the reports' denominator of their errors %.
+        self._journey_rows = [f"{JOURNEY_ROW_PREFIX}{_row_name(journey)}" for journey in self.journeys]
+        self._row_runs: dict[str, int] = {}
         self.base_url = base_url
         self.transport_factory = transport_factory
         # Hosts requests may go to; None: loopback only. Checked per request and per connection.
@@ -453,7 +464,7 @@ class Engine(OpenModel):
         user = User(id=user_id, client=client, context=slot.context, seed=f"{self.profile.seed}:{user_id}")
         graceful = False
         try:
-            if await self._call_hook(self.on_start, user):
+            if await self._call_hook(self.on_start, user, "on_start"):
                 self._started_ok += 1
                 await body(slot, user)
             else:  # retrying would hammer a failing login endpoint 20 times a second per user
@@ -466,7 +477,7 @@ class Engine(OpenModel):
             try:
                 if graceful and self.on_stop is not None:
                     with anyio.move_on_after(self.profile.graceful_stop):
-                        await self._call_hook(self.on_stop, user)
+                        await self._call_hook(self.on_stop, user, "on_stop")
             finally:
                 with anyio.CancelScope(shield=True):
                     await client.aclose()
@@ -489,15 +500,17 @@ class Engine(OpenModel):
             return _being_cancelled()
         return False
 
-    async def _call_hook(self, hook: Hook | None, user: User) -> bool:
+    async def _call_hook(self, hook: Hook | None, user: User, stage: str) -> bool:
         if hook is None:
             return True
+        row = f"{stage} {_row_name(hook)}"
+        self._row_runs[row] = self._row_runs.get(row, 0) + 1
         try:
             await hook(user)
         except BaseException as exc:
             if self._stops_the_run(exc):
                 raise
-            self._record_exception(user, hook, exc)
+            self._record_exception(row, hook, exc)
             return False  # a user that could not start (e.g. login failed) does not iterate
         return True
 
@@ -519,32 +532,37 @@ class Engine(OpenModel):
             while self.cumulative_weights[index] < target:
                 index += 1
         journey = self.journeys[index]
+        row = self._journey_rows[index]
         user.iteration += 1
         self.monitor.iterations += 1
+        self._row_runs[row] = self._row_runs.get(row, 0) + 1
         try:
             await journey(user)
         except BaseException as exc:
             if self._stops_the_run(exc):
                 raise
-            self._record_exception(user, journey, exc)
+            self._record_exception(row, journey, exc)
         finally:
             self._iterations_done += 1
         # A journey that never awaits real I/O (an in-memory transport) must not starve the ticker.
         await anyio.lowlevel.checkpoint()
 
-    def _record_exception(self, user: User, where: object, exc: BaseException) -> None:
+    def _record_exception(self, row: str, where: object, exc: BaseException) -> None:
+        """A journey's or hook's own exception, on its row; the first traceback of each kind is kept."""
         if is_recorded(exc):
             return  # a transport error or an HTTP error status: counted where it happened
         kind = f"exception {type(exc).__name__}"
-        name = getattr(where, "__name__", None) or callable_name(where)
-        self.recorder.record_error(f"{JOURNEY_ROW_PREFIX}{name}", kind, perf_counter())
+        self.recorder.record_error(row, kind, perf_counter())
         sample = self._exceptions.get(kind)
         if sample is None and len(self._exceptions) < MAX_EXCEPTION_SAMPLES:
+            # From the journey's own frame on: the engine's frame that called it says nothing to the user.
+            frames = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
             self._exceptions[kind] = {
                 "kind": kind,
                 "count": 1,
                 "where": callable_name(where),
-                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8)),
+                "row": row,
+                "traceback": "".join(traceback.format_exception(type(exc), exc, frames or exc.__traceback__, limit=8)),
             }
         elif sample is not None:
             sample["count"] += 1
@@ -557,6 +575,8 @@ class Engine(OpenModel):
         extra: dict[str, Any] = {}
         if self._exceptions:
             extra["exceptions"] = list(self._exceptions.values())
+        if self._row_runs:
+            extra["journey_runs"] = dict(self._row_runs)
         if self.stop_reason:
             extra["stop_reason"] = self.stop_reason
         if self.unfinished:

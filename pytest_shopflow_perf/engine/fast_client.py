@@ -508,7 +508,6 @@ class FastClient:
             unsupported("the lean client on an event loop other than asyncio or uvloop (trio)")
         context = self._context
         name = extensions.get("name") or route.name(method)
-        context.last_endpoint = name
         clock = _WireClock(name, perf_counter(), None)
         clock.deadline = clock.start + limit
         context.recorder.inflight.add(clock)

@@ -262,7 +262,6 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         extensions = request.extensions
         name = extensions.get("name") or f"{request.method} {collapse_path(request.url.path)}"
         context = self._context
-        context.last_endpoint = name
         clock = _WireClock(name, perf_counter(), extensions.get("trace"))
         extensions["trace"] = clock
         # A deadline for the whole request, entry to last body byte: the largest of httpx's

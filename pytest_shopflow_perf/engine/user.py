@@ -76,7 +76,7 @@ class UserContext:
     thinking user costs one future and one timer, not an Event of its own (issue 13: memory).
     """
 
-    __slots__ = ("checks", "counters", "last_endpoint", "pending_lateness", "recorder", "should_stop", "wake")
+    __slots__ = ("checks", "counters", "pending_lateness", "recorder", "should_stop", "wake")
 
     def __init__(
         self, recorder: Recorder, checks: dict[str, list[int]], counters: TransportCounters | None = None
@@ -88,7 +88,6 @@ class UserContext:
 
             counters = TransportCounters()
         self.counters = counters
-        self.last_endpoint: str | None = None
         self.pending_lateness = 0.0
         self.should_stop: Callable[[], bool] = _never_stop
         # While the user thinks: the asyncio future its think time waits on (an anyio.CancelScope

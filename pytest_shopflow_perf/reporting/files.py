@@ -1,7 +1,7 @@
 """``--perf-report-dir``: raw results a script can read (JSON, CSV) and a summary a person can.
 
 Per load run: ``<test>.json`` (``LoadResult.to_dict()``, schema ``shopflow-perf/run/1``),
-``<test>-endpoints.csv`` (one row per endpoint and the total) and
+``<test>-endpoints.csv`` (one row per endpoint, per check or journey with errors, and the total) and
 ``<test>-timeline.csv`` (one row per 1-second window and endpoint). Per session:
 ``summary.json`` (schema ``shopflow-perf/summary/1``) and ``summary.md``.
 Every file is written to a temporary name and renamed, so a reader (or an
@@ -47,6 +47,25 @@ def _csv(rows: Iterable[Iterable[Any]]) -> str:
     return buffer.getvalue()
 
 
+def _endpoint_rows(record: Mapping[str, Any]) -> list[list[Any]]:
+    """Endpoints, then checks and journeys on rows of their own (no requests, no latency), then the total.
+
+    The ``errors`` column adds up to the total's; a check's or journey's ``error_rate`` is per
+    run (``runs``: check evaluations, iterations, hook calls), an endpoint's per request.
+    """
+    from pytest_shopflow_perf.reporting._events import event_rows
+
+    rows: list[list[Any]] = [[*ENDPOINT_COLUMNS, "row", "runs"]]
+    for name, stats in record.get("endpoints", {}).items():
+        rows.append([name, *(stats[c] for c in ENDPOINT_COLUMNS[1:]), "endpoint", ""])
+    for event in event_rows(record, passing=False):
+        blank: dict[str, Any] = {c: "" for c in ENDPOINT_COLUMNS[1:]}
+        blank.update(errors=event.errors, error_rate="" if event.error_rate is None else round(event.error_rate, 6))
+        rows.append([event.name, *(blank[c] for c in ENDPOINT_COLUMNS[1:]), event.group, event.runs or ""])
+    rows.append(["total", *(record["total"][c] for c in ENDPOINT_COLUMNS[1:]), "total", ""])
+    return rows
+
+
 def write_result(directory: Path, result: LoadResult) -> list[Path]:
     """The three files of one run; returns their paths."""
     name = stem(result.test or "load-run")
@@ -54,10 +73,7 @@ def write_result(directory: Path, result: LoadResult) -> list[Path]:
     paths = [directory / f"{name}.json", directory / f"{name}-endpoints.csv", directory / f"{name}-timeline.csv"]
     _write(paths[0], json.dumps(record, indent=1, allow_nan=False) + "\n")
     stats: dict[str, Mapping[str, Any]] = {**record.get("endpoints", {}), "total": record["total"]}
-    _write(
-        paths[1],
-        _csv([ENDPOINT_COLUMNS, *([name, *(s[c] for c in ENDPOINT_COLUMNS[1:])] for name, s in stats.items())]),
-    )
+    _write(paths[1], _csv(_endpoint_rows(record)))
     rows: list[list[Any]] = [list(TIMELINE_COLUMNS)]
     for endpoint, data in stats.items():
         windows = data["windows"]

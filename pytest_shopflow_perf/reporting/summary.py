@@ -12,14 +12,13 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
 from pytest_shopflow_perf.reporting._format import shard_rows, slo_cell
+from pytest_shopflow_perf.reporting.bottlenecks import RULE, bottlenecks, min_requests
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
+from pytest_shopflow_perf.reporting.recommendations import recommendations
+from pytest_shopflow_perf.reporting.scenarios import scenario_facts
 from pytest_shopflow_perf.result.schema import FAILING_TIERS, tier_rank
-
-_IMPACT = {"high": 3, "medium": 2, "low": 1}
-_EFFORT = {"low": 1, "medium": 2, "high": 3}
-TAIL_RATIO = 4.0
-TAIL_MIN_P99_MS = 50.0
 
 
 def _label(run: Mapping[str, Any]) -> str:
@@ -51,6 +50,10 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
         "total": run.get("total"),
         "endpoints": run.get("endpoints", {}),
         "events": run.get("events", {}),
+        "scenario": scenario_facts(run),
+        "checks": run.get("checks") or {},
+        "event_rows": [row.to_dict() for row in event_rows(run)],
+        "exceptions": exception_samples(run),
         "generator": run.get("generator", {}),
         "shards": run.get("shards") or [],
         "slo": {
@@ -85,199 +88,6 @@ def _verdict(runs: list[dict[str, Any]], tests: Sequence[Mapping[str, Any]]) -> 
     return "PASS", f"all {len(tests)} load test(s) met their thresholds"
 
 
-def _bottlenecks(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    rows = [
-        {"scenario": run["name"], "endpoint": name, **stats}
-        for run in runs
-        for name, stats in run["endpoints"].items()
-        if stats.get("requests")
-    ]
-    slowest = sorted(rows, key=lambda r: -r["p95_ms"])[:5]
-    hotspots = sorted((r for r in rows if r["errors"]), key=lambda r: (-r["error_rate"], -r["errors"]))[:5]
-    return {"slowest": slowest, "error_hotspots": hotspots}
-
-
-def _recommend(title: str, detail: str, impact: str, effort: str, owner: str) -> dict[str, Any]:
-    return {
-        "title": title,
-        "detail": detail,
-        "impact": impact,
-        "effort": effort,
-        "owner": owner,
-        "score": round(_IMPACT[impact] / _EFFORT[effort], 2),
-    }
-
-
-_KIND_ADVICE = {
-    "HTTP 5": ("the service answers with server errors: read its log for the failing requests", "medium", "Dev"),
-    "HTTP 4": ("client errors: the journeys' test data or requests no longer match the API", "low", "Dev"),
-    "timeout": ("requests time out: a slow dependency or an exhausted pool under load", "medium", "Dev"),
-    "unfinished": ("requests never completed: the service hangs under this load", "medium", "Dev"),
-    "connect": ("connections are refused: raise the accept backlog or the number of workers", "low", "DevOps"),
-    "reset": ("connections are reset: a proxy or the server drops keep-alive connections", "low", "DevOps"),
-    "check": ("responses fail the journeys' checks: wrong content under load", "medium", "Dev"),
-    "exception": ("the journeys raise exceptions: the responses are not what the journey expects", "low", "Dev"),
-}
-
-
-def _recommendations(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for run in runs:
-        scenario = run["name"]
-        for name, stats in run["endpoints"].items():
-            requests, errors = stats.get("requests", 0), stats.get("errors", 0)
-            if errors >= 5 and stats.get("error_rate", 0) > 0.01:
-                kinds = stats.get("errors_by_kind") or {}
-                kind = max(kinds, key=lambda k: kinds[k]) if kinds else "error"
-                advice, effort, owner = next(
-                    (value for prefix, value in _KIND_ADVICE.items() if kind.startswith(prefix)),
-                    ("see the error breakdown", "medium", "Dev"),
-                )
-                found.append(
-                    _recommend(
-                        f"Fix the errors of {name}",
-                        f"{name} fails {_pct(stats['error_rate'])} of {requests:,} requests in {scenario}, mostly "
-                        f"{kind}: {advice}.",
-                        "high",
-                        effort,
-                        owner,
-                    )
-                )
-            p50, p99 = stats.get("p50_ms", 0.0), stats.get("p99_ms", 0.0)
-            if requests >= 50 and p99 >= TAIL_MIN_P99_MS and p50 > 0 and p99 / p50 >= TAIL_RATIO:
-                writes = name.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE")
-                cause = "lock contention or the database (it writes)" if writes else "cache misses or slow queries"
-                found.append(
-                    _recommend(
-                        f"Cut the tail latency of {name}",
-                        f"{name} p99 is {p99 / p50:.0f}x its p50 ({_ms(p99)} vs {_ms(p50)}) in {scenario}: "
-                        f"a few requests wait much longer than the rest; look at {cause}.",
-                        "high" if p99 >= 1000 else "medium",
-                        "medium",
-                        "Dev",
-                    )
-                )
-        for row, event in (run.get("events") or {}).items():
-            kinds = event.get("errors_by_kind") or {}
-            if int(event.get("errors", 0)) < 5 or not kinds:
-                continue
-            kind = max(kinds, key=lambda k: kinds[k])
-            advice, effort, owner = next(
-                (value for prefix, value in _KIND_ADVICE.items() if kind.startswith(prefix)),
-                ("see the error breakdown", "medium", "Dev"),
-            )
-            found.append(
-                _recommend(
-                    f"Fix {row}",
-                    f"{row}: {int(event['errors']):,} error(s) in {scenario}, mostly {kind}: {advice}.",
-                    "high",
-                    effort,
-                    owner,
-                )
-            )
-        for outcome in run["slo"]["failed"]:
-            unit = outcome.get("unit")
-            shown = (lambda v: _ms(v * 1000)) if unit == "s" else (_pct if unit == "%" else (lambda v: f"{v:,.1f}"))
-            found.append(
-                _recommend(
-                    f"Bring {outcome['endpoint']} {outcome['metric']} within its SLO",
-                    f"{outcome['metric']} of {outcome['endpoint']} was {shown(outcome['measured'])} in {scenario}, "
-                    f"threshold {outcome['op']} {shown(outcome['limit'])} ({outcome.get('scope', 'whole run')}).",
-                    "high",
-                    "medium",
-                    "Dev",
-                )
-            )
-        regression = run["regression"]
-        worst_per_endpoint: dict[str, dict[str, Any]] = {}
-        for finding in regression["findings"]:  # worst first
-            worst_per_endpoint.setdefault(finding["endpoint"], finding)
-        for finding in list(worst_per_endpoint.values())[:3]:
-            if tier_rank(finding["tier"]) < tier_rank("major"):
-                continue
-            change = finding.get("change")
-            p_value = finding.get("p_value") or 0.0
-            found.append(
-                _recommend(
-                    f"Find the change that slowed {finding['endpoint']} ({finding['tier']} regression)",
-                    f"{finding['endpoint']} {finding['metric']} changed {change * 100:+.0f}% against "
-                    f"{regression.get('baseline_runs')} baseline run(s) in {scenario} (p = {p_value:.2g}): "
-                    "bisect the commits since the baseline was recorded."
-                    if change is not None
-                    else f"{finding['endpoint']} {finding['metric']} regressed in {scenario}.",
-                    "high",
-                    "low",
-                    "Dev",
-                )
-            )
-        generator = run["generator"] or {}
-        if generator.get("saturated"):
-            found.append(
-                _recommend(
-                    f"Give the load generator more room in {scenario}",
-                    f"the generator saturated ({'; '.join(generator.get('reasons', []))}) at "
-                    f"{run['total'].get('rps', 0):,.0f} req/s: its latencies describe itself, not ShopFlow; "
-                    "use fewer users per process or generate load from another machine.",
-                    "medium",
-                    "low",
-                    "DevOps",
-                )
-            )
-        for shard in run.get("shards") or []:
-            if shard.get("lost"):
-                found.append(
-                    _recommend(
-                        f"Find out why load generator shard {shard['worker']} died in {scenario}",
-                        f"shard {shard['worker']} was {shard.get('note', 'lost')}: the load offered was not the "
-                        "profile's, so this run was not judged; look for memory exhaustion (dmesg, the OOM killer) "
-                        "or a crash in a journey, then run again.",
-                        "high",
-                        "low",
-                        "DevOps",
-                    )
-                )
-        stress = run.get("stress") or {}
-        if stress.get("breaking_point"):
-            point = stress["breaking_point"]
-            found.append(
-                _recommend(
-                    "Plan capacity around the breaking point",
-                    f"ShopFlow breaks at {point['users']} users ({point.get('rps', 0):,.0f} req/s, p95 "
-                    f"{_ms(point.get('p95_ms', 0))}, errors {_pct(point.get('error_rate', 0))}) in {scenario}.",
-                    "high",
-                    "medium",
-                    "Product",
-                )
-            )
-        elif stress.get("limit") == "generator":
-            last = stress["steps"][-1]
-            found.append(
-                _recommend(
-                    "Find ShopFlow's real breaking point",
-                    f"the stress test stopped at the generator's limit ({last['users']} users, {last['rps']:,.0f} "
-                    f"req/s, p95 {_ms(last['p95_ms'])}) without breaking ShopFlow: generate load from a separate "
-                    "machine to go further.",
-                    "medium",
-                    "medium",
-                    "DevOps",
-                )
-            )
-    thin = [r["name"] for r in runs if r["regression"].get("baseline_runs") in (1, 2)]
-    if thin:
-        found.append(
-            _recommend(
-                "Record more baseline runs",
-                f"{len(thin)} scenario(s) compare against only 1-2 baseline runs ({', '.join(thin[:3])}): record "
-                "3 with --perf-save-baseline for a sharper regression gate.",
-                "low",
-                "low",
-                "DevOps",
-            )
-        )
-    found.sort(key=lambda r: (-r["score"], -_IMPACT[r["impact"]]))
-    return found
-
-
 def build_summary(tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
     runs = [_run_entry(test, run) for test in tests for run in test.get("runs", [])]
     verdict, headline = _verdict(runs, tests)
@@ -288,13 +98,13 @@ def build_summary(tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
         "headline": headline,
         "context": dict(context),
         "tests": runs,
-        "bottlenecks": _bottlenecks(runs),
+        "bottlenecks": bottlenecks(runs),
         "regressions": [
             {"scenario": run["name"], **finding} for run in runs for finding in run["regression"]["findings"]
         ],
         "capacity": [{"scenario": run["name"], **run["stress"]} for run in runs if run.get("stress")],
         "recovery": [{"scenario": run["name"], **entry} for run in runs for entry in run.get("recovery") or []],
-        "recommendations": _recommendations(runs),
+        "recommendations": recommendations(runs),
     }
 
 
@@ -322,6 +132,121 @@ def _regression_cell(run: Mapping[str, Any]) -> str:
     if tier is None:
         return "no baseline" if run["regression"].get("note") else "-"
     return _bold(tier) if tier in FAILING_TIERS else str(tier)
+
+
+def _scenario_lines(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What load each scenario was under: model, users or rate, duration planned and run."""
+    lines = ["", "## Scenarios", ""]
+    lines += _table(
+        ("scenario", "model", "load", "planned", "ran", "iterations", "peak users"),
+        (
+            (
+                run["name"],
+                facts["model"],
+                facts["load"],
+                facts["planned"],
+                facts["ran"],
+                f"{facts['iterations']:,}"
+                + (f" ({facts['dropped_iterations']:,} dropped)" if facts["dropped_iterations"] else ""),
+                f"{facts['peak_users']:,}",
+            )
+            for run in runs
+            for facts in [run["scenario"]]
+        ),
+    )
+    return lines
+
+
+def _bottleneck_lines(found: Mapping[str, Any]) -> list[str]:
+    """The slowest endpoints with enough requests for their p95, the rest named; then error hotspots."""
+    lines = ["", "## Bottlenecks", "", f"Slowest endpoints (by p95). {RULE}", ""]
+    if found["slowest"]:
+        lines += _table(
+            ("endpoint", "scenario", "requests", "p50", "p95", "p99", "p99 / p50"),
+            (
+                (
+                    r["endpoint"],
+                    r["scenario"],
+                    f"{r['requests']:,}",
+                    _ms(r["p50_ms"]),
+                    _ms(r["p95_ms"]),
+                    _ms(r["p99_ms"]) if r["requests"] >= min_requests(99) else "-",
+                    f"{r['p99_ms'] / r['p50_ms']:.1f}x" if r["p50_ms"] and r["requests"] >= min_requests(99) else "-",
+                )
+                for r in found["slowest"]
+            ),
+        )
+    else:
+        lines.append(f"none: no endpoint served the {min_requests(95)} requests a p95 needs.")
+    if found.get("not_ranked"):
+        shown = ", ".join(f"{r['endpoint']} ({r['requests']:,}, {r['scenario']})" for r in found["not_ranked"][:8])
+        more = len(found["not_ranked"]) - 8
+        lines += [
+            "",
+            f"Not ranked (fewer than {min_requests(95)} requests): {shown}" + (f", {more} more." if more > 0 else "."),
+        ]
+    lines += ["", "Error hotspots (endpoints, and checks and journeys on rows of their own):", ""]
+    if found["error_hotspots"]:
+        lines += _table(
+            ("endpoint / row", "scenario", "errors", "error rate", "kinds"),
+            (
+                (
+                    r["endpoint"],
+                    r["scenario"],
+                    f"{r['errors']:,}",
+                    "-" if r["error_rate"] is None else _pct(r["error_rate"]),
+                    ", ".join(f"{k} ({n})" for k, n in (r.get("errors_by_kind") or {}).items() if k != r["endpoint"]),
+                )
+                for r in found["error_hotspots"]
+            ),
+        )
+    else:
+        lines.append("none: no endpoint returned an error, and no check or journey failed.")
+    return lines
+
+
+def _event_lines(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Checks (passes, fails), journeys and hooks (runs, exceptions), and each exception's first traceback."""
+    rows = [(run["name"], row) for run in runs for row in run.get("event_rows") or []]
+    if not any(row["group"] == "check" or row["errors"] for _, row in rows):
+        return []  # journeys that only ran: their iterations are in the scenarios table
+    lines = ["", "## Checks and journeys", ""]
+    lines.append(
+        "Failed checks and journey exceptions count in the scenario's errors on rows of their own, never on the "
+        "endpoint that answered: for a check, runs are its evaluations and ok its passes; for a journey or hook, "
+        "runs are its iterations or calls and errors the exceptions it raised."
+    )
+    lines.append("")
+    lines += _table(
+        ("scenario", "check / journey", "runs", "ok", "errors", "error rate", "kinds"),
+        (
+            (
+                scenario,
+                row["name"],
+                "-" if row["runs"] is None else f"{row['runs']:,}",
+                "-" if row["runs"] is None else f"{max(0, row['runs'] - row['errors']):,}",
+                f"{row['errors']:,}",
+                "-" if row["error_rate"] is None else _pct(row["error_rate"]),
+                ", ".join(f"{k} ({n:,})" for k, n in row["errors_by_kind"].items() if k != row["name"]),
+            )
+            for scenario, row in rows
+        ),
+    )
+    samples = [(run["name"], sample) for run in runs for sample in run.get("exceptions") or []]
+    if samples:
+        lines += ["", "### Journey exceptions", ""]
+        for scenario, sample in samples:
+            lines += [
+                f"**{sample['kind']}** in `{sample.get('where', '?')}` ({scenario}): "
+                f"{int(sample.get('count', 0)):,} time(s); the first traceback:",
+                "",
+                "```text",
+                *str(sample.get("traceback", "")).rstrip().splitlines(),
+                "```",
+                "",
+            ]
+        lines.pop()
+    return lines
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
@@ -362,40 +287,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += [
             f"- {name}: `{o['threshold']}` measured {o['measured']:.4g} ({o.get('scope')})" for name, o in breaches
         ]
-    bottlenecks = summary["bottlenecks"]
-    lines += ["", "## Bottlenecks", "", "Slowest endpoints (by p95):", ""]
-    lines += _table(
-        ("endpoint", "scenario", "requests", "p50", "p95", "p99", "p99 / p50"),
-        (
-            (
-                r["endpoint"],
-                r["scenario"],
-                f"{r['requests']:,}",
-                _ms(r["p50_ms"]),
-                _ms(r["p95_ms"]),
-                _ms(r["p99_ms"]),
-                f"{r['p99_ms'] / r['p50_ms']:.1f}x" if r["p50_ms"] else "-",
-            )
-            for r in bottlenecks["slowest"]
-        ),
-    )
-    lines += ["", "Error hotspots:", ""]
-    if bottlenecks["error_hotspots"]:
-        lines += _table(
-            ("endpoint", "scenario", "errors", "error rate", "kinds"),
-            (
-                (
-                    r["endpoint"],
-                    r["scenario"],
-                    f"{r['errors']:,}",
-                    _pct(r["error_rate"]),
-                    ", ".join(f"{k} ({n})" for k, n in (r.get("errors_by_kind") or {}).items()),
-                )
-                for r in bottlenecks["error_hotspots"]
-            ),
-        )
-    else:
-        lines.append("none: no endpoint returned an error.")
+    lines += _scenario_lines(runs)
+    lines += _bottleneck_lines(summary["bottlenecks"])
+    lines += _event_lines(runs)
     lines += ["", "## Regressions", ""]
     if summary["regressions"]:
         lines += _table(
@@ -463,16 +357,26 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "",
         "## Recommendations",
         "",
-        "Ranked by impact and effort (highest impact for the least work first).",
+        "Ranked by impact and effort (highest impact for the least work first). Each is listed once with the "
+        "scenarios it applies to; its owner and effort follow from the figures it cites.",
         "",
     ]
-    recommendations = summary["recommendations"]
-    if recommendations:
+    found = summary["recommendations"]
+    if found:
         lines += _table(
-            ("#", "recommendation", "why (from this run)", "impact", "effort", "owner"),
+            ("#", "recommendation", "why (from this run)", "scenarios", "cites", "impact", "effort", "owner"),
             (
-                (i, r["title"], r["detail"], r["impact"], r["effort"], r["owner"])
-                for i, r in enumerate(recommendations, 1)
+                (
+                    i,
+                    r["title"],
+                    r["detail"],
+                    ", ".join(r.get("scenarios") or []) or "-",
+                    ", ".join(r.get("cites") or []) or "-",
+                    r["impact"],
+                    r["effort"],
+                    r["owner"],
+                )
+                for i, r in enumerate(found, 1)
             ),
         )
     else:

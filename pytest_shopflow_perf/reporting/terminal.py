@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
 from pytest_shopflow_perf.reporting._format import format_table, regression_label, shard_rows, slo_cell
 from pytest_shopflow_perf.result.schema import error_percent
 
 COLUMNS = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors %")
+EVENT_COLUMNS = ("check / journey", "runs", "ok", "errors", "errors %", "error kinds")
 
 
 class Writer(Protocol):
@@ -74,6 +76,10 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
     for shard in summary.get("shards") or []:
         if shard.get("lost"):
             notes.append(f"SHARD LOST: {shard['worker']} {shard.get('note', '')}")
+    failing = event_rows(summary, passing=False)
+    if failing:
+        shown = ", ".join(f"{row.name} {row.errors:,}" for row in failing[:3]) + (", ..." if len(failing) > 3 else "")
+        notes.append(f"errors not from a request (no endpoint failed for them): {shown}")
     extra = summary.get("extra") or {}
     if extra.get("truncated_bodies"):
         notes.append(
@@ -117,6 +123,28 @@ def _write_shards(writer: Writer, shards: list[Mapping[str, Any]]) -> None:
         writer.write_line("    " + line, yellow=line.endswith(("LOST", "SATURATED")) or ": " in line)
 
 
+def _write_event_rows(writer: Writer, summary: Mapping[str, Any]) -> None:
+    """Checks, journeys and hooks on rows of their own (never on an endpoint), then each exception's first traceback."""
+    rows = event_rows(summary)
+    if any(row.group == "check" or row.errors for row in rows):  # journeys that only ran: nothing to add
+        table: list[tuple[str, ...]] = [EVENT_COLUMNS]
+        for row in rows:
+            runs = "-" if row.runs is None else f"{row.runs:,}"
+            ok = "-" if row.ok is None else f"{row.ok:,}"
+            rate = "-" if row.error_rate is None else f"{row.error_rate * 100:.2f}"
+            table.append((row.name, runs, ok, f"{row.errors:,}", rate, row.kinds))
+        writer.write_line("  checks and journeys (their errors are in the total, not on an endpoint):")
+        for line in format_table(table):
+            writer.write_line("    " + line)
+    for sample in exception_samples(summary):
+        count = int(sample.get("count", 0))
+        writer.write_line(
+            f"  {sample['kind']} in {sample.get('where', '?')}: {count:,} time(s), first traceback:", yellow=True
+        )
+        for line in str(sample.get("traceback", "")).rstrip().splitlines():
+            writer.write_line("    " + line)
+
+
 def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, verbose: bool = False) -> None:
     """One row per load run with its SLO and regression verdicts; ``-v`` adds a block per run with endpoints."""
     summaries = list(summaries)
@@ -143,10 +171,7 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
         for line in format_table(endpoint_rows):
             writer.write_line("  " + line)
         _write_shards(writer, summary.get("shards") or [])
-        events: Mapping[str, Mapping[str, Any]] = summary.get("events") or {}
-        for name, row in sorted(events.items(), key=lambda item: -int(item[1]["errors"])):
-            kinds = ", ".join(f"{kind} {count:,}" for kind, count in (row.get("errors_by_kind") or {}).items())
-            writer.write_line(f"  {name}: {int(row['errors']):,} error(s) ({kinds})", yellow=True)
+        _write_event_rows(writer, summary)
         failed = (summary["total"] or {}).get("failed")
         if failed:
             writer.write_line(

@@ -521,6 +521,7 @@ class LoadResult(Stats):
             "total": Stats.summary(self),
             "endpoints": {name: stats.summary() for name, stats in self.endpoints.items()},
             "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
+            "checks": {name: CheckRecord(passes=c.passes, fails=c.fails) for name, c in self.checks.items()},
             "generator": self.generator.to_dict(),
             "extra": dict(self.extra),
             **({"shards": [shard.to_dict() for shard in self.shards]} if self.shards else {}),

@@ -179,6 +179,7 @@ class RunSummary(TypedDict, total=False):
     total: StatsSummary
     endpoints: dict[str, StatsSummary]
     events: dict[str, EventRecord]
+    checks: dict[str, CheckRecord]
     generator: GeneratorRecord
     extra: dict[str, Any]
     outcome: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -130,13 +131,19 @@ def test_markdown_summary_names_the_regression_and_the_slo_breach(report_run) ->
     regressions = markdown.split("## Regressions")[1].split("##")[0]
     assert "| checkout flow |" in regressions
     assert "**critical**" in regressions or "**major**" in regressions
-    hotspots = markdown.split("Error hotspots:")[1].split("##")[0]
+    scenarios = markdown.split("## Scenarios")[1].split("##")[0]
+    # model, load, planned and run duration, iterations, peak users
+    assert re.search(r"\| checkout flow \| closed \| 3 users \| 2 s \| [12]\.\d s \| \d+ \| 3 \|", scenarios)
+    hotspots = markdown.split("Error hotspots")[1].split("##")[0]
     assert "| GET /api/search | test_shop.py::test_errors |" in hotspots
     assert "HTTP 503" in hotspots
     recommendations = markdown.split("## Recommendations")[1]
     assert "Fix the errors of GET /api/search" in recommendations
     assert "GET /api/search fails 100.00 % of" in recommendations
     assert "Find the change that slowed" in recommendations
+    # both endpoints regressed: they say it, the total does not say it again
+    assert "Find the change that slowed total" not in recommendations
+    assert recommendations.count("Fix the errors of GET /api/search") == 1
     assert "Bring total p95 within its SLO" in recommendations
     # appended to the GitHub step summary, after what was there
     step = (root / "step-summary.md").read_text()

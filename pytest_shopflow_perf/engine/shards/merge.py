@@ -45,7 +45,7 @@ def merge_generators(parts: Sequence[tuple[str, GeneratorStats]], peak_users: in
 
 
 def merge_extras(extras: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Exceptions by kind (counts added, the first traceback kept), refusals and counters added."""
+    """Exceptions by kind (counts added, the first traceback kept), refusals, counters and journey runs added."""
     merged: dict[str, Any] = {}
     samples: dict[str, dict[str, Any]] = {}
     for extra in extras:
@@ -58,6 +58,9 @@ def merge_extras(extras: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         for key in ("unfinished_requests", "truncated_bodies", "fast_transport_delegated"):
             if extra.get(key):
                 merged[key] = merged.get(key, 0) + extra[key]
+        for row, runs in (extra.get("journey_runs") or {}).items():
+            into_runs = merged.setdefault("journey_runs", {})
+            into_runs[row] = into_runs.get(row, 0) + runs
         refused = extra.get("refused")
         if refused:
             into = merged.setdefault("refused", {"requests": 0, "hosts": {}})

@@ -76,6 +76,38 @@ def test_errors_are_counted_by_kind_and_never_stop_the_run() -> None:
     assert sum(result.errors_by_kind.values()) == result.errors
 
 
+def test_journeys_and_hooks_count_their_runs_and_raise_on_rows_of_their_own() -> None:
+    """The reports' errors % of ``journey browse`` is per iteration; a hook's row names the hook."""
+
+    async def login(user):
+        await user.client.get("/login")
+        if user.id == 0:
+            raise PermissionError("bad password")
+
+    async def browse(user):
+        await user.client.get("/ok")
+        if user.iteration % 2:
+            raise KeyError("basket")
+
+    async def buy(user):
+        await user.client.get("/ok")
+
+    result = run({browse: 1, buy: 1}, users=2, iterations=40, on_start=login, transport_factory=mock())
+    runs = result.extra["journey_runs"]
+    assert runs["on_start login"] == 2
+    assert runs["journey browse"] + runs["journey buy"] == 40
+    assert result.events["on_start login"] == {"errors": 1, "errors_by_kind": {"exception PermissionError": 1}}
+    assert result.events["journey browse"]["errors_by_kind"] == {"exception KeyError": result.errors - 1}
+    assert "journey buy" not in result.events
+    assert result.endpoints["GET /ok"].errors == 0
+    assert result.endpoints["GET /login"].errors == 0
+    samples = {sample["kind"]: sample for sample in result.extra["exceptions"]}
+    assert samples["exception PermissionError"]["row"] == "on_start login"
+    traceback = samples["exception KeyError"]["traceback"]
+    assert traceback.splitlines()[1].endswith("in browse")  # from the journey's own frame, not the engine's
+    assert "_iterate" not in traceback
+
+
 def test_an_unexpected_status_is_an_error_even_when_below_400() -> None:
     async def journey(user):
         await user.client.get("/ok", extensions={"expect": {201}})

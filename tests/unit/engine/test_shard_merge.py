@@ -138,3 +138,8 @@ def test_exception_samples_add_up_by_kind():
     merged = merge_extras(extras)
     assert merged["exceptions"] == [{**sample, "count": 5}]
     assert merged["unfinished_requests"] == 1
+
+
+def test_journey_runs_add_up_across_shards():
+    extras = [{"journey_runs": {"journey browse": 4, "on_start login": 1}}, {"journey_runs": {"journey browse": 6}}]
+    assert merge_extras(extras)["journey_runs"] == {"journey browse": 10, "on_start login": 1}
