@@ -82,8 +82,8 @@ def _names(runs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _verdict(runs: list[dict[str, Any]], tests: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """FAIL > INTERRUPTED > INCONCLUSIVE > NOT JUDGED > PASS: the session is PASS only when a judged run passed
-    and no run was stopped, inconclusive or failed."""
+    """FAIL (or ABORTED) > INTERRUPTED > INCONCLUSIVE > NOT JUDGED > PASS: the session is PASS only when a
+    judged run passed and no run failed, was stopped or was inconclusive."""
     failed = [t for t in tests if t.get("outcome") in ("failed", "error")]
     by_status: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
@@ -93,11 +93,14 @@ def _verdict(runs: list[dict[str, Any]], tests: Sequence[Mapping[str, Any]]) -> 
     if failed:
         reasons = "; ".join(f"{t['nodeid'].rsplit('::', 1)[-1]}: {t.get('reason') or 'failed'}" for t in failed[:5])
         return "FAIL", f"{len(failed)} of {len(tests)} load test(s) failed ({reasons}){stopped}"
+    aborted = by_status.get("ABORTED", [])
+    if aborted:  # the test caught the failure, but a threshold was breached beyond recovery
+        return "FAIL", f"abort-on-fail stopped {_names(aborted)} ({aborted[0]['status_reason']}){stopped}"
     if interrupted:
         before = len(runs) - len(interrupted)
         return "INTERRUPTED", (
-            f"stopped by Ctrl-C or SIGTERM during {_names(interrupted)}: {interrupted[0]['status_reason']}; "
-            f"{before} other run(s) finished before it, none failed, and tests not yet run were never run"
+            f"{_names(interrupted)}: {interrupted[0]['status_reason']}; {before} other run(s) finished before "
+            "it and none failed; the tests after it were not run"
         )
     inconclusive = by_status.get("INCONCLUSIVE", [])
     if inconclusive:

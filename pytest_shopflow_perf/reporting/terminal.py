@@ -58,6 +58,8 @@ def _slo_cell(summary: Mapping[str, Any]) -> str:
         return f"ABORTED: {failed} FAILED" if failed else "ABORTED"
     if status == "NOT JUDGED":
         return "not judged"  # no threshold, and no baseline either (the regression column says why)
+    if status == "SKIPPED":
+        return "skipped"
     # skipped as inconclusive: the thresholds were not judged
     return slo_cell(len(outcomes) - failed, failed, inconclusive=status == "INCONCLUSIVE")
 
