@@ -133,8 +133,6 @@ class LoadRunner:
             base_url = fault_run.route(base_url, in_process=app is not None)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if base_url != target.url:
-            target = targets.with_note(target, f"through the fault-injection proxy {base_url}")
         common: dict[str, Any] = {
             "base_url": base_url,
             "transport_factory": transport_factory,

@@ -79,8 +79,6 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
             "no threshold and no baseline judged it: declare slo=, call an assert_* helper, or record "
             "a baseline with --perf-save-baseline"
         )
-    if not judged and regression.get("tier") == "inconclusive":
-        return "INCONCLUSIVE", "its one check, the regression gate, was inconclusive (no threshold declared)"
     return "PASS", "met its thresholds" if judged else f"compared with its baseline: {regression.get('tier')}"
 
 

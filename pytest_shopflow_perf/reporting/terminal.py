@@ -120,11 +120,18 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
 
 
 def _target_lines(summaries: list[Mapping[str, Any]]) -> list[str]:
-    """``target: ...`` under the table: one line when every run hit the same target, else one per run."""
-    shown = [(summary, RunTarget.from_value(summary["target"])) for summary in summaries if summary.get("target")]
-    if len({str(target) for _, target in shown}) == 1:
-        return [f"target: {shown[0][1]}"]
-    return [f"{summary.get('name') or summary.get('test')}: target {target}" for summary, target in shown]
+    """``target: ...`` under the table: one line per target, naming its runs when there are several targets."""
+    runs: dict[str, list[str]] = {}
+    for summary in summaries:
+        if summary.get("target"):
+            name = str(summary.get("name") or summary.get("test"))
+            runs.setdefault(str(RunTarget.from_value(summary["target"])), []).append(name)
+    if len(runs) == 1:
+        return [f"target: {label}" for label in runs]
+    return [
+        f"target: {label} ({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''})"
+        for label, names in runs.items()
+    ]
 
 
 def _write_shards(writer: Writer, shards: list[Mapping[str, Any]]) -> None:

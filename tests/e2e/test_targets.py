@@ -231,8 +231,8 @@ def test_a_marker_base_url_and_an_in_process_app_are_named_per_run(
             "shopflow perf: load target: embedded ShopFlow reference service*, for the 1 load test(s) without "
             f"base_url= (the others: {delay_server})",
             "*= shopflow perf =*",
-            f"test_own.py::test_in_process: target {app_label}",
-            f"test_own.py::test_marker: target {marker_label}",
+            f"target: {app_label} (test_own.py::test_in_process)",
+            f"target: {marker_label} (test_own.py::test_marker)",
         ]
     )
     records = {path.name: json.loads(path.read_text()) for path in (project.path / "out").glob("test_own.py__*.json")}

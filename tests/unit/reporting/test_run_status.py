@@ -31,7 +31,7 @@ def _run(name: str = "t.py::test_x", **fields: Any) -> dict[str, Any]:
         (_run(extra={"regression": {"tier": "none"}}), "passed", None, "PASS", "compared with its baseline: none"),
         (_run(extra={}), "passed", None, "NOT JUDGED", "no threshold and no baseline judged it"),
         (_run(extra={"regression_note": "comparison disabled"}), "passed", None, "NOT JUDGED", "no threshold"),
-        (_run(extra={"regression": {"tier": "inconclusive"}}), "passed", None, "INCONCLUSIVE", "regression gate"),
+        (_run(extra={"regression": {"tier": "inconclusive"}}), "passed", None, "PASS", "baseline: inconclusive"),
         (
             _run(duration_s=2.04, interrupted=True, extra={"stop_reason": "interrupted", "slo": [SLO_OK]}),
             "interrupted",
@@ -134,8 +134,9 @@ def test_the_terminal_names_one_target_once_and_several_per_run() -> None:
     one = {"url": "http://127.0.0.1:1", "source": "option", "label": "http://127.0.0.1:1 (--perf-base-url)"}
     other = {"url": "http://127.0.0.1:2", "source": "marker", "label": "http://127.0.0.1:2 (base_url= of marker)"}
     assert _target_lines([_run("a", target=one), _run("b", target=one)]) == [f"target: {one['label']}"]
-    assert _target_lines([_run("a", target=one), _run("b", target=other)]) == [
-        f"a: target {one['label']}",
-        f"b: target {other['label']}",
+    many = [_run(name, target=one) for name in "abcd"]
+    assert _target_lines([*many, _run("e", target=other)]) == [
+        f"target: {one['label']} (a, b, c and 1 more)",
+        f"target: {other['label']} (e)",
     ]
     assert _target_lines([_run("a", target="http://127.0.0.1:3")]) == ["target: http://127.0.0.1:3"]  # old record
