@@ -45,6 +45,8 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
     :param outcome: the test's (passed, failed, error, skipped; ``inconclusive`` or ``interrupted`` where a
         reporter already knows); default ``run["outcome"]``.
     :param reason: the test's skip reason or failure message.
+
+    Judged means: a threshold (declared, an ``assert_*`` helper, ``assert_recovery``) or a baseline comparison.
     """
     outcome = str(outcome or run.get("outcome") or "")
     why = str(reason or "")
@@ -72,7 +74,7 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
         return "INCONCLUSIVE", f"the load generator was saturated ({reasons}): it measured itself"
     if outcome == "skipped":
         return "SKIPPED", why or "skipped"
-    judged = bool(extra.get("slo"))
+    judged = bool(extra.get("slo") or extra.get("recovery_check"))  # assert_* helpers, declared SLOs, recovery
     regression = extra.get("regression") or {}
     if not judged and not regression:
         return "NOT JUDGED", (

@@ -30,6 +30,7 @@ def _run(name: str = "t.py::test_x", **fields: Any) -> dict[str, Any]:
         (_run(), "passed", None, "PASS", "met its thresholds"),
         (_run(extra={"regression": {"tier": "none"}}), "passed", None, "PASS", "compared with its baseline: none"),
         (_run(extra={}), "passed", None, "NOT JUDGED", "no threshold and no baseline judged it"),
+        (_run(extra={"recovery_check": {"within_s": 3.0, "failed": 0}}), "passed", None, "PASS", "thresholds"),
         (_run(extra={"regression_note": "comparison disabled"}), "passed", None, "NOT JUDGED", "no threshold"),
         (_run(extra={"regression": {"tier": "inconclusive"}}), "passed", None, "PASS", "baseline: inconclusive"),
         (
