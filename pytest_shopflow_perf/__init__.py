@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.plugin.fixtures import LoadRunner
     from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError
     from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, ShardRecord, Span, Stats, TimelineWindow
+    from pytest_shopflow_perf.result.target import RunTarget
     from pytest_shopflow_perf.target.policy import TargetError
     from pytest_shopflow_perf.target.refused import TargetRefused
     from pytest_shopflow_perf.verdicts.assertions import (
@@ -58,6 +59,7 @@ __all__ = [
     "ProfileError",
     "Progress",
     "RegressionPolicy",
+    "RunTarget",
     "ShardError",
     "ShardRecord",
     "ShopflowPerfError",
@@ -104,6 +106,7 @@ _HOMES = {
     "ProfileError": "profile.resolve",
     "Progress": "engine.engine",
     "RegressionPolicy": "verdicts.regression",
+    "RunTarget": "result.target",
     "ShardError": "engine.shards.wire",
     "ShardRecord": "result.model",
     "ShopflowPerfError": "_errors",

@@ -6,7 +6,7 @@ A run without load tests registers options and markers and validates them; the s
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -43,9 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(XdistHooks(), "shopflow-perf-xdist")
     if config.pluginmanager.hasplugin("html"):
-        from pytest_shopflow_perf.plugin.html import HtmlHooks
+        from pytest_shopflow_perf.plugin.html import HtmlHooks, HtmlTargetHooks
 
         config.pluginmanager.register(HtmlHooks(lambda test: _results_of(config, test)), "shopflow-perf-html")
+        config.pluginmanager.register(HtmlTargetHooks(), "shopflow-perf-html-target")
 
 
 def _results_of(config: pytest.Config, test: str) -> list[Any] | None:
@@ -57,6 +58,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(perf_session_key, None)
     if session is not None:
         session.stop()
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
+    """Before any load: what the load tests will hit (a forgotten --perf-base-url shows here)."""
+    markers = [mark for mark in (item.get_closest_marker("load") for item in items) if mark is not None]
+    if not markers:
+        return []
+    from pytest_shopflow_perf.plugin.targets import session_line
+
+    urls = [url if isinstance(url := mark.kwargs.get("base_url"), str) else None for mark in markers]
+    return [session_line(config.stash[settings_key], config, urls)]
 
 
 @pytest.hookimpl(trylast=True)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.plugin.session import PerfSession
     from pytest_shopflow_perf.profile.resolve import LoadProfile
     from pytest_shopflow_perf.result.model import LoadResult
+    from pytest_shopflow_perf.result.target import RunTarget
     from pytest_shopflow_perf.verdicts.assertions import Slo
 
 
@@ -71,6 +72,7 @@ class LoadRunner:
         self.results: list[LoadResult] = []
         self._tracked: dict[str, tuple[float, float]] = {}  # the current run's declared spans, judged live
         self._measured_target: str | None = None  # the current run's target, for the machine probe
+        self._target: RunTarget | None = None  # what the current run targets, and why
 
     @staticmethod
     def _label(kwargs: dict[str, Any], call: str = "@pytest.mark.load") -> str:
@@ -111,6 +113,8 @@ class LoadRunner:
                 "each shard process would drive its own copy; serve the app (uvicorn) and give its URL, or use "
                 "workers=1"
             )
+        from pytest_shopflow_perf.plugin import targets
+
         if app is not None:
             import httpx
 
@@ -119,10 +123,12 @@ class LoadRunner:
 
             transport_factory = asgi_transport
             base_url = profile.base_url or "http://shopflow.inprocess"
+            target = targets.in_process(app, base_url)
             # the in-process host is never connected to: ASGI calls the app; other hosts stay refused
             policy = self._session.target_policy.allowing(httpx.URL(base_url).host)
         else:
-            base_url = self._session.base_url_for(profile)
+            target = self._session.target_for(profile, from_run="base_url" in overrides, test=self.nodeid)
+            base_url = target.url
             policy = self._session.target_policy
         self._measured_target = None if app is not None else base_url  # before a fault proxy takes its place
         try:
@@ -146,6 +152,9 @@ class LoadRunner:
         from pytest_shopflow_perf.engine.shards.plan import resolve_workers
 
         cluster = self._session.cluster_client() if self._session.settings.cluster and app is None else None
+        if cluster is not None:
+            target = targets.with_note(target, f"load generated on the Dask cluster {self._session.settings.cluster}")
+        self._target = target
         if cluster is not None:
             from pytest_shopflow_perf.engine.shards.cluster import worker_addresses
 
@@ -310,6 +319,8 @@ class LoadRunner:
 
     def _finish(self, result: LoadResult, slos: Sequence[Slo] = ()) -> LoadResult:
         end_progress(self._session.config)
+        if self._target is not None:
+            result.target = self._target  # the engine knows the URL it sent to; the plugin knows why
         if self.results:  # several runs in one test each get their own baseline
             result.test = f"{self.nodeid}@{result.profile.get('name') or len(self.results) + 1}"
         self.results.append(result)

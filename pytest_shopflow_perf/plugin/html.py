@@ -74,6 +74,47 @@ class HtmlHooks:
             prefix.extend(regression_banner(tests))
 
 
+class HtmlTargetHooks:
+    """The report's title and, in its environment box, what the load tests targeted.
+
+    Set at session finish (before pytest-html renders), and only when load tests ran: a session of
+    unit tests keeps pytest-html's own title and environment.
+    """
+
+    def __init__(self) -> None:
+        self._report: Any = None
+
+    def pytest_html_report_title(self, report: Any) -> None:
+        self._report = report  # titled at session finish, once it is known that load tests ran
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_shopflow_perf.plugin.keys import perf_session_key
+        from pytest_shopflow_perf.plugin.reports import collected_runs
+        from pytest_shopflow_perf.plugin.targets import labels
+
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        stats: dict[str, list[Any]] = getattr(reporter, "stats", {}) if reporter is not None else {}
+        runs: list[Mapping[str, Any]] = [run for _, test_runs in collected_runs(stats) for run in test_runs]
+        perf = session.config.stash.get(perf_session_key, None)
+        if perf is not None:
+            runs += [result.summary_dict() for result in perf.orphan_results]
+        if not runs:
+            return
+        if self._report is not None:
+            from pytest_shopflow_perf.plugin.title import report_title
+
+            self._report.title = report_title(session.config)
+        shown = labels(runs)
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:  # pytest-html without pytest-metadata 3: no environment box to fill
+            return
+        metadata = session.config.stash.get(metadata_key, None)
+        if metadata is not None and shown:
+            metadata["Load target" if len(shown) == 1 else "Load targets"] = "; ".join(shown)
+
+
 def _insert_at(cells: list[str], marker: str) -> int:
     """Right after the Duration column (header and rows alike), else at the end."""
     for index, cell in enumerate(cells):

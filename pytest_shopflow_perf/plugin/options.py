@@ -70,6 +70,20 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MODULE:APP",
         help="ASGI app to start under uvicorn when no base URL is set (default: the ShopFlow reference service)",
     )
+    parser.addini(
+        "perf_embedded",
+        "start the embedded ShopFlow reference service when a load test names no target (default true); "
+        "false: such a test is a usage error",
+        type="bool",
+        default=True,
+    )
+    option(
+        "--perf-title",
+        "title of summary.md and the pytest-html report (default: '<project name> performance summary')",
+        metavar="TEXT",
+        help="title of summary.md and the HTML report; default: the project's name (pyproject.toml) "
+        "+ ' performance summary'",
+    )
     option(
         "--perf-scale",
         "multiply every duration and stage",
@@ -218,6 +232,8 @@ class Settings:
     event_loop: str = "auto"
     cli_workers: str | None = None
     cluster: str | None = None
+    embedded: bool = True  # ini perf_embedded: fall back to the reference service when no target is given
+    title: str | None = None  # --perf-title / ini perf_title; None: from the project's name
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -284,6 +300,8 @@ class Settings:
             fail_on=fail_on,
             report_dir=cli("perf_report_dir") or ini("perf_report_dir") or None,
             ini_profile={key: ini(f"perf_{key}") for key in INI_KEYS if ini(f"perf_{key}")},
+            embedded=bool(ini("perf_embedded")),
+            title=cli("perf_title") or ini("perf_title") or None,
         )
 
     @classmethod

@@ -52,3 +52,18 @@ def end_progress(config: pytest.Config) -> None:
     if reporter is not None and getattr(reporter, "isatty", False) and disabled is not None:
         with disabled():
             reporter.rewrite("", erase=True)
+
+
+def announce(config: pytest.Config, line: str) -> None:
+    """With -v, one line on the terminal now, past output capture (what a load test is about to hit).
+
+    Not without -v: it would break pytest's line of dots; the header after collection and the table say it too.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    disabled = getattr(capture, "global_and_fixture_disabled", None)
+    if reporter is None or config.get_verbosity() < 1 or hasattr(config, "workerinput") or disabled is None:
+        return
+    with disabled():
+        reporter.ensure_newline()
+        reporter.write_line(line)

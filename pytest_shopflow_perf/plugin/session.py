@@ -24,6 +24,7 @@ from pytest_shopflow_perf.target.policy import TargetError, TargetPolicy
 if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.run import FaultPlan
     from pytest_shopflow_perf.result.model import LoadResult
+    from pytest_shopflow_perf.result.target import RunTarget
     from pytest_shopflow_perf.verdicts.assertions import Slo
 
 
@@ -105,15 +106,26 @@ class PerfSession:
             raise pytest.UsageError(f"@pytest.mark.load(faults=...): {exc}") from None
 
     def base_url_for(self, profile: LoadProfile) -> str:
-        """The profile's target, or the embedded service started on first use."""
-        base_url = profile.base_url or self.config.getini("perf_base_url") or None
-        if base_url is None:
-            base_url = self.start_embedded()
+        """The profile's target URL, or the embedded service's, started on first use."""
+        return self.target_for(profile).url
+
+    def target_for(self, profile: LoadProfile, *, from_run: bool = False, test: str = "") -> RunTarget:
+        """The profile's target and why (``--perf-base-url``, a marker...), or the embedded service.
+
+        With ini ``perf_embedded = false`` and no target given, a usage error naming the ways to give one.
+        """
+        from pytest_shopflow_perf.plugin import targets
+
+        target = targets.of_profile(profile, self.config, from_run=from_run)
+        if target is None:
+            if not self.settings.embedded and not self.settings.app:
+                raise pytest.UsageError(targets.EMBEDDED_REFUSED.format(test=test or "this load test"))
+            target = targets.embedded(self.start_embedded(), self.settings.app)
         try:
-            self.target_policy.check_url(base_url)
+            self.target_policy.check_url(target.url)
         except TargetError as exc:
             raise pytest.UsageError(str(exc)) from None
-        return base_url
+        return target
 
     def start_embedded(self) -> str:
         with self._server_lock:
@@ -125,6 +137,10 @@ class PerfSession:
                     raise pytest.UsageError(
                         f"{exc}\nSet a target with --perf-base-url / SHOPFLOW_BASE_URL, or an app with --perf-app."
                     ) from None
+                from pytest_shopflow_perf.plugin.progress import announce
+                from pytest_shopflow_perf.plugin.targets import embedded
+
+                announce(self.config, f"shopflow perf: started the {embedded(self.server.base_url, self.settings.app)}")
             return self.server.base_url
 
     def cluster_client(self) -> Any:
@@ -296,8 +312,12 @@ class PerfSession:
         if not tests:
             return None
         environment = self._environment or {}
+        from pytest_shopflow_perf.plugin.title import report_title
+
         context = {
+            "title": report_title(self.config),
             "target": self._target_shown(tests),
+            "targets": self._targets(tests),
             "commit": environment.get("git_commit"),
             "machine": f"{environment.get('cpu_model', '?')}, {environment.get('cpu_count', '?')} cores",
             "fail_on": self.settings.fail_on,
@@ -305,8 +325,21 @@ class PerfSession:
         write_summary(directory, tests, context, self.warnings)
         return directory
 
+    @staticmethod
+    def _targets(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The distinct targets of the runs ({url, source, label}), in collection order."""
+        seen: dict[str, dict[str, Any]] = {}
+        for run in (run for t in tests for run in t["runs"] if run.get("target")):
+            seen.setdefault(str(run["target"].get("label") or run["target"].get("url")), dict(run["target"]))
+        return list(seen.values())
+
     def _target_shown(self, tests: list[dict[str, Any]]) -> str:
-        """The target the runs went to: the embedded service, the option, or what the profiles say."""
+        """What the runs targeted, in words (the embedded service says so); older records give their URL."""
+        from pytest_shopflow_perf.plugin.targets import labels
+
+        shown = labels(run for t in tests for run in t["runs"])
+        if shown:
+            return "; ".join(shown)
         if self.server is not None and self.server.base_url:
             return self.server.base_url
         targets = sorted(

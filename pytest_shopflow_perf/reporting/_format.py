@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["format_table", "regression_label", "slo_cell"]
+__all__ = ["NOT_PASSED", "format_table", "regression_label", "run_status", "slo_cell"]
 
 
 def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -33,6 +33,55 @@ def slo_cell(passed: int, failed: int, *, inconclusive: bool = False, emphasis: 
     if not passed and not failed:
         return "-"
     return f"{passed}/{passed + failed} ok" if not failed else emphasis(f"{failed} FAILED")
+
+
+NOT_PASSED = ("FAIL", "ABORTED", "INTERRUPTED", "INCONCLUSIVE", "NOT JUDGED", "SKIPPED")
+"""Every status of a run but PASS, worst first: a run that was stopped or never judged is never PASS."""
+
+
+def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = None) -> tuple[str, str]:
+    """One word for a run and why: ``PASS`` only for a run of a passed test that a threshold or a baseline judged.
+
+    :param outcome: the test's (passed, failed, error, skipped; ``inconclusive`` or ``interrupted`` where a
+        reporter already knows); default ``run["outcome"]``.
+    :param reason: the test's skip reason or failure message.
+
+    Judged means: a threshold (declared, an ``assert_*`` helper, ``assert_recovery``) or a baseline comparison.
+    """
+    outcome = str(outcome or run.get("outcome") or "")
+    why = str(reason or "")
+    extra = run.get("extra") or {}
+    stop = str(extra.get("stop_reason") or "")
+    if outcome == "interrupted" or stop == "interrupted":
+        planned = (run.get("profile") or {}).get("duration")
+        of = f" of {planned:g} s" if isinstance(planned, (int, float)) else ""
+        return "INTERRUPTED", (
+            f"stopped by Ctrl-C or SIGTERM after {float(run.get('duration_s') or 0):.1f} s{of}: "
+            "its thresholds were never judged"
+        )
+    if stop.startswith("aborted"):
+        return "ABORTED", f"abort-on-fail stopped the load early: {stop.removeprefix('aborted: ')}"
+    if outcome in ("failed", "error"):
+        return "FAIL", why or "the test failed"
+    lost = [str(shard.get("worker")) for shard in run.get("shards") or [] if shard.get("lost")]
+    generator = run.get("generator") or {}
+    if outcome == "inconclusive" or (outcome == "skipped" and "inconclusive" in why):
+        return "INCONCLUSIVE", why.removeprefix("inconclusive: ") or "the thresholds were not judged"
+    if lost:
+        return "INCONCLUSIVE", f"load generator shard(s) lost ({', '.join(lost)}): the load was not the profile's"
+    if generator.get("saturated"):
+        reasons = "; ".join(generator.get("reasons") or []) or "saturated"
+        return "INCONCLUSIVE", f"the load generator was saturated ({reasons}): it measured itself"
+    if outcome == "skipped":
+        return "SKIPPED", why or "skipped"
+    judged = bool(extra.get("slo") or extra.get("recovery_check"))  # assert_* helpers, declared SLOs, recovery
+    regression = extra.get("regression") or {}
+    if not judged and not regression:
+        return "NOT JUDGED", (
+            "no threshold and no baseline judged it: declare slo=, call an assert_* helper, or record "
+            "a baseline with --perf-save-baseline"
+        )
+    return "PASS", "met its thresholds" if judged else f"compared with its baseline: {regression.get('tier')}"
 
 
 def regression_label(tier: object, note: object = "") -> str:

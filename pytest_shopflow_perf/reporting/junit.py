@@ -21,4 +21,8 @@ def junit_properties(results: Sequence[LoadResult]) -> list[tuple[str, object]]:
         ("perf.error_rate", round(result.error_rate, 6)),
         ("perf.rps", round(result.rps, 3)),
         ("perf.regression", verdict.get("tier", "no baseline")),
+        # what was load-tested, and why (an embedded reference service says so)
+        ("perf.target", result.target.url),
+        ("perf.target_source", result.target.source),
+        ("perf.target_label", str(result.target)),
     ]

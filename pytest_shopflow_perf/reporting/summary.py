@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
-from pytest_shopflow_perf.reporting._format import shard_rows, slo_cell
+from pytest_shopflow_perf.reporting._format import run_status, shard_rows, slo_cell
 from pytest_shopflow_perf.reporting.bottlenecks import RULE, bottlenecks, min_requests
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 from pytest_shopflow_perf.reporting.recommendations import recommendations
 from pytest_shopflow_perf.reporting.scenarios import scenario_facts
 from pytest_shopflow_perf.result.schema import FAILING_TIERS, tier_rank
+from pytest_shopflow_perf.result.target import RunTarget
 
 
 def _label(run: Mapping[str, Any]) -> str:
@@ -72,24 +73,59 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
     }
 
 
+def _judgement(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's status (PASS only when judged and passed) and why, and its target."""
+    status, why = run_status(run, test.get("outcome"), test.get("reason"))
+    target = RunTarget.from_value(run["target"]).to_dict() if run.get("target") else None
+    return {"status": status, "status_reason": why, "target": target}
+
+
+def _names(runs: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(str(r["name"]) for r in runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+
+
 def _verdict(runs: list[dict[str, Any]], tests: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """FAIL (or ABORTED) > INTERRUPTED > INCONCLUSIVE > NOT JUDGED > PASS: the session is PASS only when a
+    judged run passed and no run failed, was stopped or was inconclusive."""
     failed = [t for t in tests if t.get("outcome") in ("failed", "error")]
-    inconclusive = [t for t in tests if t.get("outcome") == "skipped" and "inconclusive" in str(t.get("reason"))]
-    saturated = [r["name"] for r in runs if (r["generator"] or {}).get("saturated")]
-    lost = [r["name"] for r in runs if any(shard.get("lost") for shard in r.get("shards") or [])]
+    by_status: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_status.setdefault(run["status"], []).append(run)
+    interrupted = by_status.get("INTERRUPTED", [])
+    stopped = f"; interrupted during {_names(interrupted)} (not judged)" if interrupted else ""
     if failed:
         reasons = "; ".join(f"{t['nodeid'].rsplit('::', 1)[-1]}: {t.get('reason') or 'failed'}" for t in failed[:5])
-        return "FAIL", f"{len(failed)} of {len(tests)} load test(s) failed ({reasons})"
-    if lost:
-        return "INCONCLUSIVE", f"no test failed, but a load generator shard was lost in: {', '.join(lost)}"
-    if inconclusive or saturated:
-        names = ", ".join(saturated) or ", ".join(t["nodeid"] for t in inconclusive)
-        return "INCONCLUSIVE", f"no test failed, but the load generator saturated in: {names}"
+        return "FAIL", f"{len(failed)} of {len(tests)} load test(s) failed ({reasons}){stopped}"
+    aborted = by_status.get("ABORTED", [])
+    if aborted:  # the test caught the failure, but a threshold was breached beyond recovery
+        return "FAIL", f"abort-on-fail stopped {_names(aborted)} ({aborted[0]['status_reason']}){stopped}"
+    if interrupted:
+        before = len(runs) - len(interrupted)
+        return "INTERRUPTED", (
+            f"{_names(interrupted)}: {interrupted[0]['status_reason']}; {before} other run(s) finished before "
+            "it and none failed; the tests after it were not run"
+        )
+    inconclusive = by_status.get("INCONCLUSIVE", [])
+    if inconclusive:
+        why = "; ".join(f"{r['name']}: {r['status_reason']}" for r in inconclusive[:5])
+        return "INCONCLUSIVE", f"no test failed, but {len(inconclusive)} run(s) could not be judged ({why})"
+    judged = by_status.get("PASS", [])
+    unjudged = [r for r in runs if r["status"] != "PASS"]
+    if not judged:
+        return "NOT JUDGED", (
+            f"no test failed, but no run had a threshold or a baseline to judge it ({_names(unjudged)}): declare "
+            "slo=, call an assert_* helper, or record a baseline with --perf-save-baseline"
+        )
+    if unjudged:
+        return "PASS", (
+            f"{len(judged)} run(s) met their thresholds; not counted as passed: {_names(unjudged)} "
+            f"({unjudged[0]['status']}: {unjudged[0]['status_reason']})"
+        )
     return "PASS", f"all {len(tests)} load test(s) met their thresholds"
 
 
 def build_summary(tests: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
-    runs = [_run_entry(test, run) for test in tests for run in test.get("runs", [])]
+    runs = [_run_entry(test, run) | _judgement(test, run) for test in tests for run in test.get("runs", [])]
     verdict, headline = _verdict(runs, tests)
     return {
         "schema": SUMMARY_SCHEMA,
@@ -119,8 +155,16 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 
 
 def _slo_cell(run: Mapping[str, Any]) -> str:
-    inconclusive = run.get("outcome") == "skipped" and "inconclusive" in str(run.get("reason"))
+    inconclusive = run.get("status") == "INCONCLUSIVE"  # skipped as inconclusive, saturated, a lost shard
     return slo_cell(run["slo"]["passed"], len(run["slo"]["failed"]), inconclusive=inconclusive, emphasis=_bold)
+
+
+def _status_cell(run: Mapping[str, Any]) -> str:
+    """PASS, or the status in bold with why (FAIL's reasons are in the headline)."""
+    status = run.get("status") or "-"
+    if status in ("PASS", "FAIL", "-"):
+        return status if status != "FAIL" else _bold(status)
+    return f"{_bold(status)}: {run.get('status_reason', '')}"
 
 
 def _bold(text: str) -> str:
@@ -253,7 +297,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     context = summary.get("context", {})
     runs = summary["tests"]
     lines = [
-        "# ShopFlow performance summary",
+        f"# {context.get('title') or 'Performance summary'}",
         "",
         f"**Verdict: {summary['verdict']}** - {summary['headline']}.",
         "",
@@ -268,7 +312,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         (
             (
                 run["name"],
-                run["outcome"] or "-",
+                _status_cell(run),
                 f"{run['total']['requests']:,}",
                 f"{run['total']['rps']:,.1f}",
                 _ms(run["total"]["p50_ms"]),

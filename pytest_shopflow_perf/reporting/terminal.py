@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
-from pytest_shopflow_perf.reporting._format import format_table, regression_label, shard_rows, slo_cell
+from pytest_shopflow_perf.reporting._format import format_table, regression_label, run_status, shard_rows, slo_cell
 from pytest_shopflow_perf.result.schema import error_percent
+from pytest_shopflow_perf.result.target import RunTarget
 
 COLUMNS = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors %")
 EVENT_COLUMNS = ("check / journey", "runs", "ok", "errors", "errors %", "error kinds")
@@ -52,8 +53,17 @@ def _heading(summary: Mapping[str, Any]) -> str:
 def _slo_cell(summary: Mapping[str, Any]) -> str:
     outcomes = (summary.get("extra") or {}).get("slo") or []
     failed = sum(1 for o in outcomes if not o.get("passed"))
+    status, _ = run_status(summary)
+    if status == "INTERRUPTED":
+        return "INTERRUPTED"  # what was judged before the stop is not the run's verdict
+    if status == "ABORTED":
+        return f"ABORTED: {failed} FAILED" if failed else "ABORTED"
+    if status == "NOT JUDGED":
+        return "not judged"  # no threshold, and no baseline either (the regression column says why)
+    if status == "SKIPPED":
+        return "skipped"
     # skipped as inconclusive: the thresholds were not judged
-    return slo_cell(len(outcomes) - failed, failed, inconclusive=summary.get("outcome") == "inconclusive")
+    return slo_cell(len(outcomes) - failed, failed, inconclusive=status == "INCONCLUSIVE")
 
 
 def _regression_cell(summary: Mapping[str, Any]) -> str:
@@ -115,6 +125,21 @@ def _notes(summary: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+def _target_lines(summaries: list[Mapping[str, Any]]) -> list[str]:
+    """``target: ...`` under the table: one line per target, naming its runs when there are several targets."""
+    runs: dict[str, list[str]] = {}
+    for summary in summaries:
+        if summary.get("target"):
+            name = str(summary.get("name") or summary.get("test"))
+            runs.setdefault(str(RunTarget.from_value(summary["target"])), []).append(name)
+    if len(runs) == 1:
+        return [f"target: {label}" for label in runs]
+    return [
+        f"target: {label} ({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''})"
+        for label, names in runs.items()
+    ]
+
+
 def _write_shards(writer: Writer, shards: list[Mapping[str, Any]]) -> None:
     if not shards:
         return
@@ -154,6 +179,8 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
         rows.append((*_row(label, summary["total"]), _slo_cell(summary), _regression_cell(summary)))
     for line in format_table(rows):
         writer.write_line(line)
+    for line in _target_lines(summaries):
+        writer.write_line(line, bold=True)
     for summary in summaries:
         notes = _notes(summary)
         if notes:
@@ -163,6 +190,8 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
     for summary in summaries:
         writer.write_line("")
         writer.write_line(_heading(summary), bold=True)
+        if summary.get("target"):
+            writer.write_line(f"  target: {RunTarget.from_value(summary['target'])}")
         endpoint_rows: list[tuple[str, ...]] = [COLUMNS]
         endpoints: Mapping[str, Mapping[str, Any]] = summary.get("endpoints", {})
         for name, stats in sorted(endpoints.items(), key=lambda item: -item[1]["requests"]):

@@ -33,6 +33,7 @@ from pytest_shopflow_perf.result.schema import (
     StatsSummary,
     error_rate,
 )
+from pytest_shopflow_perf.result.target import RunTarget
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
@@ -428,7 +429,7 @@ class LoadResult(Stats):
         checks: Mapping[str, CheckCount] | None = None,
         environment: Mapping[str, Any] | None = None,
         interrupted: bool = False,
-        target: str = "",
+        target: RunTarget | Mapping[str, Any] | str = "",
         test: str = "",
         extra: Mapping[str, Any] | None = None,
         events: Mapping[str, Mapping[str, Any]] | None = None,
@@ -460,7 +461,7 @@ class LoadResult(Stats):
         self.checks: dict[str, CheckCount] = dict(checks or {})
         self.environment = dict(environment or {})
         self.interrupted = interrupted
-        self.target = target
+        self.target: RunTarget = RunTarget.from_value(target)  # the plugin names the source once the run is done
         self.test = test
         self.extra: dict[str, Any] = dict(extra or {})
         # One record per shard of a run with workers or on a cluster; empty for one process.
@@ -496,7 +497,7 @@ class LoadResult(Stats):
             "duration_s": round(self.duration, 3),
             "window_s": WINDOW_S,
             "model": self.model,
-            "target": self.target,
+            "target": self.target.to_dict(),
             "interrupted": self.interrupted,
             "profile": dict(self.profile),
             "environment": dict(self.environment),
@@ -518,6 +519,7 @@ class LoadResult(Stats):
             "profile": dict(self.profile),
             "duration_s": round(self.duration, 3),
             "interrupted": self.interrupted,
+            "target": self.target.to_dict(),
             "total": Stats.summary(self),
             "endpoints": {name: stats.summary() for name, stats in self.endpoints.items()},
             "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
@@ -544,7 +546,7 @@ class LoadResult(Stats):
             checks={name: CheckCount(**count) for name, count in data.get("checks", {}).items()},
             environment=data.get("environment", {}),
             interrupted=bool(data.get("interrupted", False)),
-            target=str(data.get("target", "")),
+            target=RunTarget.from_value(data.get("target")),  # a dict, or the URL string of older records
             test=str(data.get("test", "")),
             extra=data.get("extra", {}),
             events=data.get("events", {}),

@@ -23,6 +23,7 @@ __all__ = [
     "RunSummary",
     "StatsRecord",
     "StatsSummary",
+    "TargetRecord",
     "Tier",
     "error_percent",
     "error_rate",
@@ -141,6 +142,19 @@ class EventRecord(TypedDict, total=False):
     errors_by_kind: dict[str, int]
 
 
+class TargetRecord(TypedDict):
+    """What a run targeted (``LoadResult.target``): the URL, where it came from and the line reports print.
+
+    ``source``: ``embedded`` (no target given: the reference service), ``option`` (``--perf-base-url``,
+    ``SHOPFLOW_BASE_URL``, ini ``perf_base_url``), ``marker`` (``base_url=`` of the marker or ``load.run``),
+    ``app`` (an in-process ASGI app). Run records written before it hold the URL as a plain string.
+    """
+
+    url: str
+    source: str
+    label: str
+
+
 class _RunRequired(TypedDict):
     schema: str
     total: StatsRecord
@@ -154,7 +168,7 @@ class RunRecord(_RunRequired, total=False):
     duration_s: float
     window_s: float
     model: str
-    target: str
+    target: TargetRecord
     interrupted: bool
     profile: dict[str, Any]
     environment: dict[str, Any]
@@ -176,6 +190,7 @@ class RunSummary(TypedDict, total=False):
     profile: dict[str, Any]
     duration_s: float
     interrupted: bool
+    target: TargetRecord
     total: StatsSummary
     endpoints: dict[str, StatsSummary]
     events: dict[str, EventRecord]

@@ -227,7 +227,7 @@ def test_summary_names_the_target_given_by_the_environment(
     monkeypatch.setenv("SHOPFLOW_BASE_URL", delay_server)
     result = pytester.runpytest_subprocess("--perf-report-dir", "out", "-k", "first")
     result.assert_outcomes(passed=1)
-    assert f"against {delay_server};" in (pytester.path / "out" / "summary.md").read_text()
+    assert f"against {delay_server} (SHOPFLOW_BASE_URL);" in (pytester.path / "out" / "summary.md").read_text()
 
 
 def test_a_fault_from_the_start_prints_its_note_not_did_not_recover() -> None:
