@@ -50,7 +50,9 @@ def test_another_jobs_busy_loop_is_foreign_and_named():
         time.sleep(0.1)
         load = measure(None)
     assert load["foreign_cpu_cores"] >= 0.5, load
-    assert load["foreign_top"][0]["pid"] == pid
+    # another busy process (a CI job keeping a core busy) may rank above it: it is named, not necessarily first
+    named = {p["pid"]: p["cpu_cores"] for p in load["foreign_top"]}
+    assert named.get(pid, 0.0) >= 0.3, load
     assert load["generator_cpu_cores"] < 0.3, load
     assert load["target_cpu_cores"] is None  # no target named: nothing is counted as the target's
 
@@ -77,7 +79,7 @@ def test_a_target_burning_cpu_is_the_targets_not_the_machines():
             server.kill()
     assert load["target_pids"] == [server.pid]
     assert load["target_cpu_cores"] >= 0.5, load
-    assert load["foreign_cpu_cores"] < 0.5, load
+    assert server.pid not in {p["pid"] for p in load["foreign_top"]}  # whatever else the machine is doing
 
 
 def test_figures_are_plain_data_and_the_benchmark_is_milliseconds():
