@@ -63,11 +63,8 @@ def _endpoint_timelines(
     columns = 2 if len(endpoints) > 1 else 1
     rows = max(1, math.ceil(len(endpoints) / columns))
     height = 1.0 + 1.55 * rows
-    # Placed by hand: the constrained layout engine costs as much as drawing, per panel.
-    figure = new_figure(7.2, height, layout=None)
-    figure.subplots_adjust(
-        left=0.09, right=0.98, top=1 - 0.42 / height, bottom=0.62 / height, hspace=0.62, wspace=0.2
-    )
+    figure = new_figure(7.2, height)
+    figure.subplots_adjust(left=0.09, right=0.98, top=1 - 0.42 / height, bottom=0.62 / height, hspace=0.62, wspace=0.2)
     axes = figure.subplots(rows, columns, sharex=True, squeeze=False)
     times = list(t_s)
     marker = "o" if len(times) <= 30 else None
