@@ -282,3 +282,48 @@ def test_render_run_escapes_everything() -> None:
     assert "a &lt;note&gt;" in block
     assert "HTTP 500" in block
     assert "<svg/>" in block
+
+
+def test_small_multiples_draw_the_busiest_endpoints_and_say_how_many_more() -> None:
+    from pytest_shopflow_perf.reporting.html.endpoint_charts import (
+        MAX_ENDPOINT_PANELS,
+        EndpointSeries,
+        endpoint_timelines,
+    )
+
+    times = [0.5, 1.5, 2.5]
+    panels = [
+        EndpointSeries(f"GET /e{i}", [1.0, None, 2.0], [2.0, None, 4.0], 100, 5 if i == 0 else 0) for i in range(12)
+    ]
+    svg = endpoint_timelines(times, panels, duration=3.0, left_out=12 - MAX_ENDPOINT_PANELS)
+    text = " ".join(_parse(svg).itertext())
+    assert f"Latency over time by endpoint ({12 - MAX_ENDPOINT_PANELS} more not shown)" in text
+    assert [f"GET /e{i}" in text for i in range(12)] == [i < MAX_ENDPOINT_PANELS for i in range(12)]
+    assert "5.0 % errors" in text
+    assert "time into the run (s)" in text
+    assert len(svg) < 120_000
+
+
+def test_overlays_are_dashed_lines_with_their_labels() -> None:
+    levels = charts.percentile_levels(1000)
+    baseline = charts.Reference(
+        "total, baseline (median of 3 runs)", [(50.0, 9.0), (90.0, 12.0), (99.0, 15.0)], sparse=True
+    )
+    text = " ".join(
+        _parse(charts.percentile_chart({"total": [(p, 10.0) for p in levels]}, references=[baseline])).itertext()
+    )
+    assert "total, baseline (median of 3 runs)" in text
+    svg = charts.timeline_chart(
+        [0.5, 1.5],
+        {"p50": [5.0, 6.0], "p95": [9.0, 10.0]},
+        [100.0, 110.0],
+        [0.0, 0.0],
+        references=[charts.Reference("p95 baseline", [(0.5, 8.0), (1.5, 8.5)])],
+        reference_rps=charts.Reference("req/s baseline", [(0.5, 90.0), (1.5, 95.0)]),
+        load={"active users": [4.0, 4.0]},
+        duration=2.0,
+    )
+    text = " ".join(_parse(svg).itertext())
+    for label in ("p95 baseline", "req/s baseline", "active users", "concurrency"):
+        assert label in text
+    assert "stroke-dasharray" in svg

@@ -227,8 +227,8 @@ def worst_row(outcome: Mapping[str, Any], run: Mapping[str, Any]) -> str:
     if metric in _RUN_LEVEL_METRICS:
         return ""
     if metric.startswith("error"):  # error_rate, error_rate[kinds], errors
-        rows = {name: int(s.get("errors", 0)) for name, s in endpoints.items()}
-        rows.update({name: int(e.get("errors", 0)) for name, e in (run.get("events") or {}).items()})
+        rows = {name: _errors_of(s, metric) for name, s in endpoints.items()}
+        rows.update({name: _errors_of(e, metric) for name, e in (run.get("events") or {}).items()})
         erring = {name: errors for name, errors in rows.items() if errors}
         if len(rows) < 2 or not erring:
             return ""
@@ -236,6 +236,15 @@ def worst_row(outcome: Mapping[str, Any], run: Mapping[str, Any]) -> str:
         return f"most errors: {name}"
     worst = outcome.get("worst_endpoint")
     return f"worst: {worst}" if worst and len(endpoints) > 1 else ""
+
+
+def _errors_of(row: Mapping[str, Any], metric: str) -> int:
+    """A row's errors, or for ``error_rate[HTTP 5, check]`` those of the kinds named (matched by prefix)."""
+    if not metric.endswith("]") or "[" not in metric:
+        return int(row.get("errors", 0))
+    kinds = [kind.strip() for kind in metric[metric.index("[") + 1 : -1].split(",") if kind.strip()]
+    by_kind: Mapping[str, int] = row.get("errors_by_kind") or {}
+    return sum(int(n) for kind, n in by_kind.items() if any(kind.startswith(wanted) for wanted in kinds))
 
 
 # ---- faults and shards ------------------------------------------------------------------------------

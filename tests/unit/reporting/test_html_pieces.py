@@ -124,6 +124,14 @@ def test_worst_endpoint_only_where_one_can_stand_out() -> None:
     assert worst_row(rate, clean) == ""  # no endpoint had an error: none is "worst"
     checks = run(endpoints={"GET /a": stats(), "GET /b": stats()}, events={"check: cart has items": {"errors": 4}})
     assert worst_row(rate, checks) == "most errors: check: cart has items"  # not an endpoint that answered fine
+    kinds = run(
+        endpoints={
+            "GET /a": {**stats(100, 9), "errors_by_kind": {"HTTP 404": 9}},
+            "GET /b": {**stats(100, 2), "errors_by_kind": {"HTTP 503": 2}},
+        }
+    )
+    assert worst_row({**rate, "metric": "error_rate[HTTP 5]"}, kinds) == "most errors: GET /b"  # of those kinds
+    assert worst_row({**rate, "metric": "error_rate[timeout]"}, kinds) == ""
 
 
 # ---- the overview ---------------------------------------------------------------------------------------
@@ -168,6 +176,8 @@ def test_overview_targets_fall_back_and_many_baselines_fold() -> None:
         ("t", [run(extra={"regression": {"tier": "none", "baseline_runs": n}, "baseline_file": f"b/{n}.json"})])
         for n in range(1, MAX_LISTED + 3)
     ]
+    off = run(extra={"regression_note": "comparison disabled (--perf-no-compare)"})
+    assert facts(overview([("t", [off])], ENVIRONMENT))["baseline"] == "comparison disabled (--perf-no-compare)"
     folded = facts(overview(many, ENVIRONMENT))["baseline"]
     assert folded.startswith(f"<details><summary>{MAX_LISTED + 2} baselines (1-{MAX_LISTED + 2} runs each)")
 
