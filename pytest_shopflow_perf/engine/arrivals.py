@@ -85,6 +85,11 @@ class OpenModel:
     _idle_workers: int  # workers waiting for an arrival
     _arrivals: MemoryObjectReceiveStream[float]
     _arrivals_send: MemoryObjectSendStream[float]
+    # Iterations in flight, and their integral over time since the recorder last read it (a window).
+    _busy_now: int
+    _busy_at: float  # when the count last changed or was read
+    _busy_area: float  # iteration-seconds since the last read
+    _busy_read_at: float
 
     if TYPE_CHECKING:
 
@@ -93,6 +98,19 @@ class OpenModel:
         def _spawn_allowance(self) -> int: ...
 
         async def _iterate(self, user: User) -> None: ...
+
+    def _busy(self, now: float, delta: int) -> None:
+        self._busy_area += self._busy_now * (now - self._busy_at)
+        self._busy_at = now
+        self._busy_now += delta
+
+    def busy_mean(self, now: float) -> float:
+        """Iterations in flight on average since the last call: exact (the integral of their count), so a
+        schedule in step with the ticker cannot alias it as sampling at ticks would."""
+        start = self._busy_read_at
+        self._busy(now, 0)
+        area, self._busy_area, self._busy_read_at = self._busy_area, 0.0, now
+        return area / (now - start) if now > start else float(self._busy_now)
 
     def _start_arrivals(self, task_group: anyio.abc.TaskGroup) -> None:
         send, receive = anyio.create_memory_object_stream[float](math.inf)
@@ -155,8 +173,13 @@ class OpenModel:
                 self._idle_workers -= 1
             if self._stopping:
                 return  # counted as dropped at the end of the run
-            lateness = perf_counter() - (self._t0 + intended)
+            now = perf_counter()
+            lateness = now - (self._t0 + intended)
             self.monitor.record_lateness(lateness)
             context.pending_lateness = max(0.0, lateness)
-            await self._iterate(user)
+            self._busy(now, 1)
+            try:
+                await self._iterate(user)
+            finally:
+                self._busy(perf_counter(), -1)
             context.pending_lateness = 0.0

@@ -189,6 +189,10 @@ class Engine(OpenModel):
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._slots: dict[int, _Slot] = {}
         self._stopping = False
+        self._gauge_users = self._gauge_ticks = 0  # users alive summed over the ticks since the last window
+        self._gauge_last_users = 0.0
+        self._busy_now = 0
+        self._busy_at = self._busy_read_at = self._busy_area = 0.0
         self._iterations_left: int | None = profile.iterations
         self._iterations_done = 0
         self._idle_workers = 0
@@ -252,6 +256,8 @@ class Engine(OpenModel):
             self.on_clock_start(self._t0)  # scheduled faults share the run's clock
         started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.recorder = Recorder(open_model=self.profile.is_open, start=self._t0, detail=self.window_detail)
+        self.recorder.gauges = self._gauges
+        self._busy_at = self._busy_read_at = self._t0
         self._all_stopped = anyio.Event()
         self._spawn_refill = self._t0
         self.monitor.spawn_rate_per_s = SPAWN_RATE_PER_S
@@ -311,6 +317,7 @@ class Engine(OpenModel):
             if not profile.is_open:
                 self._adjust_users(elapsed)
             self._freeze_started_users()
+            self._sample_gauges()
             self.recorder.roll(now)
             if now >= next_cpu_sample:
                 self.monitor.sample_cpu()
@@ -330,6 +337,24 @@ class Engine(OpenModel):
             self.monitor.record_lag(max(lag, 0.0))
             if lag > TICK_S:
                 next_tick = perf_counter()  # do not try to catch up on missed ticks
+
+    def _sample_gauges(self) -> None:
+        """Each tick: the users alive (they change only as users start and stop: ticks see every step)."""
+        self._gauge_users += len(self._slots)
+        self._gauge_ticks += 1
+
+    def _gauges(self) -> tuple[float, float | None]:
+        """Read by the recorder as each window closes: users alive (the mean of the ticks since the window
+        before) and, open model, iterations in flight (their exact mean over the same time).
+
+        After the last tick (the run is stopping) the users stay those of the last ticks: the last window
+        closes once every user has gone, and a drop to zero there is the end of the run, not of its load.
+        """
+        if self._gauge_ticks:
+            self._gauge_last_users = round(self._gauge_users / self._gauge_ticks, 2)
+            self._gauge_users = self._gauge_ticks = 0
+        busy = round(self.busy_mean(perf_counter()), 2) if self.profile.is_open else None
+        return self._gauge_last_users, busy
 
     def _freeze_started_users(self) -> None:
         """Move the users started since the last time into the collector's permanent generation.

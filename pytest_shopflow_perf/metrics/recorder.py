@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,10 @@ class WindowSeries:
     p99_ms: array[float] = field(default_factory=lambda: array("d"))
     mean_ms: array[float] = field(default_factory=lambda: array("d"))
     max_ms: array[float] = field(default_factory=lambda: array("d"))
+    # The total's series only, when the engine reports them: virtual users alive during each window, and
+    # (open model) iterations in flight (means of the engine's ticks): the load applied, for the charts.
+    users: array[float] = field(default_factory=lambda: array("d"))
+    busy: array[float] = field(default_factory=lambda: array("d"))
     # Live runs only (not in the JSON record): each window's histogram buckets, for spans of windows.
     # Only the newest ``detail`` windows keep their own; older ones are merged into one ``prefix``,
     # so memory stays flat over a soak (it grew ~57 MiB an hour at 1,000 requests a second).
@@ -176,8 +181,14 @@ class WindowSeries:
         """Memory held by window buckets (for the flat-memory test and the README's claim)."""
         return sum(len(p) for p in self.snapshots if p is not None) + len(self.prefix or b"")
 
+    def add_gauges(self, users: float, busy: float | None) -> None:
+        """The load applied during the window just appended (users alive; open model: iterations in flight)."""
+        self.users.append(users)
+        if busy is not None:
+            self.busy.append(busy)
+
     def to_dict(self) -> dict[str, list[Any]]:
-        return {
+        data: dict[str, list[Any]] = {
             "t_s": list(self.t_s),
             "count": list(self.count),
             "errors": list(self.errors),
@@ -187,6 +198,11 @@ class WindowSeries:
             "mean_ms": [round(v, 3) for v in self.mean_ms],
             "max_ms": [round(v, 3) for v in self.max_ms],
         }
+        for name in ("users", "busy"):
+            values = getattr(self, name)
+            if len(values) and len(values) == len(self.t_s):  # only a complete series: one value per window
+                data[name] = list(values)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, list[Any]]) -> WindowSeries:
@@ -195,6 +211,8 @@ class WindowSeries:
             setattr(series, name, array(typecode, data.get(name, [])))
         for name in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms"):
             setattr(series, name, array("d", data.get(name, [0.0] * len(series.t_s))))
+        for name in ("users", "busy"):
+            setattr(series, name, array("d", data.get(name, [])))
         return series
 
 
@@ -272,6 +290,8 @@ class Recorder:
         self._window_end = start + WINDOW_S
         self.clamped = 0
         self.inflight: set[Any] = set()  # requests sent and not yet answered (their clocks)
+        # Set by the engine: (users alive, iterations in flight or None) read once as each window closes.
+        self.gauges: Callable[[], tuple[float, float | None]] | None = None
 
     def _endpoint(self, name: str) -> EndpointRecorder:
         endpoint = self.endpoints.get(name)
@@ -406,6 +426,8 @@ class Recorder:
         self._win_event_errors = 0
         successes = total.get_total_count()
         self.total_series.append(t_s, count, errors, total if successes else None, total_us)
+        if self.gauges is not None:
+            self.total_series.add_gauges(*self.gauges())
         if successes:
             reset_histogram(total)
         self._window_index += 1

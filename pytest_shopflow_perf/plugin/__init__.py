@@ -45,13 +45,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("html"):
         from pytest_shopflow_perf.plugin.html import HtmlHooks, HtmlTargetHooks
 
-        config.pluginmanager.register(HtmlHooks(lambda test: _results_of(config, test)), "shopflow-perf-html")
+        config.pluginmanager.register(HtmlHooks.of(config), "shopflow-perf-html")
         config.pluginmanager.register(HtmlTargetHooks(), "shopflow-perf-html-target")
 
 
-def _results_of(config: pytest.Config, test: str) -> list[Any] | None:
-    session = config.stash.get(perf_session_key, None)
-    return session.results.get(test) if session is not None else None
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Before the reporters write their files: reports for the tests Ctrl-C ended inside a run."""
+    perf = session.config.stash.get(perf_session_key, None)
+    if perf is not None and perf.orphan_results:
+        from pytest_shopflow_perf.plugin.interrupted import report_interrupted
+
+        report_interrupted(session, perf)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

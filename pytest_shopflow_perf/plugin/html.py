@@ -8,22 +8,65 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shopflow_perf.plugin.keys import test_id
+from pytest_shopflow_perf.plugin.keys import perf_session_key, test_id
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.result.model import LoadResult
 
 Results = Callable[[str], "Sequence[LoadResult] | None"]
+BaselineRuns = Callable[[str], "tuple[str, list[dict[str, Any]]] | None"]
 
 
 class HtmlHooks:
-    """Registered as ``config.pluginmanager.register(HtmlHooks(results_of))`` when pytest-html is installed.
+    """Registered as ``config.pluginmanager.register(HtmlHooks(...))`` when pytest-html is installed.
 
-    ``results_of(test id)`` gives the runs of a test in this process: the rendering never reads plugin state.
+    ``results_of(test id)`` gives the runs of a test in this process, ``baseline_runs(test)`` the
+    baseline a run was compared with, ``interrupted()`` the (test id, run summaries) of the tests
+    Ctrl-C ended inside a run, ``environment()`` the machine: the rendering never reads plugin state.
     """
 
-    def __init__(self, results_of: Results) -> None:
+    def __init__(
+        self,
+        results_of: Results,
+        baseline_runs: BaselineRuns | None = None,
+        interrupted: Callable[[], list[tuple[str, list[dict[str, Any]]]]] | None = None,
+        environment: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
         self._results_of = results_of
+        self._baseline_runs = baseline_runs
+        self._interrupted = interrupted or list
+        self._environment = environment
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> HtmlHooks:
+        """The hooks of a pytest run, reading the session's state through the callables only."""
+
+        def results_of(test: str) -> Sequence[LoadResult] | None:
+            session = config.stash.get(perf_session_key, None)
+            return session.results.get(test) if session is not None else None
+
+        def baseline_runs(test: str) -> tuple[str, list[dict[str, Any]]] | None:
+            session = config.stash.get(perf_session_key, None)
+            return session.baseline_runs(test) if session is not None else None
+
+        def interrupted() -> list[tuple[str, list[dict[str, Any]]]]:
+            session = config.stash.get(perf_session_key, None)
+            if session is None or not session.orphan_results:
+                return []
+            from pytest_shopflow_perf.plugin.interrupted import interrupted_summaries
+
+            return interrupted_summaries(session)
+
+        def environment() -> Mapping[str, Any]:
+            """The session's machine (an xdist controller has no session of its own: the same machine)."""
+            session = config.stash.get(perf_session_key, None)
+            if session is not None:
+                return session.environment()
+            from pytest_shopflow_perf.verdicts.baseline import environment_fingerprint
+
+            return environment_fingerprint()
+
+        return cls(results_of, baseline_runs, interrupted, environment)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -37,7 +80,8 @@ class HtmlHooks:
         if results:
             from pytest_shopflow_perf.reporting.html.render import run_extras
 
-            report.extras = [*getattr(report, "extras", []), *run_extras(results)]  # type: ignore[attr-defined]
+            extras = run_extras(results, self._baseline_runs)
+            report.extras = [*getattr(report, "extras", []), *extras]  # type: ignore[attr-defined]
         return report
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
@@ -59,6 +103,7 @@ class HtmlHooks:
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
     ) -> None:
+        """The overview of the session's load tests, then the regression banner, above the results table."""
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         stats: dict[str, list[Any]] = getattr(reporter, "stats", {}) if reporter is not None else {}
         from pytest_shopflow_perf.plugin.reports import collected_runs
@@ -68,10 +113,16 @@ class HtmlHooks:
             (test_id(str(report.nodeid)), runs)
             for report, runs in collected_runs({k: v for k, v in stats.items() if k != "rerun"})
         ]
-        if tests:
-            from pytest_shopflow_perf.reporting.html.render import regression_banner
+        seen = {nodeid for nodeid, _ in tests}
+        # Interrupted inside a run: their report went to pytest-html and JUnit, not to the terminal's stats.
+        tests += [(nodeid, runs) for nodeid, runs in self._interrupted() if nodeid not in seen]
+        if not tests:
+            return
+        from pytest_shopflow_perf.reporting.html.overview import overview
+        from pytest_shopflow_perf.reporting.html.regression import regression_banner
 
-            prefix.extend(regression_banner(tests))
+        prefix.append(overview(tests, self._environment() if self._environment is not None else {}))
+        prefix.extend(regression_banner(tests))
 
 
 class HtmlTargetHooks:

@@ -36,6 +36,7 @@ class PerfSession:
         self.settings = config.stash[settings_key]
         self.results: dict[str, list[LoadResult]] = {}
         self.orphan_results: list[LoadResult] = []  # from tests interrupted before they had a report
+        self.interrupted_reported: set[str] = set()  # tests whose reports plugin/interrupted.py sent
         self.server: EmbeddedServer | None = None
         self._cluster_client: Any = None  # a distributed.Client once a load test ran on --perf-cluster
         self._server_lock = threading.Lock()
@@ -203,6 +204,21 @@ class PerfSession:
             directory = self.config.rootpath / directory
         return baseline_path(directory, test)
 
+    def baseline_runs(self, test: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """The baseline ``test`` was compared with, as it was used (saturated runs left out), for the HTML overlays."""
+        from pytest_shopflow_perf.verdicts.baseline import BaselineError, load_baseline
+
+        path = self.baseline_file(test)
+        try:
+            baseline = load_baseline(path, nodeid=test)
+        except BaselineError:
+            return None
+        if baseline is None:
+            return None
+        shown = path.relative_to(self.config.rootpath) if path.is_relative_to(self.config.rootpath) else path
+        usable = [run for run in baseline["runs"] if not (run.get("generator") or {}).get("saturated")]
+        return (str(shown), usable) if usable else None
+
     def compare_with_baseline(self, result: LoadResult) -> None:
         """Attach the regression verdict (or why there is none) for ``assert_no_regression`` and reports."""
         from pytest_shopflow_perf.verdicts.baseline import BaselineError, load_baseline
@@ -214,10 +230,11 @@ class PerfSession:
             return
         path = self.baseline_file(result.test)
         baseline = load_baseline(path, nodeid=result.test)  # BaselineError names the file
+        shown = path.relative_to(self.config.rootpath) if path.is_relative_to(self.config.rootpath) else path
         if baseline is None:
-            shown = path.relative_to(self.config.rootpath) if path.is_relative_to(self.config.rootpath) else path
             result.extra["regression_note"] = f"no baseline yet ({shown}); record one with --perf-save-baseline"
             return
+        result.extra["baseline_file"] = str(shown)  # the reports name the file the run was judged against
         runs = baseline["runs"]
         usable = [run for run in runs if not (run.get("generator") or {}).get("saturated")]
         left_out = len(runs) - len(usable)

@@ -15,14 +15,18 @@ def junit_properties(results: Sequence[LoadResult]) -> list[tuple[str, object]]:
         return []
     result = results[-1]
     verdict = result.extra.get("regression") or {}
-    return [
+    stopped = result.interrupted and result.extra.get("stop_reason", "interrupted") == "interrupted"
+    properties: list[tuple[str, object]] = [
         ("perf.p95_ms", round(result.percentile(95) * 1000, 3)),
         ("perf.p99_ms", round(result.percentile(99) * 1000, 3)),
         ("perf.error_rate", round(result.error_rate, 6)),
         ("perf.rps", round(result.rps, 3)),
-        ("perf.regression", verdict.get("tier", "no baseline")),
+        ("perf.regression", verdict.get("tier", "not judged (interrupted)" if stopped else "no baseline")),
         # what was load-tested, and why (an embedded reference service says so)
         ("perf.target", result.target.url),
         ("perf.target_source", result.target.source),
         ("perf.target_label", str(result.target)),
     ]
+    if stopped:  # Ctrl-C / SIGTERM: partial figures of a run that was never judged
+        properties += [("perf.interrupted", "true"), ("perf.duration_s", round(result.duration, 3))]
+    return properties

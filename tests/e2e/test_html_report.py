@@ -1,30 +1,28 @@
 """pytest-html integration: columns, per-test extras with inline SVG charts, the regression banner.
 
 Real inner runs (``runpytest_subprocess``) against the delay server; the report's data
-is read from the JSON blob pytest-html renders from (``data-jsonblob``), never from a screenshot.
+is read from the JSON blob pytest-html renders from (``data-jsonblob``, tests/support/html_report.py).
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.html_report import SVG_NS, Report, svgs
 
 pytest.importorskip("pytest_html")
 pytest.importorskip("matplotlib")
 
 from pytest_shopflow_perf.reporting.html import charts
-from pytest_shopflow_perf.reporting.html.render import regression_banner, render_run, table_cells
+from pytest_shopflow_perf.reporting.html.regression import regression_banner
+from pytest_shopflow_perf.reporting.html.render import render_run, table_cells
 from pytest_shopflow_perf.reporting.html.run_charts import stage_bands
 
 pytest_plugins = ["pytester"]
 
-SVG_NS = "{http://www.w3.org/2000/svg}"
 COLUMN_TYPES = ("perfp95", "perferrors", "perfrps", "perfregression")
 
 INNER = """
@@ -62,37 +60,6 @@ def run(pytester: pytest.Pytester, target: str, *args: str) -> pytest.RunResult:
 
 def html_args(name: str = "report.html") -> tuple[str, ...]:
     return (f"--html={name}", "--self-contained-html")
-
-
-class Report:
-    """What pytest-html wrote: header cells, summary prefix, and per-test data from the JSON blob."""
-
-    def __init__(self, path: Path) -> None:
-        self.text = path.read_text(encoding="utf-8")
-        blob = re.search(r'<div id="data-container" data-jsonblob="([^"]*)"', self.text)
-        assert blob is not None, "no data-jsonblob in the report"
-        self.data: dict[str, Any] = json.loads(html.unescape(blob.group(1)))
-        head = re.search(r'<thead id="results-table-head">(.*?)</thead>', self.text, re.DOTALL)
-        assert head is not None
-        self.header = re.findall(r"<th\b[^>]*>.*?</th>", head.group(1), re.DOTALL)
-        prefix = re.search(
-            r'<div class="additional-summary prefix">(.*?)</div>\s*<p class="run-count">', self.text, re.DOTALL
-        )
-        assert prefix is not None
-        self.prefix = prefix.group(1)
-
-    def test(self, name: str) -> dict[str, Any]:
-        matches = [runs[-1] for nodeid, runs in self.data["tests"].items() if nodeid.split("@")[0].endswith(name)]
-        assert len(matches) == 1, f"{name} not in {list(self.data['tests'])}"
-        return matches[0]
-
-    def extras_html(self, name: str) -> str:
-        return "".join(extra["content"] for extra in self.test(name)["extras"] if extra["format_type"] == "html")
-
-
-def svgs(markup: str) -> list[ET.Element]:
-    """Every inline SVG, parsed (raises when one is not well-formed XML)."""
-    return [ET.fromstring(svg) for svg in re.findall(r"<svg\b.*?</svg>", markup, re.DOTALL)]
 
 
 def check_columns(report: Report) -> None:
@@ -154,7 +121,8 @@ def test_report_has_columns_extras_and_a_banner_for_a_regression(
     report = Report(pytester.path / "slow.html")
     check_columns(report)
     extras = check_extras(report)
-    assert re.search(r"Regression vs 1 baseline run: <span[^>]*>(major|critical)</span>", extras)
+    heading = r"Regression vs 1 baseline run \(baselines/test_shop.py__test_checkout.json\): "
+    assert re.search(heading + r"<span[^>]*>(major|critical)</span>", extras)
     assert "GET /api/products/{id}" in extras.split("Regression vs", 1)[1]
     regression_cell = next(c for c in report.test("test_checkout")["resultsTableRow"] if "col-perfregression" in c)
     assert re.search(r">(major|critical)</td>$", regression_cell)
@@ -314,3 +282,48 @@ def test_render_run_escapes_everything() -> None:
     assert "a &lt;note&gt;" in block
     assert "HTTP 500" in block
     assert "<svg/>" in block
+
+
+def test_small_multiples_draw_the_busiest_endpoints_and_say_how_many_more() -> None:
+    from pytest_shopflow_perf.reporting.html.endpoint_charts import (
+        MAX_ENDPOINT_PANELS,
+        EndpointSeries,
+        endpoint_timelines,
+    )
+
+    times = [0.5, 1.5, 2.5]
+    panels = [
+        EndpointSeries(f"GET /e{i}", [1.0, None, 2.0], [2.0, None, 4.0], 100, 5 if i == 0 else 0) for i in range(12)
+    ]
+    svg = endpoint_timelines(times, panels, duration=3.0, left_out=12 - MAX_ENDPOINT_PANELS)
+    text = " ".join(_parse(svg).itertext())
+    assert f"Latency over time by endpoint ({12 - MAX_ENDPOINT_PANELS} more not shown)" in text
+    assert [f"GET /e{i}" in text for i in range(12)] == [i < MAX_ENDPOINT_PANELS for i in range(12)]
+    assert "5.0 % errors" in text
+    assert "time into the run (s)" in text
+    assert len(svg) < 120_000
+
+
+def test_overlays_are_dashed_lines_with_their_labels() -> None:
+    levels = charts.percentile_levels(1000)
+    baseline = charts.Reference(
+        "total, baseline (median of 3 runs)", [(50.0, 9.0), (90.0, 12.0), (99.0, 15.0)], sparse=True
+    )
+    text = " ".join(
+        _parse(charts.percentile_chart({"total": [(p, 10.0) for p in levels]}, references=[baseline])).itertext()
+    )
+    assert "total, baseline (median of 3 runs)" in text
+    svg = charts.timeline_chart(
+        [0.5, 1.5],
+        {"p50": [5.0, 6.0], "p95": [9.0, 10.0]},
+        [100.0, 110.0],
+        [0.0, 0.0],
+        references=[charts.Reference("p95 baseline", [(0.5, 8.0), (1.5, 8.5)])],
+        reference_rps=charts.Reference("req/s baseline", [(0.5, 90.0), (1.5, 95.0)]),
+        load={"active users": [4.0, 4.0]},
+        duration=2.0,
+    )
+    text = " ".join(_parse(svg).itertext())
+    for label in ("p95 baseline", "req/s baseline", "active users", "concurrency"):
+        assert label in text
+    assert "stroke-dasharray" in svg

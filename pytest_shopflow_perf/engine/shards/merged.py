@@ -110,6 +110,10 @@ class MergedRecorder(Recorder):
         self.total_series.append_merged(
             t_s, total_count, total_errors, counts, weighted_ms / successes if successes else 0.0, total_max
         )
+        busy = [window.busy for window in windows if window.busy is not None]
+        self.total_series.add_gauges(
+            round(sum(window.users for window in windows), 2), round(sum(busy), 2) if busy else None
+        )
         self._refresh_events()
 
     def _refresh_events(self) -> None:

@@ -34,6 +34,8 @@ class Window:
     index: int
     event_errors: int  # failed checks and journey exceptions in this window
     endpoints: tuple[EndpointWindow, ...]
+    users: float = 0.0  # users alive during the window (mean)
+    busy: float | None = None  # open model: iterations in flight (mean)
 
 
 @dataclass
@@ -102,8 +104,15 @@ class WindowCollector:
                 request_errors[index] += series.errors[i]
             self._sent_rows[name] = len(series.t_s)
         self._sent_windows = last
+        users, busy = total.users, total.busy
         return tuple(
-            Window(index, total.errors[index] - request_errors[index], tuple(rows[index]))
+            Window(
+                index,
+                total.errors[index] - request_errors[index],
+                tuple(rows[index]),
+                users[index] if index < len(users) else 0.0,
+                busy[index] if index < len(busy) else None,
+            )
             for index in range(first, last)
         )
 

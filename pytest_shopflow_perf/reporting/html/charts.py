@@ -38,6 +38,9 @@ ENDPOINT_COLORS = (
     "#7f7f7f",
 )
 THROUGHPUT_COLOR = "#238b45"
+BASELINE_COLOR = "#8c8c8c"
+USERS_COLOR = "#6a51a3"
+BUSY_COLOR = "#d94801"
 ERROR_COLOR = "#d62728"
 FAULT_COLOR = "#e41a1c"
 STAGE_COLORS = ("#f2f2f2", "#ffffff")
@@ -60,6 +63,8 @@ _RC: dict[str, Any] = {
     "font.size": 9.0,
     "axes.titlesize": 10.0,
     "axes.titleweight": "bold",
+    "axes.titley": 1.0,  # fixed: placing titles automatically measures every axis (~20 ms a panel)
+    "axes.titlepad": 4.0,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -71,6 +76,20 @@ _RC: dict[str, Any] = {
     "text.parse_math": False,  # "$" in an endpoint name is a dollar, not mathtext
 }
 _FONT_STACK = "Helvetica, Arial, 'DejaVu Sans', sans-serif"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A line to compare with, drawn dashed over a chart: the baseline (median of its runs), uncorrected latency.
+
+    ``points`` are (x, y) in the chart's units: (percentile 0-100, ms) or (seconds into the run, value).
+    A ``sparse`` reference has a few points only (a baseline without histogram): markers, straight lines.
+    """
+
+    label: str
+    points: Sequence[tuple[float, float]]
+    color: str = BASELINE_COLOR
+    sparse: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,7 @@ def percentile_chart(
     *,
     title: str = "Latency by percentile",
     total: str = "total",
+    references: Sequence[Reference] = (),
 ) -> str:
     """The HDR percentile distribution: one line per series of ``(percentile 0-100, latency ms)`` points.
 
@@ -112,12 +132,15 @@ def percentile_chart(
     99.9 %, ...: the tail gets the room it deserves. The series named ``total``
     is drawn black and thicker. At most ``MAX_PERCENTILE_LINES`` series are
     drawn, in the given order (put the busiest first); the title says how many were left out.
+    ``references`` are drawn dashed over them (the baseline's curve).
     """
-    with _style():
-        return _percentile_chart(series, title=title, total=total)
+    with chart_style():
+        return _percentile_chart(series, title=title, total=total, references=references)
 
 
-def _percentile_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, total: str) -> str:
+def _percentile_chart(
+    series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, total: str, references: Sequence[Reference]
+) -> str:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     named = [(name, [(p, v) for p, v in points if 0.0 <= p < 100.0]) for name, points in series.items()]
@@ -126,7 +149,12 @@ def _percentile_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, ti
     if total in dict(named) and total not in dict(shown):
         shown = [*shown[:-1], (total, dict(named)[total])]
     left_out = len(named) - len(shown)
-    figure, ax = _figure(7.2, 3.9)
+    lines = len(shown) + sum(1 for reference in references if reference.points)
+    legend_rows = math.ceil(lines / 3)
+    height = 3.5 + 0.2 * legend_rows
+    figure = new_figure(7.2, height)
+    ax = figure.add_subplot()
+    figure.subplots_adjust(left=0.085, right=0.98, top=1 - 0.4 / height, bottom=(0.62 + 0.2 * legend_rows) / height)
     x_max = 10.0
     y_max = 0.0
     for index, (name, points) in enumerate(shown):
@@ -138,12 +166,34 @@ def _percentile_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, ti
         ax.plot(
             xs,
             ys,
-            label=_short(name),
+            label=legend_label(name),
             color=TOTAL_COLOR if is_total else ENDPOINT_COLORS[index % len(ENDPOINT_COLORS)],
             linewidth=2.2 if is_total else 1.4,
             zorder=3 if is_total else 2,
             drawstyle="steps-post",
         )
+    drawn = len(shown)
+    for reference in references:
+        points = [(p, v) for p, v in reference.points if 0.0 <= p < 100.0]
+        if not points:
+            continue
+        xs = [_percentile_x(p) for p, _ in points]
+        ys = [v for _, v in points]
+        x_max = max(x_max, *xs)
+        y_max = max(y_max, *ys)
+        ax.plot(
+            xs,
+            ys,
+            label=legend_label(reference.label),
+            color=reference.color,
+            linewidth=1.6,
+            linestyle="--",
+            zorder=4,
+            marker="o" if reference.sparse else None,
+            markersize=3.5,
+            drawstyle="default" if reference.sparse else "steps-post",
+        )
+        drawn += 1
     ax.set_xscale("log")
     ticks = [(x, label) for p, label in PERCENTILE_TICKS if (x := _percentile_x(p)) <= x_max * 1.0001]
     ax.xaxis.set_major_locator(FixedLocator([x for x, _ in ticks]))
@@ -153,12 +203,13 @@ def _percentile_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, ti
     ax.set_ylim(0.0, y_max * 1.08 if y_max > 0 else 1.0)
     ax.set_xlabel("percentile")
     ax.set_ylabel("latency (ms)")
-    figure.suptitle(title + (f" ({left_out} more not shown)" if left_out else ""), x=0.01, ha="left")
-    if shown:
-        figure.legend(loc="outside lower center", ncols=min(len(shown), 3))
-    else:
+    more = f" ({left_out} more not shown)" if left_out else ""
+    figure.suptitle(title + more, x=0.01, y=1 - 0.04 / height, ha="left", va="top")
+    if drawn:
+        figure.legend(loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(drawn, 3))
+    if not shown:
         _no_data(ax)
-    return _svg(figure)
+    return to_svg(figure)
 
 
 # ---- over time ----------------------------------------------------------------------------
@@ -174,16 +225,31 @@ def timeline_chart(
     faults: Sequence[Band] = (),
     title: str = "Latency and throughput over time",
     duration: float | None = None,
+    references: Sequence[Reference] = (),
+    reference_rps: Reference | None = None,
+    load: Mapping[str, Sequence[float | None]] | None = None,
 ) -> str:
-    """Two panels over the run's time axis (seconds): latency lines (e.g. p50/p95/p99, ms), then req/s and errors/s.
+    """Panels over the run's time axis (seconds): latency lines (e.g. p50/p95/p99, ms), then req/s and errors/s,
+    then (``load``) the users or iterations in flight.
 
     ``None`` (or NaN) values are gaps: a window without requests has no latency.
     ``stages`` are shaded in alternating greys with their label at the top,
-    ``faults`` in red with their name, on both panels.
+    ``faults`` in red with their name, on every panel. ``references`` (latency, on
+    their own time points) and ``reference_rps`` are drawn dashed: the baseline's lines.
     """
-    with _style():
+    with chart_style():
         return _timeline_chart(
-            t_s, latency_ms, rps, errors_per_s, stages=stages, faults=faults, title=title, duration=duration
+            t_s,
+            latency_ms,
+            rps,
+            errors_per_s,
+            stages=stages,
+            faults=faults,
+            title=title,
+            duration=duration,
+            references=references,
+            reference_rps=reference_rps,
+            load=load or {},
         )
 
 
@@ -197,29 +263,42 @@ def _timeline_chart(
     faults: Sequence[Band],
     title: str,
     duration: float | None,
+    references: Sequence[Reference],
+    reference_rps: Reference | None,
+    load: Mapping[str, Sequence[float | None]],
 ) -> str:
-    figure = _new_figure(7.2, 4.6)
-    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    height = 5.8 if load else 4.8
+    figure = new_figure(7.2, height)
+    if load:
+        top, bottom, users = figure.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.5])
+        panels = [top, bottom, users]
+    else:
+        top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+        panels = [top, bottom]
     times = list(t_s)
     end = duration if duration is not None else (max(times) + 1.0 if times else 1.0)
-    for ax in (top, bottom):
+    for ax in panels:
         _shade(ax, stages, faults, labels=ax is top)
     marker = "o" if len(times) <= 60 else None
     has_latency = False
     for name, values in latency_ms.items():
-        ys = _gaps(values)
+        ys = gaps(values)
         has_latency = has_latency or any(not math.isnan(y) for y in ys)
         top.plot(times, ys, label=name, color=PERCENTILE_COLORS.get(name), linewidth=1.4, marker=marker, markersize=2)
+    for reference in references:
+        _dashed(top, reference)
     top.set_ylabel("latency (ms)")
     top.set_ylim(bottom=0.0)
     if not has_latency:
         _no_data(top)
-    errors = [0.0 if math.isnan(e) else e for e in _gaps(errors_per_s)]
-    bottom.plot(times, _gaps(rps), label="req/s", color=THROUGHPUT_COLOR, linewidth=1.4, marker=marker, markersize=2)
+    errors = [0.0 if math.isnan(e) else e for e in gaps(errors_per_s)]
+    bottom.plot(times, gaps(rps), label="req/s", color=THROUGHPUT_COLOR, linewidth=1.4, marker=marker, markersize=2)
+    if reference_rps is not None:
+        _dashed(bottom, reference_rps)
     bottom.set_ylabel("requests/s")
-    bottom.set_xlabel("time into the run (s)")
     bottom.set_ylim(bottom=0.0)
-    bottom.set_xlim(0.0, max(end, 1.0))
+    panels[-1].set_xlabel("time into the run (s)")
+    panels[-1].set_xlim(0.0, max(end, 1.0))
     handles, labels = top.get_legend_handles_labels()
     more_handles, more_labels = bottom.get_legend_handles_labels()
     if any(errors):
@@ -244,6 +323,15 @@ def _timeline_chart(
         error_handles, error_labels = right.get_legend_handles_labels()
         more_handles += error_handles
         more_labels += error_labels
+    if load:
+        colors = (USERS_COLOR, BUSY_COLOR)
+        for index, (name, values) in enumerate(load.items()):
+            users.plot(times, gaps(values), label=name, color=colors[index % 2], linewidth=1.4, drawstyle="steps-mid")
+        users.set_ylabel("concurrency")
+        users.set_ylim(bottom=0.0)
+        load_handles, load_labels = users.get_legend_handles_labels()
+        more_handles += load_handles
+        more_labels += load_labels
     handles += more_handles
     labels += more_labels
     if faults:
@@ -251,9 +339,27 @@ def _timeline_chart(
 
         handles.append(Patch(facecolor=FAULT_COLOR, alpha=0.18))
         labels.append("fault")
-    figure.suptitle(title, x=0.01, ha="left")
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    return _svg(figure)
+    columns = min(len(labels), 5)
+    legend_rows = math.ceil(len(labels) / columns) if labels else 0
+    figure.subplots_adjust(
+        left=0.085,
+        right=0.9 if any(errors) else 0.98,
+        top=1 - 0.5 / height,
+        bottom=(0.5 + 0.2 * legend_rows) / height,
+        hspace=0.12,
+    )
+    figure.suptitle(title, x=0.01, y=1 - 0.04 / height, ha="left", va="top")
+    if labels:
+        figure.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=columns)
+    return to_svg(figure)
+
+
+def _dashed(ax: Axes, reference: Reference) -> None:
+    if not reference.points:
+        return
+    xs = [x for x, _ in reference.points]
+    ys = [y for _, y in reference.points]
+    ax.plot(xs, ys, label=legend_label(reference.label), color=reference.color, linewidth=1.3, linestyle="--", zorder=4)
 
 
 def _shade(ax: Axes, stages: Sequence[Band], faults: Sequence[Band], *, labels: bool) -> None:
@@ -290,11 +396,11 @@ def _shade(ax: Axes, stages: Sequence[Band], faults: Sequence[Band], *, labels: 
 # ---- plumbing -------------------------------------------------------------------------------
 
 
-def _gaps(values: Sequence[float | None]) -> list[float]:
+def gaps(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
-def _short(name: str, width: int = 48) -> str:
+def legend_label(name: str, width: int = 48) -> str:
     """A legend label: shortened, and never starting with "_" (matplotlib would leave it out)."""
     name = name if len(name) <= width else name[: width - 1] + "\u2026"
     return "\u200b" + name if name.startswith("_") else name
@@ -304,7 +410,7 @@ def _no_data(ax: Axes) -> None:
     ax.text(0.5, 0.5, "no requests", transform=ax.transAxes, ha="center", va="center", color="#999999")
 
 
-def _style() -> AbstractContextManager[None]:
+def chart_style() -> AbstractContextManager[None]:
     """Our rcParams while a chart is drawn (artists read them when created) and saved."""
     import matplotlib
 
@@ -312,18 +418,14 @@ def _style() -> AbstractContextManager[None]:
     return cast("AbstractContextManager[None]", matplotlib.rc_context(rc))
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure placed by hand (``subplots_adjust``): the constrained layout engine cost a third of a chart."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height))
 
 
-def _figure(width: float, height: float) -> tuple[Figure, Axes]:
-    figure = _new_figure(width, height)
-    return figure, figure.add_subplot()
-
-
-def _svg(figure: Figure) -> str:
+def to_svg(figure: Figure) -> str:
     """The figure as inline-ready SVG markup (a few tens of KB)."""
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})

@@ -143,3 +143,20 @@ def test_exception_samples_add_up_by_kind():
 def test_journey_runs_add_up_across_shards():
     extras = [{"journey_runs": {"journey browse": 4, "on_start login": 1}}, {"journey_runs": {"journey browse": 6}}]
     assert merge_extras(extras)["journey_runs"] == {"journey browse": 10, "on_start login": 1}
+
+
+def test_the_users_of_a_window_are_the_shards_users_added() -> None:
+    """Users alive and iterations in flight per window: each shard's, summed into the merged run's."""
+    parts = [Recorder(open_model=True, start=0.0) for _ in range(3)]
+    for index, recorder in enumerate(parts):
+        recorder.gauges = lambda index=index: (2.0 + index, 0.5 * index)
+        for i in range(30):
+            recorder.record("GET /a", 0.01, i / 10, None)
+        recorder.finish(3.0)
+    merged, _ = merge(parts, [{}, {}, {}])
+    merged.merge_ready()
+    windows = len(merged.total_series.t_s)
+    assert windows == 3
+    assert list(merged.total_series.users) == [9.0] * windows
+    assert list(merged.total_series.busy) == [1.5] * windows
+    assert merged.total_series.to_dict()["users"] == [9.0] * windows
