@@ -48,7 +48,15 @@ class _Object:
     same_length: bool = False  # per-window arrays: every list as long as the others
 
 
-_Spec = _Scalar | _Optional | _List | _Map | _Object
+@dataclass(frozen=True)
+class _Either:
+    """One of several shapes (a field whose form changed: older records keep the old one)."""
+
+    options: tuple[_Spec, ...]
+    expected: str
+
+
+_Spec = _Scalar | _Optional | _List | _Map | _Object | _Either
 
 NUMBER = _Scalar("a number")
 COUNT = _Scalar("a whole number >= 0")
@@ -141,7 +149,10 @@ RUN_TYPES = _Object(
         "duration_s": NUMBER,
         "window_s": NUMBER,
         "model": STRING,
-        "target": STRING,
+        "target": _Either(  # older records hold the URL only
+            (STRING, _Object({"url": STRING, "source": STRING, "label": STRING})),
+            "a URL or an object of url, source and label",
+        ),
         "interrupted": BOOLEAN,
         "git_commit": _Optional(STRING),
         "profile": _PROFILE,
@@ -202,7 +213,10 @@ def _scalar_ok(value: object, spec: _Scalar) -> bool:
 
 def _check(value: object, spec: _Spec, path: str, problems: list[str]) -> None:
     where = path or "the file"
-    if isinstance(spec, _Optional):
+    if isinstance(spec, _Either):
+        if not any(not type_problems(value, option, path) for option in spec.options):
+            problems.append(f"{where}: expected {spec.expected}, got {_shown(value)}")
+    elif isinstance(spec, _Optional):
         if value is not None:
             _check(value, spec.inner, path, problems)
     elif isinstance(spec, _Scalar):

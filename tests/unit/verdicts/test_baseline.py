@@ -437,3 +437,29 @@ def test_no_regression_verdict_on_a_saturated_run():
     )
     with pytest.raises(pytest.skip.Exception, match="inconclusive"):
         assert_no_regression(result)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", [{"users": 2, "iterations": 20}, {"rate": 50, "duration": "300ms", "max_users": 5}])
+def test_the_records_the_plugin_writes_pass_its_own_type_checks(model):
+    """The type table follows the run record: a field whose form changes must change there too."""
+    import httpx
+    from support.engine import run
+
+    from pytest_shopflow_perf.result.record_types import RUN_TYPES, type_problems
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if request.url.path == "/fail" else 200)
+
+    async def journey(user):
+        await user.client.get("/x")
+        await user.client.get("/fail")
+        user.check(False, "cart has items")
+
+    result = run(journey, transport_factory=lambda: httpx.MockTransport(handler), **model)
+    record = result.to_dict()
+    assert isinstance(record["target"], dict)
+    assert type_problems(record, RUN_TYPES) == []
+    assert type_problems({**record, "target": "http://127.0.0.1:1"}, RUN_TYPES) == []  # records before targets
+    assert type_problems({**record, "target": 7}, RUN_TYPES) == [
+        "target: expected a URL or an object of url, source and label, got 7"
+    ]
