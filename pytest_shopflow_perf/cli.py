@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf.reporting._format import format_table
-from pytest_shopflow_perf.verdicts.baseline import BaselineError, load_baseline, prune, validate_run
+from pytest_shopflow_perf.verdicts.baseline import BaselineError, check_types, load_baseline, prune, validate_run
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.verdicts.regression import RegressionPolicy
@@ -59,8 +59,15 @@ def _run_row(run: dict[str, Any]) -> tuple[str, ...]:
 
 
 def show(paths: Sequence[str]) -> int:
+    """Every baseline's runs; a file that cannot be used is said (naming the field) and the others still shown."""
+    failed = 0
     for path in _files(paths):
-        baseline = load_baseline(path)
+        try:
+            baseline = load_baseline(path)
+        except BaselineError as exc:
+            print(f"error: {exc}\n")
+            failed += 1
+            continue
         assert baseline is not None
         runs = baseline["runs"]
         machines = {str(r.get("environment", {}).get("fingerprint", "")).removeprefix("sha256:")[:8] for r in runs}
@@ -69,7 +76,7 @@ def show(paths: Sequence[str]) -> int:
         for line in format_table([header, *(_run_row(run) for run in runs)]):
             print("  " + line)
         print()
-    return 0
+    return 2 if failed else 0
 
 
 def project_ini(start: Path) -> dict[str, str]:
@@ -128,9 +135,11 @@ def diff(baseline_path: str, run_path: str | None, fail_on: str) -> int:
         label = f"newest run ({newest.get('started_at')}) vs the {len(older)} before it"
     else:
         try:
-            newest = validate_run(json.loads(Path(run_path).read_text(encoding="utf-8")), run_path)
-        except (OSError, json.JSONDecodeError) as exc:
+            record = json.loads(Path(run_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise BaselineError(f"{run_path}: cannot read the run record ({exc})") from exc
+        newest = validate_run(record, run_path)
+        check_types(newest, run_path, run=True)
         label = f"{run_path} vs {len(baseline['runs'])} baseline run(s)"
     verdict = compare(baseline, newest, policy=project_policy(Path.cwd()))
     print(f"{baseline.get('test')}: {label}: {verdict.tier}")

@@ -94,17 +94,23 @@ def load(request: pytest.FixtureRequest) -> Generator[LoadRunner, None, None]:
     from pytest_shopflow_perf.plugin.session import perf_session
 
     marker = request.node.get_closest_marker("load")
-    if marker is not None and marker.args:
-        raise pytest.UsageError(
-            f"@pytest.mark.load takes keyword arguments only (e.g. users=10, duration='30s'), got {marker.args!r}"
-        )
     session = perf_session(request.config)
-    kwargs = dict(marker.kwargs) if marker else {}
-    slos = session.declared_slos(kwargs.pop("slo", None), request.node.iter_markers("slo"))
-    faults = session.declared_faults(kwargs.pop("faults", None))
-    nodeid = test_id(request.node.nodeid)
+    try:
+        if marker is not None and marker.args:
+            raise pytest.UsageError(
+                f"@pytest.mark.load takes keyword arguments only (e.g. users=10, duration='30s'), got {marker.args!r}"
+            )
+        kwargs = dict(marker.kwargs) if marker else {}
+        slos = session.declared_slos(kwargs.pop("slo", None), request.node.iter_markers("slo"))
+        faults = session.declared_faults(kwargs.pop("faults", None))
+        runner = LoadRunner(session, test_id(request.node.nodeid), kwargs, slos, faults)
+    except pytest.UsageError as exc:
+        mistake = str(exc)
+    else:
+        mistake = ""
+    if mistake:  # the marker's mistake, said as pytest says a bad option: the message, no plugin source
+        pytest.fail(mistake, pytrace=False)
     session.install_sigterm()
-    runner = LoadRunner(session, nodeid, kwargs, slos, faults)
     yield runner
     session.finish_test(runner.results, passed=request.node.stash.get(call_passed_key, False))
 

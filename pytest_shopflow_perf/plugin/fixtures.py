@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shopflow_perf.plugin.progress import end_progress, progress_printer
+from pytest_shopflow_perf._errors import ShopflowPerfError, hide_own_errors
+from pytest_shopflow_perf.plugin.progress import end_progress, notice_printer, progress_printer
+from pytest_shopflow_perf.profile.resolve import DOCUMENTED_MARKER_KEYS, unknown_keys_error
 
 if TYPE_CHECKING:
-    from pytest_shopflow_perf.engine.engine import Engine, Hook, TransportFactory
+    from pytest_shopflow_perf.engine.engine import Engine, Hook, TransportFactory, Watchdog
     from pytest_shopflow_perf.engine.journeys import JourneySpec
     from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
     from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.result.target import RunTarget
     from pytest_shopflow_perf.verdicts.assertions import Slo
+
+
+# What load.run accepts besides the profile's keys (slo= and faults= are among the marker's documented keys).
+RUN_PARAMETERS = ("on_start", "on_stop", "app", "transport_factory")
+
+
+class EventLoopMisuse(ShopflowPerfError, RuntimeError):
+    """``load.run`` inside a running event loop: an async test awaits ``load.arun`` instead."""
 
 
 @contextmanager
@@ -84,10 +93,33 @@ class LoadRunner:
         return self._session.base_url_for(self.profile)
 
     def _profile(self, overrides: dict[str, Any]) -> LoadProfile:
+        """The marker's profile with this run's overrides; an unknown keyword names the closest one it accepts."""
+        __tracebackhide__ = hide_own_errors
         if not overrides:
             return self.profile
+        label = self._label(overrides, "load.run")
+        error = unknown_keys_error(label, overrides, (*DOCUMENTED_MARKER_KEYS, *RUN_PARAMETERS))
+        if error is not None:
+            raise pytest.UsageError(str(error))
         merged = {**self._marker_kwargs, **overrides}
-        return self._session.resolve_profile(merged, self._label(overrides, "load.run"))
+        return self._session.resolve_profile(merged, label)
+
+    def _watchdog(self, slos: Sequence[Slo]) -> Watchdog | None:
+        """Per closed window: the declared ``over any`` spans, abort-on-fail, and a word on unseen endpoints."""
+        if not slos:
+            return None
+        from pytest_shopflow_perf.verdicts.slo.abort import unseen_endpoints, watch
+
+        notice = notice_printer(self._session.config)
+        warned: set[str] = set()
+        tracked = self._tracked
+
+        def watchdog(view: Any, elapsed: float, duration: float, remaining: float) -> str | None:
+            for message in unseen_endpoints(slos, view, elapsed, warned):
+                notice(message)
+            return watch(slos, tracked, view, elapsed, duration, remaining)
+
+        return watchdog
 
     def _engine(
         self,
@@ -97,15 +129,14 @@ class LoadRunner:
         on_stop: Hook | None,
         app: Any,
         transport_factory: TransportFactory | None,
+        profile: LoadProfile,
         overrides: dict[str, Any],
         slos: Sequence[Slo],
         fault_run: FaultRun,
     ) -> Engine | ShardedEngine:
-        from pytest_shopflow_perf._errors import ShopflowPerfError
+        __tracebackhide__ = hide_own_errors
         from pytest_shopflow_perf.engine.engine import Engine
-        from pytest_shopflow_perf.verdicts.assertions import watch
 
-        profile = self._profile(overrides)
         self._tracked.clear()
         if profile.workers not in (1, "auto") and app is not None:
             raise pytest.UsageError(
@@ -141,7 +172,7 @@ class LoadRunner:
             "on_start": on_start,
             "on_stop": on_stop,
             "on_progress": progress_printer(self._session.config, self.nodeid.rsplit("::", 1)[-1]),
-            "watchdog": functools.partial(watch, slos, self._tracked) if slos else None,
+            "watchdog": self._watchdog(slos),
             "window_detail": _window_detail(slos, profile),
             "on_clock_start": fault_run.clock_started,
             "test": self.nodeid,
@@ -199,26 +230,24 @@ class LoadRunner:
         :param faults: faults for this run instead of the declared ones (marker ``faults=``, ``faults`` fixture).
         :param overrides: profile keys for this run only (e.g. ``users=20`` in a stress loop).
         """
+        __tracebackhide__ = hide_own_errors
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass
         else:
-            raise RuntimeError(
+            raise EventLoopMisuse(
                 "load.run() was called inside a running event loop; in an async test use `await load.arun(...)`"
             )
         import anyio
 
         slos = self._slos(slo)
-        with self._prepared(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults) as prepared:
-            engine, fault_run = prepared
-            result = anyio.run(
-                self._drive,
-                engine,
-                app,
-                backend="asyncio",
-                backend_options=_backend_options(self._session.settings.event_loop),
+        backend_options = _backend_options(self._session.settings.event_loop)
+        with ExitStack() as stack:
+            engine, fault_run = self._prepare(
+                stack, journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults
             )
+            result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=backend_options)
         self._annotate(fault_run, result)
         return self._finish(result, slos)
 
@@ -235,9 +264,12 @@ class LoadRunner:
         **overrides: Any,
     ) -> LoadResult:
         """Like ``run``, inside the running event loop of an async test (anyio or pytest-asyncio)."""
+        __tracebackhide__ = hide_own_errors
         slos = self._slos(slo)
-        with self._prepared(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults) as prepared:
-            engine, fault_run = prepared
+        with ExitStack() as stack:
+            engine, fault_run = self._prepare(
+                stack, journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults
+            )
             result = await self._drive(engine, app)
         self._annotate(fault_run, result)
         return self._finish(result, slos)
@@ -250,9 +282,9 @@ class LoadRunner:
         fault_run.annotate(result)
         annotate(result)
 
-    @contextmanager
-    def _prepared(
+    def _prepare(
         self,
+        stack: ExitStack,
         journeys: JourneySpec,
         on_start: Hook | None,
         on_stop: Hook | None,
@@ -261,23 +293,30 @@ class LoadRunner:
         overrides: dict[str, Any],
         slos: Sequence[Slo],
         faults: Sequence[object] | None,
-    ) -> Iterator[tuple[Engine | ShardedEngine, FaultRun]]:
-        """The engine of one run, with its faults in force and Ctrl-C handled, for run and arun alike."""
-        with self._fault_run(faults, self._profile(overrides)) as fault_run:
-            engine = self._engine(
-                journeys,
-                on_start=on_start,
-                on_stop=on_stop,
-                app=app,
-                transport_factory=transport_factory,
-                overrides=overrides,
-                slos=slos,
-                fault_run=fault_run,
-            )
-            with _stop_on_interrupt(engine):
-                yield engine, fault_run
+    ) -> tuple[Engine | ShardedEngine, FaultRun]:
+        """The engine of one run, its faults in force and Ctrl-C handled until ``stack`` closes (run and arun).
+
+        Not a generator context manager: a usage error raised here then shows no frame of contextlib.
+        """
+        __tracebackhide__ = hide_own_errors
+        profile = self._profile(overrides)
+        fault_run = stack.enter_context(self._fault_run(faults, profile))
+        engine = self._engine(
+            journeys,
+            on_start=on_start,
+            on_stop=on_stop,
+            app=app,
+            transport_factory=transport_factory,
+            profile=profile,
+            overrides=overrides,
+            slos=slos,
+            fault_run=fault_run,
+        )
+        stack.enter_context(_stop_on_interrupt(engine))
+        return engine, fault_run
 
     def _fault_run(self, faults: Sequence[object] | None, profile: LoadProfile) -> FaultRun:
+        __tracebackhide__ = hide_own_errors
         from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
 
         try:
@@ -308,6 +347,7 @@ class LoadRunner:
         return result
 
     def _slos(self, slo: Sequence[str | Slo] | None) -> list[Slo]:
+        __tracebackhide__ = hide_own_errors
         if slo is None:
             return self.slos
         from pytest_shopflow_perf.verdicts.assertions import SloError, as_slos
@@ -318,6 +358,7 @@ class LoadRunner:
             raise pytest.UsageError(str(exc)) from None
 
     def _finish(self, result: LoadResult, slos: Sequence[Slo] = ()) -> LoadResult:
+        __tracebackhide__ = hide_own_errors
         end_progress(self._session.config)
         if self._target is not None:
             result.target = self._target  # the engine knows the URL it sent to; the plugin knows why
@@ -372,6 +413,7 @@ def _window_detail(slos: Sequence[Slo], profile: LoadProfile) -> int:
 
 def _backend_options(event_loop: str) -> dict[str, Any]:
     """uvloop unless asked otherwise (``--perf-event-loop``): ~15 % more requests per core, measured."""
+    __tracebackhide__ = hide_own_errors
     from pytest_shopflow_perf.engine.shards.runner import backend_options
 
     options = backend_options(event_loop)

@@ -25,8 +25,9 @@ EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 MARKER_HELP = (
     "load(users=10, duration='10s', ramp_up=0, ramp_down=0, stages=None, rate=None, max_users=1000, "
     "think_time=None, iterations=None, base_url=None, name=None, timeout='30s', graceful_stop='5s', slo=None, "
-    "faults=None, client='httpx', workers=1): run this test as a load test; "
-    "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s). "
+    "faults=None, client='httpx', workers=1, max_body='16MiB'): run this test as a load test; "
+    "the `load` fixture runs journeys with this profile. rate= switches to the open model (arrivals/s, "
+    "capped by max_users). "
     "slo=['p(95)<500ms', ...] declares thresholds checked after every run."
 )
 SLO_MARKER_HELP = (

@@ -67,3 +67,25 @@ def announce(config: pytest.Config, line: str) -> None:
     with disabled():
         reporter.ensure_newline()
         reporter.write_line(line)
+
+
+def notice_printer(config: pytest.Config) -> Callable[[str], None]:
+    """A callback that says something while a run goes (a misspelt SLO endpoint), on a line of its own.
+
+    Shown even with ``-q``: it is a warning, not progress. On an xdist worker (no terminal) it says
+    nothing; the run's end still reports the problem.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    disabled = getattr(capture, "global_and_fixture_disabled", None)
+    tty = bool(getattr(reporter, "isatty", False))
+
+    def notice(text: str) -> None:
+        if reporter is None or disabled is None or hasattr(config, "workerinput"):
+            return
+        with disabled():
+            if tty:
+                reporter.rewrite("", erase=True)  # the progress line comes back with the next window
+            reporter.write_line(f"shopflow perf: WARNING: {text}", yellow=True)
+
+    return notice

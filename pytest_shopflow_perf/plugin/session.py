@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_shopflow_perf._errors import hide_own_errors
 from pytest_shopflow_perf.plugin.keys import perf_session_key, settings_key
 from pytest_shopflow_perf.plugin.options import regression_policy
 from pytest_shopflow_perf.plugin.reports import collected_runs, reason_of
@@ -50,6 +51,7 @@ class PerfSession:
     # ---- profile and target ----------------------------------------------------
 
     def resolve_profile(self, marker_kwargs: dict[str, Any], label: str) -> LoadProfile:
+        __tracebackhide__ = hide_own_errors
         settings = self.settings
         cli_values = {
             "users": settings.cli_users,
@@ -108,6 +110,7 @@ class PerfSession:
 
     def base_url_for(self, profile: LoadProfile) -> str:
         """The profile's target URL, or the embedded service's, started on first use."""
+        __tracebackhide__ = hide_own_errors
         return self.target_for(profile).url
 
     def target_for(self, profile: LoadProfile, *, from_run: bool = False, test: str = "") -> RunTarget:
@@ -115,6 +118,7 @@ class PerfSession:
 
         With ini ``perf_embedded = false`` and no target given, a usage error naming the ways to give one.
         """
+        __tracebackhide__ = hide_own_errors
         from pytest_shopflow_perf.plugin import targets
 
         target = targets.of_profile(profile, self.config, from_run=from_run)
@@ -129,6 +133,7 @@ class PerfSession:
         return target
 
     def start_embedded(self) -> str:
+        __tracebackhide__ = hide_own_errors
         with self._server_lock:
             if self.server is None or not self.server.running:
                 self.server = EmbeddedServer(self.settings.app or DEFAULT_APP)
@@ -146,6 +151,7 @@ class PerfSession:
 
     def cluster_client(self) -> Any:
         """The Dask client of ``--perf-cluster``, connected on first use (versions checked) and kept for the session."""
+        __tracebackhide__ = hide_own_errors
         if self._cluster_client is None:
             from pytest_shopflow_perf.engine.shards.cluster import connect
             from pytest_shopflow_perf.engine.shards.wire import ShardError

@@ -8,8 +8,9 @@ CI's overrides. The scale factor is applied last, to every duration.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +41,29 @@ MARKER_KEYS = (
     "graceful_stop",
     "max_body",
     "client",
+)
+# Keys of the marker the plugin reads itself (thresholds, faults), not part of the profile.
+PLUGIN_MARKER_KEYS = ("slo", "faults")
+# Every key the marker accepts, in the order the README's marker table documents them.
+DOCUMENTED_MARKER_KEYS = (
+    "users",
+    "duration",
+    "ramp_up",
+    "ramp_down",
+    "stages",
+    "rate",
+    "max_users",
+    "think_time",
+    "iterations",
+    "slo",
+    "faults",
+    "base_url",
+    "name",
+    "timeout",
+    "graceful_stop",
+    "client",
+    "workers",
+    "max_body",
 )
 # Settings that make sense as suite-wide defaults in ini.
 INI_KEYS = (
@@ -160,6 +184,18 @@ class LoadProfile:
         data["think_time"] = list(self.think_time) if self.think_time else None
         data.pop("sources")
         return data
+
+
+def unknown_keys_error(label: str, given: Iterable[str], accepted: Sequence[str]) -> ProfileError | None:
+    """The error for keys outside ``accepted`` (each with the closest accepted key), or None when all are known."""
+    unknown = sorted(set(given) - set(accepted))
+    if not unknown:
+        return None
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6)
+        parts.append(f"{key} (did you mean `{close[0]}`?)" if close else key)
+    return ProfileError(f"{label}: unknown argument(s) {', '.join(parts)}; accepted: {', '.join(accepted)}")
 
 
 def _error(source: str, key: str, value: object, expected: str) -> ProfileError:
@@ -324,11 +360,10 @@ def resolve_profile(
     seed: int = 0,
 ) -> LoadProfile:
     """Merge the sources in precedence order, validate, then apply overrides and scale."""
-    unknown = sorted(set(marker.values) - set(MARKER_KEYS))
-    if unknown:
-        raise ProfileError(
-            f"{marker.label}: unknown argument(s) {', '.join(unknown)}; accepted: {', '.join(MARKER_KEYS)}"
-        )
+    error = unknown_keys_error(marker.label, set(marker.values) - set(PLUGIN_MARKER_KEYS), DOCUMENTED_MARKER_KEYS)
+    if error is not None:
+        raise error
+    _refuse_users_with_rate(marker)
     parsed: dict[str, tuple[object, str]] = {}
     marker_has_stages = "stages" in marker.values
     marker_has_iterations = "iterations" in marker.values
@@ -351,6 +386,23 @@ def resolve_profile(
     sources = {key: label for key, (_, label) in parsed.items()}
     overridden = {key for key, label in sources.items() if label in (env.label, cli.label)}
     return _build(values, sources, overridden, scale=scale, seed=seed, marker_label=marker.label)
+
+
+def _refuse_users_with_rate(marker: Source) -> None:
+    """``users=`` beside ``rate=`` sets nothing in the open model: refuse it rather than ignore it silently.
+
+    The cap of the open model is ``max_users``; environment and command-line users (CI overrides)
+    keep capping it, as documented.
+    """
+    users, rate = marker.values.get("users"), marker.values.get("rate")
+    if users is None or rate is None:
+        return
+    raise ProfileError(
+        f"{marker.label}: users={users!r} with rate={rate!r}: rate= is the open model (iterations started per "
+        f"second, on schedule), in which users= sets nothing; to cap the concurrent virtual users give "
+        f"max_users={users!r}, or leave out rate= for the closed model (load.run(..., rate=None) drops the "
+        "marker's rate for one run)"
+    )
 
 
 def _build(

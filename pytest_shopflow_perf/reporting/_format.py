@@ -6,10 +6,21 @@ thing in the same words; each only adds its own emphasis (Markdown bold, HTML co
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["NOT_PASSED", "format_table", "regression_label", "run_status", "slo_cell"]
+__all__ = [
+    "NOT_PASSED",
+    "format_table",
+    "regression_label",
+    "run_status",
+    "slo_cell",
+    "slo_margin",
+    "slo_outcome",
+    "slo_unit",
+    "slo_value",
+]
 
 
 def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -82,6 +93,65 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
             "a baseline with --perf-save-baseline"
         )
     return "PASS", "met its thresholds" if judged else f"compared with its baseline: {regression.get('tier')}"
+
+
+# ---- SLO outcomes (``CheckOutcome`` as a dict: ``result.extra["slo"]``) ------------------------------
+
+
+def slo_unit(display_unit: object, unit: object = "") -> str:
+    """The unit an outcome is shown in: its threshold's own (ms, s, us, %, req/s), else by its base unit.
+
+    Records written before thresholds kept their unit only have ``unit`` (s: latency, shown in ms).
+    """
+    if display_unit:
+        return str(display_unit)
+    return {"s": "ms", "%": "%"}.get(str(unit or ""), "")
+
+
+def slo_value(value: float, unit: str) -> str:
+    """A measured value or a limit (seconds, fractions, counts) in a display unit: 612.0 ms, 0.612 s, 2.50 %."""
+    if unit == "ms":
+        return f"{value * 1000:,.1f} ms"
+    if unit == "s":
+        if abs(value) >= 0.1 or value == 0:
+            return f"{value:,.3f} s"
+        decimals = 2 - math.floor(math.log10(abs(value)))  # three significant digits, never an exponent
+        return f"{value:.{decimals}f} s"
+    if unit == "us":
+        return f"{value * 1e6:,.0f} us"
+    if unit == "%":
+        return f"{value * 100:.2f} %"
+    if unit == "req/s":
+        return f"{value:,.1f} req/s"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def slo_margin(measured: float, limit: float, op: str, passed: bool) -> float:
+    """Relative distance of ``measured`` to ``limit``; positive means breached by that much."""
+    if limit == 0:
+        return 0.0 if passed else 1.0
+    change = (measured - limit) / abs(limit)
+    return change if op in ("<", "<=", "==") else -change
+
+
+def slo_outcome(outcome: Mapping[str, Any], code: Callable[[str], str] = str) -> str:
+    """One threshold's outcome in words, as the terminal, summary.md and skip reasons say it.
+
+    ``p(95)<500ms: measured 612.0 ms against < 500.0 ms (margin +22.4 %)``: the measured value in
+    the threshold's own unit, the threshold repeated, the margin; ``code`` marks the expression up.
+    """
+    text = code(str(outcome.get("threshold", "")))
+    if outcome.get("note"):
+        return f"{text}: {outcome['note']}"
+    unit = slo_unit(outcome.get("display_unit"), outcome.get("unit"))
+    measured, limit = float(outcome.get("measured", 0.0)), float(outcome.get("limit", 0.0))
+    op = str(outcome.get("op", ""))
+    where = f" (worst span at {float(outcome['at']):g} s)" if outcome.get("at") is not None else ""
+    margin = slo_margin(measured, limit, op, bool(outcome.get("passed")))
+    return (
+        f"{text}: measured {slo_value(measured, unit)}{where} against {op} {slo_value(limit, unit)} "
+        f"(margin {margin * 100:+.1f} %)"
+    )
 
 
 def regression_label(tier: object, note: object = "") -> str:

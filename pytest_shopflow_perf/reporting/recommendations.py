@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_shopflow_perf.reporting._format import slo_unit, slo_value
 from pytest_shopflow_perf.reporting.advice import (
     TEST_OWNER,
     error_advice,
@@ -231,12 +232,10 @@ def _tail_drafts(run: Mapping[str, Any]) -> dict[str, _Draft]:
     return drafts
 
 
-def _show_slo(unit: str | None) -> Callable[[float], str]:
-    if unit == "s":
-        return lambda v: _ms(v * 1000)
-    if unit == "%":
-        return _pct
-    return lambda v: f"{v:,.1f}"
+def _show_slo(outcome: Mapping[str, Any]) -> Callable[[float], str]:
+    """Measured and limit in the threshold's own unit (ms, s, %, req/s), as every report shows an SLO."""
+    unit = slo_unit(outcome.get("display_unit"), outcome.get("unit"))
+    return lambda value: slo_value(value, unit)
 
 
 def _slo_drafts(
@@ -262,7 +261,7 @@ def _slo_drafts(
         elif (endpoint if endpoint != "total" else worst or "") in tails:
             tails[endpoint if endpoint != "total" else worst or ""].breaks.append(folded)
             continue
-        shown = _show_slo(outcome.get("unit"))
+        shown = _show_slo(outcome)
         drafts.append(
             _draft(
                 f"Bring {endpoint} {metric} within its SLO",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
-from pytest_shopflow_perf.reporting._format import run_status, shard_rows, slo_cell
+from pytest_shopflow_perf.reporting._format import run_status, shard_rows, slo_cell, slo_outcome
 from pytest_shopflow_perf.reporting.bottlenecks import RULE, bottlenecks, min_requests
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 from pytest_shopflow_perf.reporting.recommendations import recommendations
@@ -328,9 +328,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     breaches = [(run["name"], o) for run in runs if _slo_cell(run) != "inconclusive" for o in run["slo"]["failed"]]
     if breaches:
         lines += ["", "**SLO breaches**", ""]
-        lines += [
-            f"- {name}: `{o['threshold']}` measured {o['measured']:.4g} ({o.get('scope')})" for name, o in breaches
-        ]
+        lines += [f"- {name}: {slo_outcome(o, code=lambda text: f'`{text}`')}" for name, o in breaches]
     lines += _scenario_lines(runs)
     lines += _bottleneck_lines(summary["bottlenecks"])
     lines += _event_lines(runs)

@@ -6,7 +6,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
-from pytest_shopflow_perf.reporting._format import format_table, regression_label, run_status, shard_rows, slo_cell
+from pytest_shopflow_perf.reporting._format import (
+    format_table,
+    regression_label,
+    run_status,
+    shard_rows,
+    slo_cell,
+    slo_outcome,
+)
 from pytest_shopflow_perf.result.schema import error_percent
 from pytest_shopflow_perf.result.target import RunTarget
 
@@ -228,4 +235,4 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
             writer.write_line(f"  regression: {extra['regression_note']}")
         for outcome in extra.get("slo") or []:
             if not outcome.get("passed"):
-                writer.write_line(f"  SLO failed: {outcome['threshold']} ({outcome['endpoint']})", red=True)
+                writer.write_line(f"  SLO failed: {slo_outcome(outcome)}", red=True)

@@ -29,6 +29,7 @@ from typing import Any, Final
 from pytest_shopflow_perf._atomic import write_atomically as _write_atomically
 from pytest_shopflow_perf._errors import ShopflowPerfError
 from pytest_shopflow_perf._names import node_hash, sanitised
+from pytest_shopflow_perf.result.record_types import BASELINE_TYPES, RUN_TYPES, type_problems
 from pytest_shopflow_perf.result.schema import BASELINE_SCHEMA, RUN_SCHEMA, SCHEMA_PREFIX
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "BaselineError",
     "append_run",
     "baseline_path",
+    "check_types",
     "environment_fingerprint",
     "git_commit",
     "load_baseline",
@@ -109,6 +111,20 @@ def validate_baseline(data: object, source: str = "baseline") -> dict[str, Any]:
     for index, run in enumerate(runs):
         validate_run(run, f"{source}: run {index}")
     return baseline
+
+
+def check_types(data: object, source: str, *, run: bool = False) -> None:
+    """Refuse a baseline (or, with ``run``, a run record) read from a file whose fields have the wrong types.
+
+    Each problem names the field by its path (``runs[2].endpoints["GET /x"].p95_ms: expected a number,
+    got "fast"``): a hand-edited file is fixed where it went wrong, never used with a string for a number.
+    """
+    problems = type_problems(data, RUN_TYPES if run else BASELINE_TYPES)
+    if not problems:
+        return
+    shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+    noun = "run record" if run else "baseline"
+    raise BaselineError(f"{source}: {len(problems)} field(s) of the {noun} have the wrong type: {shown}")
 
 
 # ---- file names -------------------------------------------------------------
@@ -191,6 +207,14 @@ def load_baseline(path: Path, *, nodeid: str | None = None) -> dict[str, Any] | 
         raise BaselineError(
             f"{path}: corrupt baseline file (invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}); {fix}"
         ) from exc
+    try:
+        _check_schema(data, "baseline", BASELINE_SCHEMA, str(path))
+    except BaselineError as exc:
+        raise BaselineError(f"{exc}; {fix}") from None
+    try:
+        check_types(data, str(path))
+    except BaselineError as exc:
+        raise BaselineError(f"{exc}; correct them by hand, or {fix}") from None
     try:
         baseline = validate_baseline(data, str(path))
         for index, run in enumerate(baseline["runs"]):

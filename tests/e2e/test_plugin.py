@@ -132,7 +132,7 @@ def anyio_backend():
         ('users="lots"', "*users='lots' is not valid: expected a whole number >= 1*"),
         ('duration="soon"', "*duration='soon' is not valid: expected a number of seconds*\"250ms\"*"),
         ("ramp_up=5, duration=2", "*ramp_up (5 s) + ramp_down (0 s) exceed duration (2 s)*"),
-        ("userz=3", "*unknown argument(s) userz; accepted: users, duration*"),
+        ("userz=3", "*unknown argument(s) userz (did you mean `users`?); accepted: users, duration*"),
         ("think_time=(3, 1)", "*think_time=(3, 1) is not valid*min <= max*"),
         ('stages=[("1s", 5)], duration=3', "*give either duration*or stages, not both*"),
     ],
@@ -481,11 +481,11 @@ def test_bad_expression(load):
             "*@pytest.mark.load(slo=...): cannot read SLO expression 'p95<1s'*",
             "*test_slo_marker_fails*",
             "*SLO breached: 2 of 2 threshold(s) failed*",
-            "*error_rate*total*50.00 %*< 1.00 %*",
+            "*error_rate*total*50.00 %*error_rate<1%*",
             "*p99*fail*no successful request was measured in the run*",  # latency is of successes
             "*test_ini_applies*",
             "*SLO breached: 1 of 2 threshold(s) failed*",
-            "*rps*total*> 100,000.0*",
+            "*rps*total*req/s*rps>100000*",
             "*test_abort*",
             "*load aborted early: 'fail: error_rate<10%' is breached beyond recovery after *",
         ]

@@ -97,6 +97,34 @@ def test_cli_errors_name_the_file(tmp_path) -> None:
     assert f"error: {broken}: corrupt baseline file" in result.stdout
 
 
+def test_cli_show_names_a_mistyped_field_and_still_shows_the_other_baselines(tmp_path) -> None:
+    """A hand-edited baseline made `baseline show` crash with a Python ValueError (issue 17)."""
+    from pytest_shopflow_perf.verdicts.baseline import append_run
+
+    record = {"schema": "shopflow-perf/run/1", "started_at": "2026-12-01T00:00:00Z", "duration_s": 5.0,
+              "total": {"requests": 10, "errors": 0, "p95_ms": 3.0}, "endpoints": {"GET /x": {"requests": 10,
+              "errors": 0, "p95_ms": 3.0}}}  # fmt: skip
+    append_run(tmp_path / "a_good.json", "t::good", record)
+    edited = tmp_path / "b_edited.json"
+    append_run(edited, "t::edited", record)
+    data = json.loads(edited.read_text())
+    data["runs"][0]["endpoints"]["GET /x"]["p95_ms"] = "fast"
+    data["runs"][0]["duration_s"] = "long"
+    edited.write_text(json.dumps(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_shopflow_perf", "baseline", "show", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"error: {edited}: 2 field(s) of the baseline have the wrong type: " in result.stdout
+    assert 'runs[0].duration_s: expected a number, got "long"' in result.stdout
+    assert 'runs[0].endpoints["GET /x"].p95_ms: expected a number, got "fast"' in result.stdout
+    assert "t::good" in result.stdout  # the good one is still shown
+    assert "1 run(s)" in result.stdout
+
+
 def test_cli_diff_uses_the_projects_ini_policy(tmp_path, monkeypatch) -> None:
     """`baseline diff` used the default policy, so its verdict could differ from the gate's (B12)."""
     from pytest_shopflow_perf.cli import project_policy

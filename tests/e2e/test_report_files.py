@@ -127,7 +127,7 @@ def test_markdown_summary_names_the_regression_and_the_slo_breach(report_run) ->
     assert "**Verdict: FAIL** - 1 of 2 load test(s) failed (test_checkout: " in markdown
     assert "| checkout flow | **FAIL** |" in markdown
     assert "**1 FAILED**" in markdown
-    assert "`p(95)<35ms` measured" in markdown  # the SLO breach
+    assert "`p(95)<35ms`: measured " in markdown  # the SLO breach, in ms as its threshold
     regressions = markdown.split("## Regressions")[1].split("##")[0]
     assert "| checkout flow |" in regressions
     assert "**critical**" in regressions or "**major**" in regressions

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pytest_shopflow_perf.verdicts.slo.abort import Tracked, abort_reason, track_spans, watch
 from pytest_shopflow_perf.verdicts.slo.evaluate import CheckOutcome, check, evaluate, format_failure
-from pytest_shopflow_perf.verdicts.slo.grammar import GRAMMAR, Slo, SloError, Threshold, as_slos, parse_threshold
+from pytest_shopflow_perf.verdicts.slo.grammar import (
+    GRAMMAR,
+    Slo,
+    SloError,
+    Threshold,
+    as_slos,
+    expression,
+    parse_threshold,
+)
 
 __all__ = [
     "GRAMMAR",
@@ -17,6 +25,7 @@ __all__ = [
     "as_slos",
     "check",
     "evaluate",
+    "expression",
     "format_failure",
     "parse_threshold",
     "track_spans",

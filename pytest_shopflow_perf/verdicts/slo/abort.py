@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_shopflow_perf.result.model import Span
-from pytest_shopflow_perf.verdicts.slo.evaluate import measure, nothing_to_judge
+from pytest_shopflow_perf.verdicts.slo.evaluate import measure, nothing_to_judge, unknown_endpoint
 from pytest_shopflow_perf.verdicts.slo.grammar import OPS, Slo, Threshold
 
 if TYPE_CHECKING:
@@ -117,3 +117,23 @@ def watch(
     """The engine's watchdog for declared SLOs: track their spans, and say when to abort."""
     track_spans(slos, view, tracked)
     return abort_reason(slos, view, elapsed, duration, remaining)
+
+
+def unseen_endpoints(slos: Sequence[Slo], view: LiveView, elapsed: float, warned: set[str]) -> list[str]:
+    """Declared thresholds on an endpoint the run has not shown yet, each said once (``warned``).
+
+    Called once per closed window, from the first one with requests on: a misspelt endpoint
+    (``GET /post`` for ``POST /post``) is said while the run goes, not only as the SloError at its end.
+    """
+    names = view.endpoint_names()
+    if not names:
+        return []
+    messages = []
+    for slo in slos:
+        threshold = slo.threshold
+        if threshold.endpoint is None or threshold.endpoint in names or threshold.text in warned:
+            continue
+        warned.add(threshold.text)
+        why = unknown_endpoint(threshold.endpoint, names, when=f"after {elapsed:.0f} s of the run")
+        messages.append(f"SLO {threshold.text!r}: {why}; unless it shows up, the threshold fails when the run ends")
+    return messages

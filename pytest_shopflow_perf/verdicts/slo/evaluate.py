@@ -11,11 +11,14 @@ passing or failing.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from pytest_shopflow_perf._errors import hide_own_errors
+from pytest_shopflow_perf.reporting._format import slo_margin, slo_unit, slo_value
 from pytest_shopflow_perf.result.model import Span
 from pytest_shopflow_perf.verdicts.slo.grammar import OPS, SloError, Threshold
 
@@ -40,13 +43,51 @@ class CheckOutcome:
     scope: str = "whole run"
     at: float | None = None  # start of the worst span, seconds into the run
     note: str = ""  # why there is no measured value (an empty phase, no successful request)
+    display_unit: str = ""  # the threshold's own unit (ms, s, us, %, req/s): measured and limit are shown in it
 
     def margin(self) -> float:
         """Relative distance to the limit; positive means breached by that much."""
-        if self.limit == 0:
-            return 0.0 if self.passed else 1.0
-        change = (self.measured - self.limit) / abs(self.limit)
-        return change if self.op in ("<", "<=", "==") else -change
+        return slo_margin(self.measured, self.limit, self.op, self.passed)
+
+
+# ---- names -----------------------------------------------------------------------
+
+
+def unknown_endpoint(name: str, known: Collection[str], rows: Collection[str] = (), when: str = "in this run") -> str:
+    """Why an SLO's endpoint is not in a run: the closest name, and every name there is.
+
+    ``rows`` are the run's rows without requests of their own (failed checks, journey exceptions).
+    """
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    if name in rows:
+        return (
+            f"{name!r} counts errors without requests of its own (a check or a journey's exception), so it has no "
+            f"latency or rate of its own: hold errors or error_rate of the whole run instead; endpoints: "
+            f"{', '.join(repr(n) for n in names) or 'none'}"
+        )
+    return (
+        f"no endpoint {name!r} {when}; {hint}endpoints: {', '.join(repr(n) for n in names) or 'none'} "
+        '(names are "METHOD path" with ids as {id}, or the extensions={"name": ...} of the requests)'
+    )
+
+
+def _scope_of(result: LoadResult, threshold: Threshold) -> LoadResult | Stats:
+    """The run, or the threshold's endpoint; a name the run does not have is an SloError naming those it has."""
+    __tracebackhide__ = hide_own_errors
+    if threshold.endpoint is None:
+        return result
+    if threshold.endpoint not in result.endpoints:
+        message = unknown_endpoint(threshold.endpoint, list(result.endpoints), list(result.events))
+        raise SloError(f"{threshold.text!r}: {message}")
+    return result.endpoints[threshold.endpoint]
+
+
+def _kind_rate(stats: Stats, kinds: Sequence[str]) -> float:
+    """The share of requests that failed with one of ``kinds`` (exact or by prefix: "HTTP 5" is every 5xx)."""
+    errors = sum(n for kind, n in stats.errors_by_kind.items() if any(kind.startswith(k) for k in kinds))
+    return min(1.0, errors / stats.requests) if stats.requests else (1.0 if errors else 0.0)
 
 
 # ---- measuring -----------------------------------------------------------------
@@ -124,11 +165,15 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Track
     """Every threshold against ``result``; ``tracked`` holds the live-judged spans a long run merged away."""
     from pytest_shopflow_perf.metrics.recorder import CoarsenedError
 
+    __tracebackhide__ = hide_own_errors
     outcomes = []
     for threshold in thresholds:
-        stats = result if threshold.endpoint is None else result.endpoints[threshold.endpoint]
+        stats = _scope_of(result, threshold)
         at: float | None = None
-        if threshold.span is None and threshold.stage is None and threshold.between is None:
+        if threshold.kinds is not None:
+            note = "" if stats.requests or stats.errors else "no request was measured in the run"
+            measured = _kind_rate(stats, threshold.kinds)
+        elif threshold.span is None and threshold.stage is None and threshold.between is None:
             note = nothing_to_judge(stats, threshold, "in the run")
             measured = 0.0 if note else measure(stats, threshold.metric)
         else:
@@ -145,11 +190,15 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Track
         worst = None
         whole_run = at is None and threshold.endpoint is None
         if whole_run and len(result.endpoints) > 1 and threshold.metric not in ("rps", "count") and not note:
-            worst = max(result.endpoints, key=lambda name: measure(result.endpoints[name], threshold.metric))
+            if threshold.kinds is not None:
+                kinds = threshold.kinds
+                worst = max(result.endpoints, key=lambda name: _kind_rate(result.endpoints[name], kinds))
+            else:
+                worst = max(result.endpoints, key=lambda name: measure(result.endpoints[name], threshold.metric))
         outcomes.append(
             CheckOutcome(
                 threshold=threshold.text,
-                metric=threshold.metric,
+                metric=threshold.metric if threshold.kinds is None else f"error_rate[{', '.join(threshold.kinds)}]",
                 endpoint=threshold.endpoint or "total",
                 measured=measured,
                 limit=threshold.value,
@@ -160,18 +209,15 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Track
                 scope=threshold.scope,
                 at=at,
                 note=note,
+                display_unit=threshold.display_unit,
             )
         )
     return outcomes
 
 
 def show(value: float, unit: str) -> str:
-    """A measured value or limit as the failure table shows it (ms, %, or a number)."""
-    if unit == "s":
-        return f"{value * 1000:.1f} ms"
-    if unit == "%":
-        return f"{value * 100:.2f} %"
-    return f"{value:,.1f}"
+    """A measured value or limit in a display unit (``Threshold.display_unit``; "s" of old records: ms)."""
+    return slo_value(value, unit)
 
 
 def format_failure(outcomes: list[CheckOutcome], head: str | None = None) -> str:
@@ -190,8 +236,8 @@ def format_failure(outcomes: list[CheckOutcome], head: str | None = None) -> str
                 o.metric,
                 o.endpoint,
                 *scope,
-                o.note or show(o.measured, o.unit),
-                f"{o.op} {show(o.limit, o.unit)}",
+                o.note or show(o.measured, slo_unit(o.display_unit, o.unit)),
+                o.threshold,  # the expression as the grammar reads it: it can be pasted into slo=[...]
                 "-" if o.note else f"{o.margin() * 100:+.1f}%",
                 o.worst_endpoint or "",
             )
@@ -210,7 +256,8 @@ def skip_if_saturated(result: LoadResult, outcomes: list[CheckOutcome]) -> None:
     import pytest
 
     seen = "; ".join(
-        f"{o.metric} {show(o.measured, o.unit)} {'meets' if o.passed else 'breaks'} {o.op} {show(o.limit, o.unit)}"
+        f"{o.metric} {show(o.measured, slo_unit(o.display_unit, o.unit))} {'meets' if o.passed else 'breaks'} "
+        f"{o.op} {show(o.limit, slo_unit(o.display_unit, o.unit))}"
         for o in outcomes
     )
     if lost:

@@ -17,17 +17,21 @@ from pytest_shopflow_perf.profile.units import UnitError, parse_duration, parse_
 GRAMMAR = (
     "[ENDPOINT: ]METRIC OP VALUE [over any DURATION] [during stage N | during START..END], where METRIC is "
     "p(N), avg, med, min, max (latency; VALUE in us, ms or s, ms when no unit), error_rate or rate (VALUE as "
-    "1% or 0.01), rps, count or errors (numbers), and OP is <, <=, >, >= or ==; e.g. 'p(95)<500ms', "
+    "1% or 0.01; error_rate[KIND, ...] counts only those error kinds), rps, count or errors (numbers), and OP "
+    "is <, <=, >, >= or ==; e.g. 'p(95)<500ms', "
     "'error_rate<1%', 'rps>50', 'GET /api/products: p(99)<1s', 'error_rate<5% over any 10s', "
     "'p(95)<800ms during stage 2', 'p(95)<500ms during 20s..end'"
 )
 _EXPRESSION = re.compile(
-    r"^\s*(?:(?P<endpoint>.+?)\s*:\s+)?(?P<metric>p\(\s*\d+(?:\.\d+)?\s*\)|[a-z_]+)\s*"
+    r"^\s*(?:(?P<endpoint>.+?)\s*:\s+)?(?P<metric>p\(\s*\d+(?:\.\d+)?\s*\)|[a-z_]+(?:\[[^\]]*\])?)\s*"
     r"(?P<op><=|>=|==|<|>)\s*(?P<value>[^\s]+?)"
     r"(?:\s+over\s+any\s+(?P<span>\S+))?"
     r"(?:\s+during\s+(?:stage\s+(?P<stage>\d+)|(?P<start>[^\s.]+)\.\.(?P<end>\S+)))?\s*$"
 )
 _LATENCY_METRICS = {"avg": "mean", "mean": "mean", "med": "p50", "min": "min", "max": "max"}
+# The unit a threshold's value is shown in: what it was written in (latency), or the metric's own.
+_LATENCY_UNITS = {"us": 1e6, "ms": 1e3, "s": 1.0}
+_METRIC_UNITS = {"error_rate": "%", "rps": "req/s", "count": "", "errors": ""}
 # The comparison of each OP, measured value first.
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
@@ -55,6 +59,12 @@ class Threshold:
     span: float | None = None  # "over any 10s": every span of this width must hold
     stage: int | None = None  # "during stage 2" (1-based)
     between: tuple[float, float] | None = None  # "during 10s..20s" (end may be inf)
+    unit: str = ""  # what the value was written in: "us", "ms", "s" (latency); "" = the metric's own
+    kinds: tuple[str, ...] | None = None  # error_rate[HTTP 5, timeout]: only errors of these kinds (prefixes)
+
+    def __post_init__(self) -> None:
+        if not self.text:  # built in code (assert_latency...): the expression the grammar reads back
+            object.__setattr__(self, "text", expression(self))
 
     @property
     def is_latency(self) -> bool:
@@ -72,6 +82,81 @@ class Threshold:
             parts.append(f"{start:g}-{'end' if math.isinf(end) else f'{end:g}'} s")
         return ", ".join(parts) or "whole run"
 
+    @property
+    def display_unit(self) -> str:
+        """The unit its value and what was measured against it are shown in: ms, s, us, %, req/s or none."""
+        if self.is_latency:
+            return self.unit if self.unit in _LATENCY_UNITS else "ms"
+        return _METRIC_UNITS.get(self.metric, "")
+
+
+def _number(value: float) -> str:
+    """A plain decimal the grammar and the unit parser read (never an exponent), without float noise."""
+    text = f"{value:.12f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def expression(threshold: Threshold) -> str:
+    """``threshold`` in the grammar's own form: ``parse_threshold(expression(t))`` is ``t`` again.
+
+    Every report prints thresholds so, whoever made them (an expression, ``assert_latency(p95=0.5)``),
+    so that what a report shows can be pasted into ``slo=[...]`` as it stands.
+    """
+    metric = threshold.metric
+    if metric == "mean":
+        name = "avg"
+    elif threshold.is_latency and metric not in ("min", "max"):
+        name = f"p({metric[1:]})"
+    elif metric == "error_rate" and threshold.kinds:
+        name = f"error_rate[{', '.join(_kind_text(kind) for kind in threshold.kinds)}]"
+    else:
+        name = metric
+    unit = threshold.display_unit
+    if threshold.is_latency:
+        value = _number(threshold.value * _LATENCY_UNITS[unit]) + unit
+    elif unit == "%":
+        value = _number(threshold.value * 100) + "%"
+    else:
+        value = _number(threshold.value)
+    text = f"{threshold.endpoint}: " if threshold.endpoint is not None else ""
+    text += f"{name}{threshold.op}{value}"
+    if threshold.span is not None:
+        text += f" over any {_duration(threshold.span)}"
+    if threshold.stage is not None:
+        text += f" during stage {threshold.stage}"
+    elif threshold.between is not None:
+        start, end = threshold.between
+        text += f" during {_duration(start)}..{'end' if math.isinf(end) else _duration(end)}"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    """Whole seconds, else whole milliseconds, else microseconds: ``during START..`` takes no decimal point."""
+    for unit, factor in (("s", 1.0), ("ms", 1e3)):
+        scaled = round(seconds * factor, 9)
+        if scaled.is_integer():
+            return f"{_number(scaled)}{unit}"
+    return f"{_number(seconds * 1e6)}us"
+
+
+def latency_unit(limit: object) -> str:
+    """The unit a latency limit was written in: "250ms" -> ms, "1.5s" or "1m" -> s; a number of seconds by size."""
+    if isinstance(limit, str):
+        text = limit.strip().lower()
+        if text.endswith(("us", "µs")):
+            return "us"
+        if text.endswith("ms"):
+            return "ms"
+        if text and not text[-1].isdigit():
+            return "s"
+        try:
+            limit = float(text)
+        except ValueError:
+            return "ms"
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+        return "s" if limit >= 1 else "ms"
+    return "ms"
+
 
 @dataclass(frozen=True)
 class Slo:
@@ -86,7 +171,12 @@ class Slo:
     grace: float | str = DEFAULT_ABORT_GRACE_S
 
     def __post_init__(self) -> None:
-        parse_threshold(self.expression)  # fail at declaration, with the grammar
+        threshold = parse_threshold(self.expression)  # fail at declaration, with the grammar
+        if self.abort and threshold.kinds:
+            raise SloError(
+                f"Slo({self.expression!r}, abort=True): error_rate[KINDS] cannot abort a run (the live windows "
+                "count errors, not their kinds); abort on error_rate instead"
+            )
         try:
             parse_duration(self.grace, what="grace")
         except UnitError as exc:
@@ -101,6 +191,29 @@ class Slo:
         return parse_duration(self.grace, what="grace")
 
 
+_KIND = re.compile(r'\s*(?:"(?P<quoted>[^"]*)"|(?P<plain>[^,"]*?))\s*(?:,|$)')
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    """``HTTP 5, timeout`` -> ("HTTP 5", "timeout"); a kind with a comma is quoted: ``"check: a, b"``."""
+    kinds: list[str] = []
+    position = 0
+    while position < len(text):
+        match = _KIND.match(text, position)
+        if match is None or match.end() == position:
+            raise SloError(f"cannot read the error kinds [{text}]; e.g. error_rate[HTTP 5, timeout]<1%")
+        kind = match.group("quoted") if match.group("quoted") is not None else match.group("plain")
+        kinds.append(kind)
+        position = match.end()
+    if not kinds or not all(kind.strip() for kind in kinds):
+        raise SloError(f"error_rate[{text}] needs error kinds, e.g. error_rate[HTTP 5, timeout]<1%")
+    return tuple(kinds)
+
+
+def _kind_text(kind: str) -> str:
+    return f'"{kind}"' if "," in kind or kind != kind.strip() else kind
+
+
 def _percentile_metric(text: str) -> str:
     number = float(text[2:-1].strip())
     if not 0 < number <= 100:
@@ -113,17 +226,23 @@ def parse_threshold(expression: str) -> Threshold:
     match = _EXPRESSION.match(expression) if isinstance(expression, str) else None
     if match is None:
         raise SloError(f"cannot read SLO expression {expression!r}; expected {GRAMMAR}")
-    metric_text = match.group("metric").replace(" ", "")
+    metric_text = match.group("metric")
     op, value_text = match.group("op"), match.group("value")
+    unit = ""
+    kinds: tuple[str, ...] | None = None
     try:
-        if metric_text.startswith("p("):
-            metric = _percentile_metric(metric_text)
+        if metric_text.startswith("p(") or metric_text in _LATENCY_METRICS:
+            if metric_text.startswith("p("):
+                metric = _percentile_metric(metric_text.replace(" ", ""))
+            else:
+                metric = _LATENCY_METRICS[metric_text]
             value = _latency_value(value_text)
-        elif metric_text in _LATENCY_METRICS:
-            metric = _LATENCY_METRICS[metric_text]
-            value = _latency_value(value_text)
-        elif metric_text in ("rate", "error_rate"):
+            # k6: a bare number is milliseconds
+            unit = latency_unit(value_text) if value_text.strip()[-1:].isalpha() else "ms"
+        elif metric_text.split("[")[0] in ("rate", "error_rate"):
             metric, value = "error_rate", parse_fraction(value_text, what=metric_text)
+            if "[" in metric_text:
+                kinds = _kinds(metric_text[metric_text.index("[") + 1 : -1])
         elif metric_text in ("rps", "count", "errors"):
             metric, value = metric_text, float(value_text)
         else:
@@ -141,6 +260,8 @@ def parse_threshold(expression: str) -> Threshold:
             between = (parse_duration(match.group("start"), what="during start"), end)
             if between[1] <= between[0]:
                 raise SloError("'during START..END' needs END after START")
+        if kinds is not None and (span is not None or stage is not None or between is not None):
+            raise SloError("error_rate[KINDS] is judged on the whole run: 1-second windows count errors, not kinds")
     except (UnitError, ValueError) as exc:
         raise SloError(f"cannot read SLO expression {expression!r}: {exc}; expected {GRAMMAR}") from None
     return Threshold(
@@ -152,6 +273,8 @@ def parse_threshold(expression: str) -> Threshold:
         span=span,
         stage=stage,
         between=between,
+        unit=unit,
+        kinds=kinds,
     )
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from pytest_shopflow_perf.profile.resolve import ProfileError, Source, resolve_profile
+from pytest_shopflow_perf.profile.resolve import (
+    DOCUMENTED_MARKER_KEYS,
+    MARKER_KEYS,
+    PLUGIN_MARKER_KEYS,
+    ProfileError,
+    Source,
+    resolve_profile,
+)
 from pytest_shopflow_perf.profile.units import UnitError, parse_duration, parse_fraction
 
 
@@ -96,3 +106,59 @@ def test_errors_name_the_source() -> None:
         resolve({"stages": [("1s",)]})
     with pytest.raises(ProfileError, match="base_url"):
         resolve({"base_url": "ftp://x"})
+
+
+def _readme_marker_keys() -> list[str]:
+    """The keys of the README's marker table, in its order, plus `faults` (its own section)."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    table = readme.split("### The marker (all optional)", 1)[1].split("\n\n", 2)[1]
+    keys = [key for row in table.splitlines()[2:] for key in re.findall(r"`(\w+)`", row.split("|")[1])]
+    assert "faults=[latency(" in readme  # the marker's faults= is documented under Resilience
+    return keys
+
+
+def test_the_accepted_marker_keys_are_the_documented_ones() -> None:
+    """Issue 17: the list left out slo and faults (documented) and must show workers as accepted."""
+    documented = _readme_marker_keys()
+    assert "faults" not in documented  # documented with the faults, not in the table
+    assert set(DOCUMENTED_MARKER_KEYS) == {*documented, "faults"}
+    assert set(DOCUMENTED_MARKER_KEYS) - set(PLUGIN_MARKER_KEYS) == set(MARKER_KEYS)
+    with pytest.raises(ProfileError) as error:
+        resolve({"userz": 3})
+    accepted = str(error.value).split("; accepted: ", 1)[1].split(", ")
+    assert accepted == list(DOCUMENTED_MARKER_KEYS)
+    assert {"workers", "slo", "faults"} <= set(accepted)
+    assert resolve({"workers": 2}).workers == 2  # accepted, not refused
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [("userz", "users"), ("durration", "duration"), ("rampup", "ramp_up"), ("slos", "slo"), ("fault", "faults"),
+     ("max_user", "max_users"), ("worker", "workers")],
+)  # fmt: skip
+def test_an_unknown_key_suggests_the_closest_one(key, hint) -> None:
+    with pytest.raises(ProfileError, match=re.escape(f"unknown argument(s) {key} (did you mean `{hint}`?)")):
+        resolve({key: 1})
+
+
+def test_an_unknown_key_far_from_every_key_gets_no_suggestion() -> None:
+    with pytest.raises(ProfileError) as error:
+        resolve({"zzqx": 1, "durration": 1})
+    assert "unknown argument(s) durration (did you mean `duration`?), zzqx; accepted: users" in str(error.value)
+
+
+def test_users_with_rate_is_refused_pointing_at_max_users() -> None:
+    """Issue 17: users=2, rate=10 silently ran the open model with 1000 users allowed."""
+    with pytest.raises(ProfileError) as error:
+        resolve({"users": 2, "rate": 10})
+    message = str(error.value)
+    assert message.startswith("@pytest.mark.load: users=2 with rate=10: rate= is the open model")
+    assert "give max_users=2" in message
+    assert resolve({"rate": 10, "max_users": 2}).max_users == 2
+    assert resolve({"users": 2, "rate": None}).model == "closed"  # load.run(..., rate=None) drops a marker's rate
+
+
+def test_users_from_ini_env_or_cli_beside_a_rate_keep_their_documented_meaning() -> None:
+    assert resolve({"rate": 10}, ini={"users": 5}).max_users == 1000  # a suite default for closed tests
+    assert resolve({"rate": 10}, env={"users": "20"}).max_users == 20  # the CI's override caps the open model
+    assert resolve({"rate": 10}, cli={"users": 30}).max_users == 30

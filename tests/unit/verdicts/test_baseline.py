@@ -274,18 +274,85 @@ def test_non_finite_numbers_are_rejected_on_load(tmp_path, constant):
 
 
 @pytest.mark.parametrize(
-    ("total", "field"),
-    [({}, "requests"), ({"requests": 3}, "errors"), ({"requests": "3", "errors": 0}, "requests"),
-     ({"requests": 3, "errors": 0, "p95_ms": "fast"}, "p95_ms")],
+    ("total", "message"),
+    [({}, 'run 1 total: "requests"'), ({"requests": 3}, 'run 1 total: "errors"'),
+     ({"requests": "3", "errors": 0}, 'runs[1].total.requests: expected a whole number >= 0, got "3"'),
+     ({"requests": 3, "errors": 0, "p95_ms": "fast"}, 'runs[1].total.p95_ms: expected a number, got "fast"')],
 )  # fmt: skip
-def test_empty_or_mistyped_statistics_are_rejected_naming_file_run_and_field(tmp_path, total, field):
+def test_empty_or_mistyped_statistics_are_rejected_naming_file_run_and_field(tmp_path, total, message):
     path = tmp_path / "b.json"
     append_run(path, NODE, run_record(1))
     data = json.loads(path.read_text())
     data["runs"].append({**run_record(2), "total": total})
     path.write_text(json.dumps(data))
-    with pytest.raises(BaselineError, match=rf'{path}: run 1 total: "{field}"'):
+    with pytest.raises(BaselineError) as error:
         load_baseline(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert message in str(error.value)
+
+
+def _edited(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["runs"][1]["endpoints"]["GET /x"].update(p95_ms="fast"),
+         'runs[1].endpoints["GET /x"].p95_ms: expected a number, got "fast"'),
+        (lambda d: d["runs"][0].update(duration_s="long"), 'runs[0].duration_s: expected a number, got "long"'),
+        (lambda d: d["runs"][0].update(environment=["x"]), "runs[0].environment: expected an object, got a list"),
+        (lambda d: d["runs"][1]["endpoints"].update({"GET /y": [1, 2]}),
+         'runs[1].endpoints["GET /y"]: expected an object, got a list'),
+        (lambda d: d["runs"][0]["environment"].update(git_commit=42),
+         "runs[0].environment.git_commit: expected a string, got 42"),
+        (lambda d: d["runs"][0]["total"]["windows"].update(count=[1, "2"]),
+         'runs[0].total.windows.count[1]: expected a whole number >= 0, got "2"'),
+        (lambda d: d["runs"][0]["total"]["windows"].update(count=[1]),
+         "runs[0].total.windows: the per-window lists differ in length (t_s 2, count 1"),
+        (lambda d: d["runs"][0]["generator"].update(saturated="no"),
+         'runs[0].generator.saturated: expected true or false, got "no"'),
+        (lambda d: d["runs"][0]["profile"].update(stages="fast"),
+         'runs[0].profile.stages: expected a list, got "fast"'),
+        (lambda d: d.update(runs={"0": {}}), "runs: expected a list, got an object"),
+    ],
+)  # fmt: skip
+def test_wrong_field_types_are_refused_on_load_naming_the_field_path_and_the_fix(tmp_path, edit, message):
+    path = tmp_path / "b.json"
+    for n in (1, 2):
+        record = run_record(n)
+        record["endpoints"] = {"GET /x": dict(record["total"])}
+        record["environment"] = {"fingerprint": "sha256:x", "git_commit": "a" * 40}
+        record["generator"] = {"saturated": False, "reasons": []}
+        record["profile"] = {"users": 1, "stages": [[1.0, 1.0]]}
+        record["total"]["windows"] = {"t_s": [0.0, 1.0], "count": [1, 1], "errors": [0, 0]}
+        append_run(path, NODE, record)
+    load_baseline(path)  # the file as written is fine
+    _edited(path, edit)
+    with pytest.raises(BaselineError) as error:
+        load_baseline(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: 1 field(s) of the baseline have the wrong type: ")
+    assert message in text
+    assert "correct them by hand, or restore it from version control" in text
+
+
+def test_every_type_problem_is_counted_and_the_first_three_named(tmp_path):
+    path = tmp_path / "b.json"
+    append_run(path, NODE, run_record(1))
+    _edited(path, lambda d: d["runs"][0]["total"].update(rps="a", mean_ms="b", p50_ms="c", p90_ms="d"))
+    with pytest.raises(BaselineError, match=r"4 field\(s\) .*: runs\[0\]\.total\.rps: .*\(and 1 more\)"):
+        load_baseline(path)
+
+
+def test_committed_baselines_pass_the_type_checks():
+    directory = Path(__file__).parents[3] / "baselines"
+    files = sorted(directory.glob("*.json"))
+    assert files
+    for path in files:
+        assert load_baseline(path) is not None
 
 
 def _save_five(path: str, barrier: object, worker: int) -> None:
@@ -370,3 +437,29 @@ def test_no_regression_verdict_on_a_saturated_run():
     )
     with pytest.raises(pytest.skip.Exception, match="inconclusive"):
         assert_no_regression(result)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", [{"users": 2, "iterations": 20}, {"rate": 50, "duration": "300ms", "max_users": 5}])
+def test_the_records_the_plugin_writes_pass_its_own_type_checks(model):
+    """The type table follows the run record: a field whose form changes must change there too."""
+    import httpx
+    from support.engine import run
+
+    from pytest_shopflow_perf.result.record_types import RUN_TYPES, type_problems
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if request.url.path == "/fail" else 200)
+
+    async def journey(user):
+        await user.client.get("/x")
+        await user.client.get("/fail")
+        user.check(False, "cart has items")
+
+    result = run(journey, transport_factory=lambda: httpx.MockTransport(handler), **model)
+    record = result.to_dict()
+    assert isinstance(record["target"], dict)
+    assert type_problems(record, RUN_TYPES) == []
+    assert type_problems({**record, "target": "http://127.0.0.1:1"}, RUN_TYPES) == []  # records before targets
+    assert type_problems({**record, "target": 7}, RUN_TYPES) == [
+        "target: expected a URL or an object of url, source and label, got 7"
+    ]
