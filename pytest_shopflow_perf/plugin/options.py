@@ -46,6 +46,7 @@ REGRESSION_INI: tuple[tuple[str, str], ...] = (
     ("single_run_noise_floor", "run-to-run noise assumed when a baseline has one run (default 0.10)"),
     ("min_baseline_runs", "baseline runs needed before a regression can fail a test (default 1)"),
     ("latency_floor_ms", "smallest absolute latency increase in ms that counts (default 1.0)"),
+    ("busy_machine", "a regression measured on a busier machine than the baseline's is inconclusive (default true)"),
 )
 """The ``perf_regression_*`` ini keys (the policy fields) and their help."""
 

@@ -81,7 +81,15 @@ def test_a_corrupt_baseline_fails_its_test_names_the_file_and_keeps_the_run(
     assert corrupt.read_text() == "{not json"
 
 
-@pytest.mark.parametrize("ini", ["perf_baseline_keep=0", "perf_baseline_keep=five", "perf_regression_alpha=x"])
+@pytest.mark.parametrize(
+    "ini",
+    [
+        "perf_baseline_keep=0",
+        "perf_baseline_keep=five",
+        "perf_regression_alpha=x",
+        "perf_regression_busy_machine=maybe",
+    ],
+)
 def test_bad_ini_values_are_usage_errors_at_start(pytester: pytest.Pytester, ini: str) -> None:
     pytester.makepyfile(test_data="def test_plain():\n    pass\n")
     result = pytester.runpytest_subprocess("-o", ini)

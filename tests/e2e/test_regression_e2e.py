@@ -40,6 +40,8 @@ def test_a_forty_percent_slowdown_fails_and_an_unchanged_run_passes(pytester, de
         "no:cacheprovider",
         "-o",
         "asyncio_default_fixture_loop_scope=function",
+        "-o",
+        "perf_regression_busy_machine=false",  # the slowdown is the server's by construction
     )
     monkeypatch.setenv("DELAY_MS", "20")
     first = pytester.runpytest_subprocess(*args, "--perf-save-baseline")  # one real run becomes the baseline

@@ -55,6 +55,9 @@ class RegressionPolicy:
     :param latency_floor_ms: smallest absolute latency increase (ms) that can count
         as a regression: on a millisecond service, 1.8 -> 2.6 ms is "+44 %" of
         timer and scheduler noise, not a slowdown anyone would act on.
+    :param busy_machine: downgrade regressions to "inconclusive" when the machine was
+        measurably busier than during the baseline (:mod:`.machine`); off only where the
+        machine's load is part of what is tested.
     """
 
     alpha: float = 0.05
@@ -67,6 +70,7 @@ class RegressionPolicy:
     single_run_noise_floor: float = 0.10
     min_baseline_runs: int = 1
     latency_floor_ms: float = 1.0
+    busy_machine: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -92,7 +96,18 @@ class RegressionPolicy:
 
 
 # ini perf_regression_<name> -> RegressionPolicy field: one table for the gate and the baseline CLI.
-REGRESSION_INI: Final[dict[str, type]] = {
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_flag.__name__ = "boolean (true or false)"
+
+REGRESSION_INI: Final[dict[str, Callable[[str], Any]]] = {
     "alpha": float,
     "minor": float,
     "major": float,
@@ -102,6 +117,7 @@ REGRESSION_INI: Final[dict[str, type]] = {
     "single_run_noise_floor": float,
     "min_baseline_runs": int,
     "latency_floor_ms": float,
+    "busy_machine": _flag,
 }
 
 
@@ -115,7 +131,8 @@ def policy_from_ini(getini: Callable[[str], str]) -> RegressionPolicy:
                 values[field_name] = kind(raw)
             except ValueError:
                 raise ValueError(
-                    f"ini perf_regression_{field_name}={raw!r} is not valid: expected a {kind.__name__}"
+                    f"ini perf_regression_{field_name}={raw!r} is not valid: "
+                    f"expected a {getattr(kind, '__name__', kind)}"
                 ) from None
     try:
         return RegressionPolicy(**values)
@@ -337,7 +354,7 @@ def compare(baseline: Mapping[str, Any], run: Mapping[str, Any], *, policy: Regr
     if mismatch:
         notes.append(mismatch)
         findings = [_downgrade(f) for f in findings]
-    busier = busier_than_baseline(runs, current)
+    busier = busier_than_baseline(runs, current) if policy.busy_machine else ""
     if busier:
         notes.append(
             f"the machine was busier than during the baseline ({busier}): a slowdown measured beside another "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_regression import baseline, finding, record, stats
 
-from pytest_shopflow_perf.verdicts.regression import compare
+from pytest_shopflow_perf.verdicts.regression import RegressionPolicy, compare, policy_from_ini
 from pytest_shopflow_perf.verdicts.regression.machine import busier_than_baseline
 
 
@@ -63,3 +63,11 @@ def test_an_unchanged_service_on_a_busier_machine_is_noted_without_a_failure():
     verdict = compare(quiet_baseline(), loaded(record(stats(1.0, phase=4)), foreign=1.0))
     assert verdict.tier in ("none", "negligible")
     assert any("busier" in n for n in verdict.notes)
+
+
+def test_the_check_can_be_turned_off_where_the_machines_load_is_the_test():
+    off = policy_from_ini(lambda name: "false" if name == "perf_regression_busy_machine" else "")
+    assert off == RegressionPolicy(busy_machine=False)
+    verdict = compare(quiet_baseline(), loaded(record(stats(2.0, phase=4)), foreign=1.01), policy=off)
+    assert verdict.tier == "critical"
+    assert not any("busier" in n for n in verdict.notes)
