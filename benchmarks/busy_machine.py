@@ -35,6 +35,7 @@ TEST = textwrap.dedent(
     async def shopper(user):
         await user.client.get("/api/products", params={"q": "shoe"}, extensions={"name": "search"})
         await user.client.get("/api/products/1", extensions={"name": "product"})
+        await user.think(float(os.environ["AA_THINK"]))  # below saturation: a saturated run is never a baseline
 
     @pytest.mark.load(users=int(os.environ["AA_USERS"]), duration=os.environ["AA_DURATION"])
     def test_aa(load):
@@ -47,6 +48,7 @@ TEST = textwrap.dedent(
             "foreign": result.environment["machine_load"].get("foreign_cpu_cores"),
             "p99_ms": result.percentile(99) * 1000,
             "rps": result.rps,
+            "saturated": result.generator.saturated,
         }))
     """
 )
@@ -93,16 +95,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="baseline runs (K)")
     parser.add_argument("--candidates", type=int, default=3, help="quiet and busy candidates each")
     parser.add_argument("--duration", default="5s")
-    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--think", type=float, default=0.01, help="think time per iteration, seconds")
     args = parser.parse_args()
-    env = {**os.environ, "AA_USERS": str(args.users), "AA_DURATION": args.duration}
+    env = {**os.environ, "AA_USERS": str(args.users), "AA_DURATION": args.duration, "AA_THINK": str(args.think)}
     with tempfile.TemporaryDirectory(prefix="busy-machine-") as tmp:
         project = Path(tmp)
         (project / "test_aa.py").write_text(TEST)
         (project / "pytest.ini").write_text("[pytest]\n")
         for index in range(args.runs):
             result = run_pytest(project, env, "--perf-save-baseline")
-            print(f"baseline {index + 1}: p99 {result['p99_ms']:.1f} ms, foreign CPU {result['foreign']:.2f} cores")
+            print(f"baseline {index + 1}: p99 {result['p99_ms']:.1f} ms, {result['rps']:.0f} req/s, "
+                  f"foreign CPU {result['foreign']:.2f} cores, saturated: {result['saturated']}")  # fmt: skip
         rows: list[tuple[str, dict[str, object]]] = []
         for index in range(args.candidates * 2):
             kind = "busy" if index % 2 else "quiet"
