@@ -115,7 +115,7 @@ class LoadRunner:
         tracked = self._tracked
 
         def watchdog(view: Any, elapsed: float, duration: float, remaining: float) -> str | None:
-            for message in unseen_endpoints(slos, view, elapsed, warned):
+            for message in unseen_endpoints(slos, view, elapsed, warned, duration):
                 notice(message)
             return watch(slos, tracked, view, elapsed, duration, remaining)
 

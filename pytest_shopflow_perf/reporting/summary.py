@@ -423,8 +423,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         )
     else:
         worst = max(runs, key=lambda r: r["total"]["p95_ms"], default=None)
-        lines.append(
-            "Nothing to act on: every scenario met its thresholds"
-            + (f"; the slowest p95 was {_ms(worst['total']['p95_ms'])} ({worst['name']})." if worst else ".")
-        )
+        slowest = f"; the slowest p95 was {_ms(worst['total']['p95_ms'])} ({worst['name']})." if worst else "."
+        if summary["verdict"] == "PASS":
+            lines.append("Nothing to act on: every judged scenario met its thresholds" + slowest)
+        else:  # an interrupted or unjudged session did not meet anything: say what the figures do not show
+            lines.append(
+                f"No recommendation follows from these figures, but the verdict is {summary['verdict']} "
+                f"(see above): nothing here says the thresholds were met" + slowest
+            )
     return "\n".join(lines) + "\n"

@@ -89,6 +89,17 @@ def test_a_declared_slo_on_an_unseen_endpoint_is_said_once_from_the_first_window
     assert unseen_endpoints(slos, View(["POST /post"]), 2.0, warned) == []  # said once
 
 
+def test_an_endpoint_that_may_come_later_is_waited_for_until_half_the_run() -> None:
+    """The ShopFlow suite's checkout comes after browsing: no warning in the first second for it."""
+    slos = [Slo("POST /api/checkout: p(95)<800ms"), Slo("GET /api/product: p(95)<500ms")]
+    warned: set[str] = set()
+    early = unseen_endpoints(slos, View(["GET /api/products", "POST /api/login"]), 1.0, warned, duration=10.0)
+    assert [m.split(":")[0] for m in early] == ["SLO 'GET /api/product"]  # a character off: said at once
+    assert unseen_endpoints(slos, View(["GET /api/products"]), 4.0, warned, duration=10.0) == []
+    late = unseen_endpoints(slos, View(["GET /api/products"]), 5.0, warned, duration=10.0)
+    assert [m.split(":")[0] for m in late] == ["SLO 'POST /api/checkout"]
+
+
 def test_the_watchdog_still_aborts_and_tracks_as_before() -> None:
     """The name check sits beside the watchdog; watch itself is unchanged (no abort on an unseen endpoint)."""
     assert watch([Slo("GET /psot: error_rate<5%", abort=True, grace="0s")], {}, View(["POST /post"]), 3.0, 10.0) is None
