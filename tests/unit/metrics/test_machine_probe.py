@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pytest_shopflow_perf.metrics.machine import MachineProbe, micro_benchmark_us
 
 BUSY = "while True: pass"
+BUSY_SHARE = 0.15  # the least a busy loop gets over a second, even beside a dozen other busy processes
 # A "service" that listens on a port and burns a core: its CPU is the target's, not the machine's noise.
 BUSY_LISTENER = (
     "import socket, sys\n"
@@ -49,10 +50,11 @@ def test_another_jobs_busy_loop_is_foreign_and_named():
     with foreign_busy_loop() as pid:
         time.sleep(0.1)
         load = measure(None)
-    assert load["foreign_cpu_cores"] >= 0.5, load
+    # Classification, not amounts: on a loaded machine a busy loop gets 2 cores / (runnable processes).
+    assert load["foreign_cpu_cores"] >= BUSY_SHARE, load
     # another busy process (a CI job keeping a core busy) may rank above it: it is named, not necessarily first
     named = {p["pid"]: p["cpu_cores"] for p in load["foreign_top"]}
-    assert named.get(pid, 0.0) >= 0.3, load
+    assert named.get(pid, 0.0) >= BUSY_SHARE, load
     assert load["generator_cpu_cores"] < 0.3, load
     assert load["target_cpu_cores"] is None  # no target named: nothing is counted as the target's
 
@@ -65,7 +67,7 @@ def test_a_busy_child_of_the_generator_is_the_generators():
     finally:
         child.kill()
         child.wait()
-    assert load["generator_cpu_cores"] >= 0.5, load
+    assert load["generator_cpu_cores"] >= BUSY_SHARE, load
     assert child.pid not in {p["pid"] for p in load["foreign_top"]}
 
 
@@ -78,7 +80,7 @@ def test_a_target_burning_cpu_is_the_targets_not_the_machines():
         finally:
             server.kill()
     assert load["target_pids"] == [server.pid]
-    assert load["target_cpu_cores"] >= 0.5, load
+    assert load["target_cpu_cores"] >= BUSY_SHARE, load
     assert server.pid not in {p["pid"] for p in load["foreign_top"]}  # whatever else the machine is doing
 
 
