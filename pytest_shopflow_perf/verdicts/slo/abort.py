@@ -125,14 +125,23 @@ def watch(
 MISSPELT_RATIO = 0.85
 
 
+def _nested(path: str, other: str) -> bool:
+    """``/api/products`` and ``/api/products/{id}``: one a path prefix of the other, two endpoints."""
+    short, long = sorted((path.rstrip("/"), other.rstrip("/")), key=len)
+    return long.startswith(short + "/")
+
+
 def _misspelt(name: str, names: Collection[str]) -> bool:
-    """``GET /post`` when the run has ``POST /post``, or a name a character or two off one the run has."""
+    """``GET /post`` when the run has ``POST /post``, or a name a character or two off one the run has
+    (never a sub-path of it: ``GET /api/products/{id}`` may simply come after ``GET /api/products``)."""
     path = name.partition(" ")[2]
-    return any(
-        (path and other.partition(" ")[2] == path)
-        or difflib.SequenceMatcher(None, name, other).ratio() >= MISSPELT_RATIO
-        for other in names
-    )
+    for other in names:
+        other_path = other.partition(" ")[2]
+        if path and other_path == path:
+            return True
+        if not _nested(path, other_path) and difflib.SequenceMatcher(None, name, other).ratio() >= MISSPELT_RATIO:
+            return True
+    return False
 
 
 def unseen_endpoints(
