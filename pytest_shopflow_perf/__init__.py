@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.plugin.fixtures import LoadRunner
     from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError
     from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, ShardRecord, Span, Stats, TimelineWindow
+    from pytest_shopflow_perf.result.resources import Resources
     from pytest_shopflow_perf.result.target import RunTarget
     from pytest_shopflow_perf.target.policy import TargetError
     from pytest_shopflow_perf.target.refused import TargetRefused
@@ -59,6 +60,7 @@ __all__ = [
     "ProfileError",
     "Progress",
     "RegressionPolicy",
+    "Resources",
     "RunTarget",
     "ShardError",
     "ShardRecord",
@@ -106,6 +108,7 @@ _HOMES = {
     "ProfileError": "profile.resolve",
     "Progress": "engine.engine",
     "RegressionPolicy": "verdicts.regression",
+    "Resources": "result.resources",
     "RunTarget": "result.target",
     "ShardError": "engine.shards.wire",
     "ShardRecord": "result.model",

@@ -21,6 +21,7 @@ from pytest_shopflow_perf.metrics.hdr import (
     percentiles,
 )
 from pytest_shopflow_perf.metrics.recorder import WINDOW_S, WindowSeries
+from pytest_shopflow_perf.result.resources import Resources
 from pytest_shopflow_perf.result.schema import (
     RUN_SCHEMA,
     CheckRecord,
@@ -434,6 +435,7 @@ class LoadResult(Stats):
         extra: Mapping[str, Any] | None = None,
         events: Mapping[str, Mapping[str, Any]] | None = None,
         shards: Sequence[ShardRecord] = (),
+        resources: Resources | None = None,
     ) -> None:
         super().__init__(
             name="total",
@@ -466,6 +468,8 @@ class LoadResult(Stats):
         self.extra: dict[str, Any] = dict(extra or {})
         # One record per shard of a run with workers or on a cluster; empty for one process.
         self.shards: list[ShardRecord] = list(shards)
+        # The target's CPU/RSS/gauges over the run; None when nothing was sampled.
+        self.resources: Resources | None = resources
 
     @property
     def lost_shards(self) -> list[ShardRecord]:
@@ -508,6 +512,7 @@ class LoadResult(Stats):
             "events": {name: cast("EventRecord", dict(row)) for name, row in self.events.items()},
             **({"extra": self.extra} if self.extra else {}),  # type: ignore[typeddict-item]
             **({"shards": [shard.to_dict() for shard in self.shards]} if self.shards else {}),  # type: ignore[typeddict-item]
+            **({"resources": self.resources.to_dict()} if self.resources else {}),  # type: ignore[typeddict-item]
         }
 
     def summary_dict(self) -> RunSummary:
@@ -527,6 +532,7 @@ class LoadResult(Stats):
             "generator": self.generator.to_dict(),
             "extra": dict(self.extra),
             **({"shards": [shard.to_dict() for shard in self.shards]} if self.shards else {}),
+            **({"resources": self.resources.summary_dict()} if self.resources else {}),
         }
 
     @classmethod
@@ -551,4 +557,5 @@ class LoadResult(Stats):
             extra=data.get("extra", {}),
             events=data.get("events", {}),
             shards=[ShardRecord.from_dict(shard) for shard in data.get("shards", [])],
+            resources=Resources.from_dict(data.get("resources")),
         )

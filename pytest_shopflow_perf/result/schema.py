@@ -179,6 +179,7 @@ class RunRecord(_RunRequired, total=False):
     extra: dict[str, Any]
     git_commit: str | None
     shards: list[ShardRecordDict]
+    resources: dict[str, Any]  # Resources.to_dict(): source, notes, figures, samples
 
 
 class RunSummary(TypedDict, total=False):
@@ -199,3 +200,4 @@ class RunSummary(TypedDict, total=False):
     extra: dict[str, Any]
     outcome: str
     shards: list[ShardRecordDict]
+    resources: dict[str, Any]  # Resources.summary_dict(): the figures without the samples
