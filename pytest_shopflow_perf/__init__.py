@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.engine import Progress
     from pytest_shopflow_perf.engine.fast_client import FastClient
     from pytest_shopflow_perf.engine.fast_response import FastClientUnsupported
+    from pytest_shopflow_perf.engine.measure import Measure, MeasureError
     from pytest_shopflow_perf.engine.shards.wire import ShardError
     from pytest_shopflow_perf.engine.user import StopUser, User
     from pytest_shopflow_perf.faults.actions import Action, action, service_faults
@@ -56,6 +57,8 @@ __all__ = [
     "LoadProfile",
     "LoadResult",
     "LoadRunner",
+    "Measure",
+    "MeasureError",
     "PerformanceRegressionWarning",
     "ProfileError",
     "Progress",
@@ -104,6 +107,8 @@ _HOMES = {
     "LoadProfile": "profile.resolve",
     "LoadResult": "result.model",
     "LoadRunner": "plugin.fixtures",
+    "Measure": "engine.measure",
+    "MeasureError": "engine.measure",
     "PerformanceRegressionWarning": "verdicts.assertions",
     "ProfileError": "profile.resolve",
     "Progress": "engine.engine",

@@ -35,11 +35,12 @@ import httpx
 from pytest_shopflow_perf.engine.arrivals import OpenModel, dropped_iterations
 from pytest_shopflow_perf.engine.clients import Clients, event_loop_name
 from pytest_shopflow_perf.engine.journeys import JourneySpec, callable_name, check_hooks, normalize_journeys
+from pytest_shopflow_perf.engine.marks import is_recorded, measured_row
 from pytest_shopflow_perf.engine.monitor import GeneratorMonitor
 from pytest_shopflow_perf.engine.summary import summarize
 from pytest_shopflow_perf.engine.tasks import UserTasks
 from pytest_shopflow_perf.engine.transport import TransportCounters
-from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, is_recorded, wake
+from pytest_shopflow_perf.engine.user import StopUser, User, UserContext, wake
 from pytest_shopflow_perf.metrics.hdr import warm_up
 from pytest_shopflow_perf.metrics.recorder import DETAIL_WINDOWS, JOURNEY_ROW_PREFIX, Recorder
 from pytest_shopflow_perf.profile.resolve import LoadProfile
@@ -574,10 +575,14 @@ class Engine(OpenModel):
 
     def _record_exception(self, row: str, where: object, exc: BaseException) -> None:
         """A journey's or hook's own exception, on its row; the first traceback of each kind is kept."""
-        if is_recorded(exc):
-            return  # a transport error or an HTTP error status: counted where it happened
         kind = f"exception {type(exc).__name__}"
-        self.recorder.record_error(row, kind, perf_counter())
+        if is_recorded(exc):
+            measured = measured_row(exc)
+            if measured is None:
+                return  # a transport error or an HTTP error status: counted where it happened
+            row = measured  # counted on its user.measure row; its traceback is still worth keeping
+        else:
+            self.recorder.record_error(row, kind, perf_counter())
         sample = self._exceptions.get(kind)
         if sample is None and len(self._exceptions) < MAX_EXCEPTION_SAMPLES:
             # From the journey's own frame on: the engine's frame that called it says nothing to the user.

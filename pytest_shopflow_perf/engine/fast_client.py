@@ -58,8 +58,8 @@ from pytest_shopflow_perf.engine.fast_response import (
     unsupported,
 )
 from pytest_shopflow_perf.engine.fast_transport import DEFAULT_PORTS, IDEMPOTENT, FastTransport
+from pytest_shopflow_perf.engine.marks import mark_recorded
 from pytest_shopflow_perf.engine.transport import _transport_error_kind, _WireClock
-from pytest_shopflow_perf.engine.user import mark_recorded
 from pytest_shopflow_perf.target.refused import TargetRefused
 
 if TYPE_CHECKING:

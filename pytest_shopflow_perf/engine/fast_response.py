@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 
 from pytest_shopflow_perf._errors import ShopflowPerfError
-from pytest_shopflow_perf.engine.user import ERROR_EXTENSION
+from pytest_shopflow_perf.engine.marks import ERROR_EXTENSION
 
 if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.fast_request import Route

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from pytest_shopflow_perf.engine.user import ERROR_EXTENSION, mark_recorded
+from pytest_shopflow_perf.engine.marks import ERROR_EXTENSION, mark_recorded
 from pytest_shopflow_perf.metrics.recorder import collapse_path
 from pytest_shopflow_perf.profile.resolve import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_S
 from pytest_shopflow_perf.target.refused import TargetRefused

@@ -1,7 +1,7 @@
 """The virtual user a journey receives: its client, state, seeded random, think time and checks.
 
-Also the per-user context it shares with its transport (``engine/transport.py``),
-``StopUser``, and the mark that an exception was already counted where it happened.
+Also the per-user context it shares with its transport (``engine/transport.py``) and
+``StopUser``. ``user.measure``/``user.record`` time any operation (``engine/measure.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
+from pytest_shopflow_perf.engine.measure import Measure, record_duration
 from pytest_shopflow_perf.metrics.recorder import CHECK_ROW_PREFIX
 from pytest_shopflow_perf.profile.units import parse_duration
 
@@ -23,10 +24,8 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.transport import TransportCounters
     from pytest_shopflow_perf.metrics.recorder import Recorder
 
-RECORDED = "__shopflow_perf_recorded__"
 MAX_CHECKS = 200  # distinct check names; more share one row, as endpoint names do
 OVERFLOW_CHECK = "(other checks)"
-ERROR_EXTENSION = "shopflow_perf.error"
 
 
 class StopUser(BaseException):
@@ -34,18 +33,6 @@ class StopUser(BaseException):
 
     A BaseException so that a journey's own ``except Exception`` does not swallow it.
     """
-
-
-def mark_recorded(exc: BaseException) -> None:
-    setattr(exc, RECORDED, True)
-
-
-def is_recorded(exc: BaseException) -> bool:
-    if getattr(exc, RECORDED, False):
-        return True
-    if isinstance(exc, httpx.HTTPStatusError):
-        return ERROR_EXTENSION in exc.response.extensions
-    return False
 
 
 def _never_stop() -> bool:
@@ -178,6 +165,22 @@ class User:
         await _sleep_until_woken(context, delay)
         if context.should_stop():
             raise StopUser
+
+    def measure(self, name: str) -> Measure:
+        """Time the block under ``name``, like an endpoint: ``async with user.measure("queue publish"):``.
+
+        Its latency goes into the same histograms, windows, thresholds (``p95{queue publish}<50ms``),
+        regression and reports as HTTP requests; an exception inside is an error of kind
+        ``exception <Type>`` on that name and propagates (counted once, not again on the journey).
+        """
+        return Measure(self._context, name)
+
+    def record(self, name: str, seconds: float, error: str | None = None) -> None:
+        """Count a duration measured by the journey itself (publish-to-consume time carried in a message).
+
+        ``error`` (its kind, e.g. ``"timeout"``) counts it as a failed operation of that name.
+        """
+        record_duration(self._context, name, seconds, error)
 
     def check(self, condition: object, name: str) -> bool:
         """Count a pass or fail for ``name`` (k6 ``check``); a failure is an error, never raised.

@@ -26,8 +26,9 @@ from support.slow_servers import read_head, serve, trickle_body
 
 from pytest_shopflow_perf.engine.fast_client import FastClient, FastClientUnsupported, FastResponse
 from pytest_shopflow_perf.engine.fast_transport import FastTransport
+from pytest_shopflow_perf.engine.marks import is_recorded
 from pytest_shopflow_perf.engine.transport import RecordingTransport, TransportCounters
-from pytest_shopflow_perf.engine.user import UserContext, is_recorded
+from pytest_shopflow_perf.engine.user import UserContext
 from pytest_shopflow_perf.metrics.recorder import Recorder
 from pytest_shopflow_perf.target.policy import TargetPolicy
 from pytest_shopflow_perf.target.refused import TargetRefused
