@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.engine.journeys import JourneySpec
     from pytest_shopflow_perf.engine.shards.coordinator import ShardedEngine
     from pytest_shopflow_perf.faults.run import FaultPlan, FaultRun
+    from pytest_shopflow_perf.metrics.resources import ResourceSampler
     from pytest_shopflow_perf.plugin.session import PerfSession
     from pytest_shopflow_perf.profile.resolve import LoadProfile
     from pytest_shopflow_perf.result.model import LoadResult
@@ -82,6 +83,7 @@ class LoadRunner:
         self._tracked: dict[str, tuple[float, float]] = {}  # the current run's declared spans, judged live
         self._measured_target: str | None = None  # the current run's target, for the machine probe
         self._target: RunTarget | None = None  # what the current run targets, and why
+        self._sampler: ResourceSampler | None = None  # the target's resources during the current run
 
     @staticmethod
     def _label(kwargs: dict[str, Any], call: str = "@pytest.mark.load") -> str:
@@ -174,7 +176,7 @@ class LoadRunner:
             "on_progress": progress_printer(self._session.config, self.nodeid.rsplit("::", 1)[-1]),
             "watchdog": self._watchdog(slos),
             "window_detail": _window_detail(slos, profile),
-            "on_clock_start": fault_run.clock_started,
+            "on_clock_start": self._clock_start(fault_run, None if app is not None else target),
             "test": self.nodeid,
             "environment": self._session.environment(),
             "target_policy": policy,
@@ -208,6 +210,19 @@ class LoadRunner:
             )
         except (TypeError, ValueError, ShopflowPerfError) as exc:  # hooks not async, a journey that cannot travel
             raise pytest.UsageError(str(exc)) from None
+
+    def _clock_start(self, fault_run: FaultRun, target: RunTarget | None) -> Callable[[float], None]:
+        """Faults and the target's resource sampler start on the run's clock."""
+        from pytest_shopflow_perf.plugin.resources import sampler_for
+
+        sampler = self._sampler = None if target is None else sampler_for(self._session, target)
+
+        def clock_started(t0: float) -> None:
+            fault_run.clock_started(t0)
+            if sampler is not None:
+                sampler.clock_started(t0)
+
+        return clock_started
 
     def run(
         self,
@@ -336,13 +351,20 @@ class LoadRunner:
 
         probe = MachineProbe(self._measured_target)  # what else the machine does: the regression gate asks
         probe.start()
-        if app is None:
-            result = await engine.run()
-        else:
-            from pytest_shopflow_perf.engine.asgi import lifespan
-
-            async with lifespan(app):
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.start()  # a thread of its own: never on the engine's event loop
+        try:
+            if app is None:
                 result = await engine.run()
+            else:
+                from pytest_shopflow_perf.engine.asgi import lifespan
+
+                async with lifespan(app):
+                    result = await engine.run()
+        finally:
+            resources = sampler.stop() if sampler is not None else None
+        result.resources = resources
         result.environment["machine_load"] = probe.finish(result.requests)
         return result
 

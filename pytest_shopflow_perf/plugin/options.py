@@ -126,6 +126,20 @@ def add_options(parser: pytest.Parser) -> None:
         "(env SHOPFLOW_PERF_CLUSTER; needs pytest-shopflow-perf[distributed] here and on the workers)",
     )
     option(
+        "--perf-target-pid",
+        "PID of the service under test on this machine: its CPU, RSS, threads and connections are sampled",
+        metavar="PID",
+        help="sample this local process (and its children) with psutil during each run: result.resources, "
+        "target_cpu/target_rss SLOs (the embedded service is sampled without it)",
+    )
+    option(
+        "--perf-metrics-url",
+        "Prometheus text endpoint of the service under test, scraped every second during each run",
+        metavar="URL",
+        help="scrape this Prometheus /metrics (loopback or an --perf-allow-host host) during each run: "
+        "process CPU/RSS, every gauge (gauge(NAME) SLOs), counters as rates",
+    )
+    option(
         "--perf-transport",
         "HTTP transport under the httpx client: fast (default) or httpcore",
         metavar="fast|httpcore",
@@ -236,6 +250,8 @@ class Settings:
     cluster: str | None = None
     embedded: bool = True  # ini perf_embedded: fall back to the reference service when no target is given
     title: str | None = None  # --perf-title / ini perf_title; None: from the project's name
+    target_pid: int | None = None  # --perf-target-pid / ini perf_target_pid: sampled with psutil
+    metrics_url: str | None = None  # --perf-metrics-url / ini perf_metrics_url: scraped Prometheus text
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -304,6 +320,8 @@ class Settings:
             ini_profile={key: ini(f"perf_{key}") for key in INI_KEYS if ini(f"perf_{key}")},
             embedded=bool(ini("perf_embedded")),
             title=cli("perf_title") or ini("perf_title") or None,
+            target_pid=_target_pid(cli("perf_target_pid") or ini("perf_target_pid") or None),
+            metrics_url=cli("perf_metrics_url") or ini("perf_metrics_url") or None,
         )
 
     @classmethod
@@ -314,6 +332,9 @@ class Settings:
         module then loads with the first comparison, not in every pytest run.
         """
         settings = cls.from_config(config)
+        from pytest_shopflow_perf.plugin.resources import check_settings
+
+        check_settings(settings)
         if any(config.getini(f"perf_regression_{name}") for name, _ in REGRESSION_INI):
             regression_policy(config)
         return settings
@@ -327,3 +348,18 @@ def regression_policy(config: pytest.Config) -> RegressionPolicy:
         return policy_from_ini(lambda name: str(config.getini(name) or ""))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _target_pid(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        pid = int(raw)
+    except ValueError:
+        pid = 0
+    if pid < 1:
+        raise pytest.UsageError(
+            f"--perf-target-pid={raw!r} is not valid: expected the process id of the service under test "
+            "(a whole number, e.g. --perf-target-pid $(pgrep -f uvicorn))"
+        )
+    return pid

@@ -26,6 +26,8 @@ Routes (``{id}`` are positive integers):
 - Loopback clients only (403 otherwise): ``GET|PUT|DELETE /admin/faults`` (see
   :mod:`.faults`), ``POST /admin/cache/flush``, ``PUT /admin/products/{id}/stock``
   ``{"stock"}``, ``GET /admin/stats``.
+- ``GET /metrics``: Prometheus text (process CPU/RSS, request latency by route, DB pool, cache;
+  :mod:`.metrics`).
 
 Hot reads (listings, search, product detail, categories) are served from the
 cache (TTL ``SHOPFLOW_CACHE_TTL``, default 30 s); concurrent misses of one key
@@ -73,6 +75,7 @@ from . import db
 from .cache import Cache, create_cache
 from .db import Database, DomainError, ProductQuery
 from .faults import FaultError, FaultMiddleware, Faults, FaultSettings
+from .metrics import RequestTimer, ServiceMetrics
 
 __all__ = ["ApiError", "ServiceConfig", "create_app"]
 
@@ -331,6 +334,12 @@ class Service:
             yield
         finally:
             await self.stop()
+
+    def pool_stats(self) -> dict[str, int] | None:
+        return self._db.pool_stats() if self._db is not None else None
+
+    def cache_stats(self) -> dict[str, int] | None:
+        return self._cache.stats() if self._cache is not None else None
 
     # -- plumbing
 
@@ -597,9 +606,11 @@ def create_app(config: ServiceConfig | None = None) -> Starlette:
     ``httpx.ASGITransport`` enter ``app.router.lifespan_context(app)``).
     """
     service = Service(config or ServiceConfig.from_env())
+    routes = service.routes()
+    metrics = ServiceMetrics(routes, pool=service.pool_stats, cache=service.cache_stats)
     app = Starlette(
-        routes=service.routes(),
-        middleware=[Middleware(FaultMiddleware, faults=service.faults)],
+        routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"])],
+        middleware=[Middleware(RequestTimer, metrics=metrics), Middleware(FaultMiddleware, faults=service.faults)],
         exception_handlers={
             ApiError: _on_api_error,
             DomainError: _on_domain_error,

@@ -358,6 +358,11 @@ class Database:
         finally:
             self._pool.put(conn)
 
+    def pool_stats(self) -> dict[str, int]:
+        """Connections in use, requests waiting for one, and the pool's size (``/metrics``)."""
+        statistics = self._limiter.statistics()
+        return {"in_use": statistics.borrowed_tokens, "waiting": statistics.tasks_waiting, "size": self._pool_size}
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in a worker thread (autocommit reads)."""
         return await anyio.to_thread.run_sync(self._with_connection, fn, False, limiter=self._limiter)

@@ -138,6 +138,11 @@ class EmbeddedServer:
                 process.stdin.close()
 
     @property
+    def pid(self) -> int | None:
+        """The launcher's process (uvicorn runs in it); None when the service is not running."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
