@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pytest_shopflow_perf.result.resources import Resources, ResourceSample
+ResourceSample = dict[str, Any]  # the record of result/resources.py, which builds Resources from these
 
 __all__ = ["ResourceSampler", "check_pid"]
 
@@ -95,6 +95,12 @@ class ResourceSampler:
     # ---- life cycle -------------------------------------------------------------
 
     def start(self) -> None:
+        self.prime()
+        self._thread = threading.Thread(target=self._loop, name="shopflow-perf-resources", daemon=True)
+        self._thread.start()
+
+    def prime(self) -> None:
+        """The first readings: CPU and counters need a "before" to make the first interval's rate."""
         if self.pid is not None:
             import psutil
 
@@ -105,15 +111,13 @@ class ResourceSampler:
 
             self._client = httpx.Client(timeout=SCRAPE_TIMEOUT_S, trust_env=False)
             self._scrape(self._clock())
-        self._thread = threading.Thread(target=self._loop, name="shopflow-perf-resources", daemon=True)
-        self._thread.start()
 
     def clock_started(self, t0: float) -> None:
         """The run's time zero (``perf_counter``): samples are placed on the run's timeline."""
         self._t0 = t0
 
-    def stop(self) -> Resources | None:
-        """Ends the sampling (one last sample) and returns it; None when nothing was sampled."""
+    def stop(self) -> tuple[list[ResourceSample], list[str]]:
+        """Ends the sampling (one last sample): the samples on the run's timeline, and the notes."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -123,16 +127,21 @@ class ResourceSampler:
             self._client = None
         t0 = self._t0 if self._t0 is not None else (self._samples[0][0] if self._samples else 0.0)
         samples = [dict(sample, t_s=round(at - t0, 3)) for at, sample in self._samples if at >= t0]
-        if not samples:
-            return None
-        return Resources(samples=tuple(samples), source=self.source, notes=tuple(self._notes))
+        return samples, list(self._notes)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self._take()
-        self._take()  # the end of the run: its last second counts too
+            self._sample_or_note()
+        self._sample_or_note()  # the end of the run: its last second counts too
 
-    def _take(self) -> None:
+    def _sample_or_note(self) -> None:
+        try:
+            self.sample()
+        except Exception as exc:  # the run goes on without this sample; the report says why
+            self._note(f"sampling failed: {type(exc).__name__}: {exc}")
+
+    def sample(self) -> None:
+        """One sample now (the thread's, once a second)."""
         now = self._clock()
         sample: ResourceSample = {}
         if self.pid is not None:

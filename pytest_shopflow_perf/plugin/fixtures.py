@@ -363,7 +363,9 @@ class LoadRunner:
                 async with lifespan(app):
                     result = await engine.run()
         finally:
-            resources = sampler.stop() if sampler is not None else None
+            from pytest_shopflow_perf.plugin.resources import stop
+
+            resources = stop(sampler)
         result.resources = resources
         result.environment["machine_load"] = probe.finish(result.requests)
         return result

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.metrics.resources import ResourceSampler
     from pytest_shopflow_perf.plugin.options import Settings
     from pytest_shopflow_perf.plugin.session import PerfSession
+    from pytest_shopflow_perf.result.resources import Resources
     from pytest_shopflow_perf.result.target import RunTarget
 
-__all__ = ["check_settings", "sampler_for"]
+__all__ = ["check_settings", "sampler_for", "stop"]
 
 
 def check_settings(settings: Settings) -> None:
@@ -70,3 +71,15 @@ def sampler_for(session: PerfSession, target: RunTarget | None) -> ResourceSampl
     if pid is None and metrics_url is None:
         return None
     return ResourceSampler(pid=pid, metrics_url=metrics_url, source=source)
+
+
+def stop(sampler: ResourceSampler | None) -> Resources | None:
+    """The run's ``result.resources``: None when nothing was sampled."""
+    if sampler is None:
+        return None
+    from pytest_shopflow_perf.result.resources import Resources
+
+    samples, notes = sampler.stop()
+    if not samples:
+        return None
+    return Resources(samples=tuple(samples), source=sampler.source, notes=tuple(notes))
