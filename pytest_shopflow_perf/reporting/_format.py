@@ -123,6 +123,8 @@ def slo_value(value: float, unit: str) -> str:
         return f"{value * 100:.2f} %"
     if unit == "req/s":
         return f"{value:,.1f} req/s"
+    if unit == "MB":
+        return f"{value:,.1f} MB"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 

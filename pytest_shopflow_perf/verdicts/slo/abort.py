@@ -33,7 +33,7 @@ def abort_reason(
     """
     for slo in slos:
         threshold = slo.threshold
-        if not slo.abort or elapsed < slo.grace_s or threshold.op in (">", ">="):
+        if not slo.abort or elapsed < slo.grace_s or threshold.op in (">", ">=") or threshold.is_resource:
             continue
         if threshold.stage is not None or threshold.between is not None:
             continue  # a phase is judged when the run ends
@@ -95,7 +95,12 @@ def track_spans(slos: Sequence[Slo], view: LiveView, tracked: Tracked) -> None:
     """
     for slo in slos:
         threshold = slo.threshold
-        if threshold.span is None or threshold.stage is not None or threshold.between is not None:
+        if (
+            threshold.span is None
+            or threshold.stage is not None
+            or threshold.between is not None
+            or threshold.is_resource
+        ):
             continue
         span = _latest_span(threshold, view)
         if span is None or nothing_to_judge(span, threshold, ""):

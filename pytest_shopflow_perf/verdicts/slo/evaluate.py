@@ -168,8 +168,14 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Track
     __tracebackhide__ = hide_own_errors
     outcomes = []
     for threshold in thresholds:
-        stats = _scope_of(result, threshold)
         at: float | None = None
+        if threshold.is_resource:
+            from pytest_shopflow_perf.verdicts.slo.resources import judge_resources
+
+            measured, at, note = judge_resources(result, threshold, *_phase(result, threshold))
+            outcomes.append(_outcome(threshold, measured, at, note if not note else f"{note} ({threshold.scope})"))
+            continue
+        stats = _scope_of(result, threshold)
         if threshold.kinds is not None:
             note = "" if stats.requests or stats.errors else "no request was measured in the run"
             measured = _kind_rate(stats, threshold.kinds)
@@ -195,24 +201,28 @@ def evaluate(result: LoadResult, thresholds: Iterable[Threshold], tracked: Track
                 worst = max(result.endpoints, key=lambda name: _kind_rate(result.endpoints[name], kinds))
             else:
                 worst = max(result.endpoints, key=lambda name: measure(result.endpoints[name], threshold.metric))
-        outcomes.append(
-            CheckOutcome(
-                threshold=threshold.text,
-                metric=threshold.metric if threshold.kinds is None else f"error_rate[{', '.join(threshold.kinds)}]",
-                endpoint=threshold.endpoint or "total",
-                measured=measured,
-                limit=threshold.value,
-                op=threshold.op,
-                passed=not note and bool(OPS[threshold.op](measured, threshold.value)),
-                worst_endpoint=worst,
-                unit="s" if threshold.is_latency else ("%" if threshold.metric == "error_rate" else ""),
-                scope=threshold.scope,
-                at=at,
-                note=note,
-                display_unit=threshold.display_unit,
-            )
-        )
+        outcomes.append(_outcome(threshold, measured, at, note, worst))
     return outcomes
+
+
+def _outcome(
+    threshold: Threshold, measured: float, at: float | None, note: str, worst: str | None = None
+) -> CheckOutcome:
+    return CheckOutcome(
+        threshold=threshold.text,
+        metric=threshold.metric if threshold.kinds is None else f"error_rate[{', '.join(threshold.kinds)}]",
+        endpoint=threshold.endpoint or ("target" if threshold.is_resource else "total"),
+        measured=measured,
+        limit=threshold.value,
+        op=threshold.op,
+        passed=not note and bool(OPS[threshold.op](measured, threshold.value)),
+        worst_endpoint=worst,
+        unit="s" if threshold.is_latency else ("%" if threshold.metric in ("error_rate", "target_cpu") else ""),
+        scope=threshold.scope,
+        at=at,
+        note=note,
+        display_unit=threshold.display_unit,
+    )
 
 
 def show(value: float, unit: str) -> str:

@@ -20,10 +20,13 @@ GRAMMAR = (
     "1% or 0.01; error_rate[KIND, ...] counts only those error kinds), rps, count or errors (numbers), and OP "
     "is <, <=, >, >= or ==; e.g. 'p(95)<500ms', "
     "'error_rate<1%', 'rps>50', 'GET /api/products: p(99)<1s', 'error_rate<5% over any 10s', "
-    "'p(95)<800ms during stage 2', 'p(95)<500ms during 20s..end'"
+    "'p(95)<800ms during stage 2', 'p(95)<500ms during 20s..end'. The target's resources (sampled from the "
+    "embedded service, --perf-target-pid or --perf-metrics-url): target_cpu (mean, % of one core), target_rss "
+    "(max, MB or GB), gauge(NAME) (max of a scraped gauge), e.g. 'target_cpu<70%', 'target_rss<512MB', "
+    "'gauge(shopflow_db_connections_in_use)<3'"
 )
 _EXPRESSION = re.compile(
-    r"^\s*(?:(?P<endpoint>.+?)\s*:\s+)?(?P<metric>p\(\s*\d+(?:\.\d+)?\s*\)|[a-z_]+(?:\[[^\]]*\])?)\s*"
+    r"^\s*(?:(?P<endpoint>.+?)\s*:\s+)?(?P<metric>p\(\s*\d+(?:\.\d+)?\s*\)|gauge\([^()]+\)|[a-z_]+(?:\[[^\]]*\])?)\s*"
     r"(?P<op><=|>=|==|<|>)\s*(?P<value>[^\s]+?)"
     r"(?:\s+over\s+any\s+(?P<span>\S+))?"
     r"(?:\s+during\s+(?:stage\s+(?P<stage>\d+)|(?P<start>[^\s.]+)\.\.(?P<end>\S+)))?\s*$"
@@ -31,7 +34,9 @@ _EXPRESSION = re.compile(
 _LATENCY_METRICS = {"avg": "mean", "mean": "mean", "med": "p50", "min": "min", "max": "max"}
 # The unit a threshold's value is shown in: what it was written in (latency), or the metric's own.
 _LATENCY_UNITS = {"us": 1e6, "ms": 1e3, "s": 1.0}
-_METRIC_UNITS = {"error_rate": "%", "rps": "req/s", "count": "", "errors": ""}
+_METRIC_UNITS = {"error_rate": "%", "rps": "req/s", "count": "", "errors": "", "target_cpu": "%", "target_rss": "MB"}
+RESOURCE_METRICS = ("target_cpu", "target_rss")  # and gauge(NAME): of the target, not of the requests
+_MEMORY_UNITS = {"mb": 1.0, "gb": 1000.0}
 # The comparison of each OP, measured value first.
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
@@ -69,6 +74,11 @@ class Threshold:
     @property
     def is_latency(self) -> bool:
         return self.metric.startswith("p") or self.metric in ("mean", "min", "max")
+
+    @property
+    def is_resource(self) -> bool:
+        """Judged on ``result.resources`` (the target's samples), not on the requests."""
+        return self.metric in RESOURCE_METRICS or self.metric.startswith("gauge(")
 
     @property
     def scope(self) -> str:
@@ -116,6 +126,8 @@ def expression(threshold: Threshold) -> str:
         value = _number(threshold.value * _LATENCY_UNITS[unit]) + unit
     elif unit == "%":
         value = _number(threshold.value * 100) + "%"
+    elif unit == "MB":
+        value = _number(threshold.value) + "MB"
     else:
         value = _number(threshold.value)
     text = f"{threshold.endpoint}: " if threshold.endpoint is not None else ""
@@ -172,6 +184,11 @@ class Slo:
 
     def __post_init__(self) -> None:
         threshold = parse_threshold(self.expression)  # fail at declaration, with the grammar
+        if self.abort and threshold.is_resource:
+            raise SloError(
+                f"Slo({self.expression!r}, abort=True): the target's resources are judged when the run ends, "
+                "not while it goes; drop abort=True"
+            )
         if self.abort and threshold.kinds:
             raise SloError(
                 f"Slo({self.expression!r}, abort=True): error_rate[KINDS] cannot abort a run (the live windows "
@@ -245,6 +262,12 @@ def parse_threshold(expression: str) -> Threshold:
                 kinds = _kinds(metric_text[metric_text.index("[") + 1 : -1])
         elif metric_text in ("rps", "count", "errors"):
             metric, value = metric_text, float(value_text)
+        elif metric_text == "target_cpu":
+            metric, value = metric_text, _cpu_share(value_text)
+        elif metric_text == "target_rss":
+            metric, value = metric_text, _megabytes(value_text)
+        elif metric_text.startswith("gauge("):
+            metric, value = f"gauge({metric_text[6:-1].strip()})", float(value_text)
         else:
             raise SloError(f"unknown metric {metric_text!r}")
         span = parse_duration(match.group("span"), what="over any") if match.group("span") else None
@@ -260,6 +283,11 @@ def parse_threshold(expression: str) -> Threshold:
             between = (parse_duration(match.group("start"), what="during start"), end)
             if between[1] <= between[0]:
                 raise SloError("'during START..END' needs END after START")
+        if metric in RESOURCE_METRICS or metric.startswith("gauge("):
+            if match.group("endpoint"):
+                raise SloError(f"{metric} is of the target's process, not of an endpoint: drop the endpoint")
+            if op not in ("<", "<="):
+                raise SloError(f"{metric} is a ceiling: use < or <=")
         if kinds is not None and (span is not None or stage is not None or between is not None):
             raise SloError("error_rate[KINDS] is judged on the whole run: 1-second windows count errors, not kinds")
     except (UnitError, ValueError) as exc:
@@ -300,3 +328,29 @@ def _latency_value(text: str) -> float:
         return float(stripped) / 1000.0  # k6: a bare number is milliseconds
     except ValueError:
         return parse_duration(stripped, what="latency")
+
+
+def _megabytes(text: str) -> float:
+    """``512MB``, ``1.5GB`` or a bare number of MB (10**6 bytes, as ``process_resident_memory_bytes`` / 1e6)."""
+    stripped = text.strip().lower()
+    for suffix, factor in _MEMORY_UNITS.items():
+        if stripped.endswith(suffix):
+            return _positive(float(stripped[: -len(suffix)]) * factor, text)
+    return _positive(float(stripped), text)
+
+
+def _positive(megabytes: float, text: str) -> float:
+    if not megabytes > 0:
+        raise SloError(f"target_rss<{text}: the limit must be above 0 MB, e.g. target_rss<512MB")
+    return megabytes
+
+
+def _cpu_share(text: str) -> float:
+    """``70%`` of one core -> 0.7 (``150%``: one and a half cores); a percent sign, so 0.7 and 70 are not confused."""
+    stripped = text.strip()
+    if not stripped.endswith("%"):
+        raise SloError(f"target_cpu takes a percentage of one core, e.g. target_cpu<70%, got {text!r}")
+    share = float(stripped[:-1]) / 100.0
+    if not share > 0:
+        raise SloError(f"target_cpu<{text}: the limit must be above 0 %")
+    return share
