@@ -187,10 +187,12 @@ def _series(result: LoadResult, metric: str, endpoint: str | None) -> list[tuple
         if endpoint is not None:
             raise DriftError("assert_no_drift: target_rss is the target's, not an endpoint's: leave endpoint=None")
         samples = result.resources.samples if result.resources is not None else ()
-        points = [(float(s["t_s"]), s.get("rss_mb")) for s in samples]
-        return [
-            (t, float(v)) for t, v in points if isinstance(v, (int, float)) and not math.isnan(v) and start <= t < end
-        ]
+        rss: list[tuple[float, float]] = []
+        for sample in samples:
+            t, value = float(sample["t_s"]), sample.get("rss_mb")
+            if isinstance(value, (int, float)) and not math.isnan(value) and start <= t < end:
+                rss.append((t, float(value)))
+        return rss
     if endpoint is None:
         timeline = result.timeline
     elif endpoint in result.endpoints:
@@ -216,7 +218,7 @@ def _lag1(residuals: Sequence[float]) -> float:
     spread = sum(e * e for e in centred)
     if spread <= 0:
         return 0.0
-    r = sum(a * b for a, b in zip(centred[1:], centred[:-1])) / spread
+    r = sum(a * b for a, b in zip(centred[1:], centred[:-1], strict=False)) / spread
     r += (1 + 4 * r) / len(residuals)  # the estimate is biased low over few windows (Marriott & Pope 1954)
     return min(max(r, 0.0), _MAX_AUTOCORRELATION)
 
@@ -234,6 +236,11 @@ def _trend(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, 
     widen = math.sqrt((1 + r) / (1 - r))  # sqrt(n / n_eff) with n_eff = n (1 - r) / (1 + r)
     low, high = slope - (slope - low) * widen, slope + (high - slope) * widen
     return slope, low, high, intercept + slope * xs[0], intercept + slope * xs[-1], r
+
+
+def _inconclusive(base: Mapping[str, Any], windows: int, reason: str, **known: Any) -> Drift:
+    figures: dict[str, Any] = {"slope": None, "low": None, "high": None, "start": None, "end": None} | known
+    return Drift(**base, **figures, windows=windows, verdict="inconclusive", reason=reason)
 
 
 def measure_drift(
@@ -254,28 +261,38 @@ def measure_drift(
             if points or metric != "target_rss"
             else "no resource samples of the target (result.resources is None): not judged"
         )
-        return Drift(**base, slope=None, low=None, high=None, start=None, end=None, windows=len(points),
-                     verdict="inconclusive", reason=reason)  # fmt: skip
+        return _inconclusive(base, len(points), reason)
     slope, low, high, start, end, r = _trend(points)
     scale = limit.per_s * _UNITS[limit.unit][1]
     if limit.unit == "%" and metric != "error_rate":
         if start <= 0:
             start = statistics.median(v for _, v in points[:START_WINDOWS])
         if start <= 0:
-            return Drift(**base, slope=None, low=None, high=None, start=start, end=end, windows=len(points),
-                         verdict="inconclusive", autocorrelation=r,
-                         reason=f"the start level is {start:g}: a relative limit needs a positive one")  # fmt: skip
+            reason = f"the start level is {start:g} {METRICS[metric]}: a relative limit needs a positive one"
+            return _inconclusive(base, len(points), reason, start=start, end=end, autocorrelation=r)
         scale *= 100 / start
-    figures = {"slope": slope * scale, "low": low * scale, "high": high * scale, "start": start, "end": end}
-    failed = figures["low"] > limit.value
+    slope, low, high = slope * scale, low * scale, high * scale
+    failed = low > limit.value
     if failed:
-        reason = f"the slope's lower bound {_num(figures['low'])} {limit.label} is above the limit {limit.text}"
-    elif figures["slope"] > limit.value:
+        reason = f"the slope's lower bound {_num(low)} {limit.label} is above the limit {limit.text}"
+    elif slope > limit.value:
         reason = f"the slope is above {limit.text}, but not significantly (its interval reaches below it)"
     else:
         reason = f"no significant upward trend above {limit.text}"
-    return Drift(**base, **figures, windows=len(points), verdict="fail" if failed else "pass", reason=reason,
-                 autocorrelation=r, first_s=points[0][0], last_s=points[-1][0])  # fmt: skip
+    return Drift(
+        **base,
+        slope=slope,
+        low=low,
+        high=high,
+        start=start,
+        end=end,
+        windows=len(points),
+        verdict="fail" if failed else "pass",
+        reason=reason,
+        autocorrelation=r,
+        first_s=points[0][0],
+        last_s=points[-1][0],
+    )
 
 
 def _record(result: LoadResult, drift: Drift) -> None:
