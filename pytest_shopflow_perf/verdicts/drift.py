@@ -23,7 +23,7 @@ import re
 import statistics
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pytest_shopflow_perf._errors import hide_own_errors
@@ -96,16 +96,20 @@ class Drift:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def name(self) -> str:
+        return f"{self.metric} on {self.endpoint}" if self.endpoint else self.metric
+
     def describe(self) -> str:
-        """One line: the slope, its interval, the levels and the limit."""
+        """One line: the slope, its interval, the levels and the limit (or why it was not judged)."""
         if self.slope is None or self.low is None or self.high is None:
-            return f"{self.metric} drift {self.verdict}: {self.reason}"
-        where = f" on {self.endpoint}" if self.endpoint else ""
+            return f"{self.name} drift {self.verdict}: {self.reason}"
         span = f" ({self.first_s:g}-{self.last_s:g} s)" if self.first_s is not None else ""
+        unit = self.level_unit
         return (
-            f"{self.metric}{where} slope {_num(self.slope)} {self.unit} "
+            f"slope {_num(self.slope)} {self.unit} "
             f"({CONFIDENCE * 100:.0f} % interval {_num(self.low)} .. {_num(self.high)} {self.unit}), "
-            f"from {_level(self.start)} to {_level(self.end)} {self.level_unit} over {self.windows} windows{span}; "
+            f"from {_level(self.start)} {unit} to {_level(self.end)} {unit} over {self.windows} windows{span}; "
             f"limit {self.max_slope}"
         )
 
@@ -316,14 +320,15 @@ def assert_no_drift(
 
     drift = measure_drift(result, metric, max_slope, endpoint)
     if result.generator.saturated or result.lost_shards:
-        drift = Drift(**{**drift.to_dict(), "verdict": "inconclusive", "reason": "saturated generator or lost shard"})
+        why = "a load generator shard was lost" if result.lost_shards else "the load generator was saturated"
+        drift = replace(drift, verdict="inconclusive", reason=f"{why}: not judged")
         _record(result, drift)
         skip_if_saturated(result, [])  # a saturated generator's trend is the generator's, not the service's
     _record(result, drift)
     if drift.verdict == "inconclusive":
         warnings.warn(DriftWarning(f"{result.test or 'load run'}: {drift.describe()}"), stacklevel=2)
     elif drift.verdict == "fail":
-        raise AssertionError(f"{metric} drifts upward: {drift.describe()}")
+        raise AssertionError(f"{drift.name} drifts upward: {drift.describe()}")
     return drift
 
 
