@@ -14,7 +14,9 @@ HEADER = ("scenario", "metric", "endpoint", "slope", "99 % interval", "start -> 
 
 
 def _slope(value: object) -> str:
-    return f"{value:+.3g}" if isinstance(value, (int, float)) else "-"
+    if not isinstance(value, (int, float)):
+        return "-"
+    return f"{value:+,.0f}" if abs(value) >= 100 else f"{value:+.3g}"
 
 
 def _level(value: object, unit: str) -> str:

@@ -131,7 +131,7 @@ class _Limit:
 
 
 def _num(value: float) -> str:
-    return f"{value:+.3g}"
+    return f"{value:+,.0f}" if abs(value) >= 100 else f"{value:+.3g}"
 
 
 def _level(value: float | None) -> str:
@@ -161,7 +161,10 @@ def parse_slope(text: object, metric: str) -> _Limit:
 
 
 def _steady_span(result: LoadResult) -> tuple[float, float]:
-    """[start, end) in seconds of the run's steady part: after the ramp-up, before the ramp-down."""
+    """[start, end) in seconds of the run's steady part: after the ramp-up, before the ramp-down.
+
+    The windows after the planned duration (in-flight requests finishing) are left out too.
+    """
     profile = result.profile
     head = float(profile.get("ramp_up") or 0.0)
     stages = profile.get("stages") or []
@@ -169,7 +172,7 @@ def _steady_span(result: LoadResult) -> tuple[float, float]:
         head = max(head, float(stages[0][0]))  # the first stage climbs from the start level: a ramp
     tail = float(profile.get("ramp_down") or 0.0)
     planned = float(profile.get("duration") or 0.0)
-    end = planned - tail if tail > 0 and planned > 0 else math.inf
+    end = planned - tail if planned > 0 else math.inf
     return head, end
 
 
