@@ -10,7 +10,8 @@ only when the interval's LOWER bound is above ``max_slope``: a slope that might 
 or below it is not a failure, however noisy the run (significance and magnitude together,
 as in :mod:`pytest_shopflow_perf.verdicts.regression`).
 
-Ramp-up and ramp-down windows and windows without requests are left out. A run too short to
+Ramp-up and ramp-down windows, the windows after the planned duration and windows without
+requests are left out; a series longer than ``MAX_POINTS`` is fitted on block medians. A run too short to
 have a trend (fewer than ``MIN_WINDOWS`` windows), or without resource samples for
 ``target_rss``, returns an inconclusive record with a :class:`DriftWarning`; a saturated
 generator or a lost shard skips the test as inconclusive, as every ``assert_*`` helper does.
@@ -33,11 +34,25 @@ from pytest_shopflow_perf.verdicts.slo.grammar import SloError
 if TYPE_CHECKING:
     from pytest_shopflow_perf.result.model import LoadResult, TimelineWindow
 
-__all__ = ["METRICS", "MIN_WINDOWS", "SLOPE_FORMS", "Drift", "DriftError", "DriftWarning", "assert_no_drift"]
+__all__ = [
+    "MAX_POINTS",
+    "METRICS",
+    "MIN_WINDOWS",
+    "SLOPE_FORMS",
+    "Drift",
+    "DriftError",
+    "DriftWarning",
+    "assert_no_drift",
+    "measure_drift",
+    "parse_slope",
+]
 
 MIN_WINDOWS = 5
 CONFIDENCE = 0.99
 START_WINDOWS = 5  # the start level falls back to the median of this many first windows
+# Theil-Sen takes every pair of points (n^2 / 2): a 10-hour soak's 36,000 windows would need ~5 GB. Longer
+# series are fitted on the medians of blocks of consecutive windows, at most this many (~0.1 s).
+MAX_POINTS = 1200
 _MAX_AUTOCORRELATION = 0.95  # beyond it n_eff is ~1: the interval is already as wide as it is useful
 
 # metric -> the unit its level is shown in (the per-window value's unit)
@@ -230,6 +245,15 @@ def _lag1(residuals: Sequence[float]) -> float:
     return min(max(r, 0.0), _MAX_AUTOCORRELATION)
 
 
+def _blocks(points: Sequence[tuple[float, float]]) -> tuple[list[tuple[float, float]], int]:
+    """At most ``MAX_POINTS`` points: the mean time and median value of blocks of consecutive windows."""
+    size = max(1, math.ceil(len(points) / MAX_POINTS))
+    if size == 1:
+        return list(points), 1
+    blocks = [points[i : i + size] for i in range(0, len(points), size)]
+    return [(statistics.fmean(t for t, _ in b), statistics.median(v for _, v in b)) for b in blocks], size
+
+
 def _trend(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, float, float, float]:
     """Theil-Sen over the points: slope, low, high (per second, widened), fitted start and end, and r."""
     from scipy.stats import theilslopes  # lazy: scipy costs ~0.3 s to import
@@ -269,7 +293,7 @@ def measure_drift(
             else "no resource samples of the target (result.resources is None): not judged"
         )
         return _inconclusive(base, len(points), reason)
-    slope, low, high, start, end, r = _trend(points)
+    slope, low, high, start, end, r = _trend(_blocks(points)[0])
     scale = limit.per_s * _UNITS[limit.unit][1]
     if limit.unit == "%" and metric != "error_rate":
         if start <= 0:
@@ -333,8 +357,3 @@ def assert_no_drift(
     elif drift.verdict == "fail":
         raise AssertionError(f"{drift.name} drifts upward: {drift.describe()}")
     return drift
-
-
-def drift_entries(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The drift records of a run's ``extra`` (reports read these)."""
-    return [dict(entry) for entry in extra.get("drift") or [] if isinstance(entry, Mapping)]

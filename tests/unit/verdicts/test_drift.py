@@ -264,3 +264,20 @@ def test_the_summary_shows_a_drift_section_and_a_judged_drift_is_judged() -> Non
         build_summary([{"nodeid": "t", "outcome": "passed", "runs": [_result([1.0]).summary_dict()]}], {})
     )
     assert "## Drift" not in plain
+
+
+def test_a_long_soak_is_fitted_on_block_medians_in_bounded_time() -> None:
+    """Theil-Sen is quadratic in its points: 4 hours of windows are fitted as at most MAX_POINTS blocks."""
+    import time
+
+    from pytest_shopflow_perf.verdicts.drift import MAX_POINTS, _blocks
+
+    hours = 4 * 3600
+    assert len(_blocks([(float(t), 1.0) for t in range(hours)])[0]) <= MAX_POINTS
+    started = time.process_time()
+    steady = assert_no_drift(_result(_steady(seed=4, n=hours)), max_slope="1%/min")
+    leak = [200.0 + 0.01 * t for t in range(hours)]  # 36 MB/h
+    with pytest.raises(AssertionError, match=r"target_rss drifts upward: slope \+36\.0 MB/h"):
+        assert_no_drift(_result(_steady(seed=4, n=hours), rss_mb=leak), metric="target_rss", max_slope="10MB/h")
+    assert time.process_time() - started < 30  # seconds, not the minutes and gigabytes of every pair
+    assert (steady.verdict, steady.windows) == ("pass", hours)
