@@ -11,9 +11,9 @@ or below it is not a failure, however noisy the run (significance and magnitude 
 as in :mod:`pytest_shopflow_perf.verdicts.regression`).
 
 Ramp-up and ramp-down windows, the windows after the planned duration and windows without
-requests are left out; a series longer than ``MAX_POINTS`` is fitted on block medians. A run too short to
-have a trend (fewer than ``MIN_WINDOWS`` windows), or without resource samples for
-``target_rss``, returns an inconclusive record with a :class:`DriftWarning`; a saturated
+requests are left out; a series longer than ``MAX_POINTS`` is fitted on block medians. A run
+too short to have a trend (fewer than ``MIN_WINDOWS`` windows), or without resource samples
+for ``target_rss``, returns an inconclusive record with a :class:`DriftWarning`; a saturated
 generator or a lost shard skips the test as inconclusive, as every ``assert_*`` helper does.
 """
 
@@ -86,7 +86,7 @@ class DriftWarning(UserWarning):
 class Drift:
     """The trend of one metric over a run; slopes are in the limit's unit (``unit``, e.g. ``"%/min"``).
 
-    ``start``/``end`` are the fitted levels at the first and last window used, in ``level_unit``.
+    ``start``/``end`` are the fitted levels at the first and last window (or block) used, in ``level_unit``.
     ``verdict`` is ``"fail"`` only when ``low`` is above ``limit``.
     """
 
