@@ -43,11 +43,14 @@ if TYPE_CHECKING:
         assert_throughput,
     )
     from pytest_shopflow_perf.verdicts.baseline import BaselineError
+    from pytest_shopflow_perf.verdicts.drift import Drift, DriftWarning, assert_no_drift
     from pytest_shopflow_perf.verdicts.regression import Finding, RegressionPolicy, Verdict, compare
 
 __all__ = [
     "Action",
     "BaselineError",
+    "Drift",
+    "DriftWarning",
     "FastClient",
     "FastClientUnsupported",
     "Fault",
@@ -81,6 +84,7 @@ __all__ = [
     "action",
     "assert_error_rate",
     "assert_latency",
+    "assert_no_drift",
     "assert_no_regression",
     "assert_recovery",
     "assert_slo",
@@ -98,6 +102,8 @@ __all__ = [
 _HOMES = {
     "Action": "faults.actions",
     "BaselineError": "verdicts.baseline",
+    "Drift": "verdicts.drift",
+    "DriftWarning": "verdicts.drift",
     "Fault": "faults.spec",
     "FaultPlan": "faults.run",
     "FastClient": "engine.fast_client",
@@ -131,6 +137,7 @@ _HOMES = {
     "action": "faults.actions",
     "assert_error_rate": "verdicts.assertions",
     "assert_latency": "verdicts.assertions",
+    "assert_no_drift": "verdicts.drift",
     "assert_no_regression": "verdicts.assertions",
     "assert_recovery": "verdicts.assertions",
     "assert_slo": "verdicts.assertions",

@@ -57,7 +57,8 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
         reporter already knows); default ``run["outcome"]``.
     :param reason: the test's skip reason or failure message.
 
-    Judged means: a threshold (declared, an ``assert_*`` helper, ``assert_recovery``) or a baseline comparison.
+    Judged means: a threshold (declared, an ``assert_*`` helper, ``assert_recovery``, a judged
+    ``assert_no_drift``) or a baseline comparison.
     """
     outcome = str(outcome or run.get("outcome") or "")
     why = str(reason or "")
@@ -85,7 +86,8 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
         return "INCONCLUSIVE", f"the load generator was saturated ({reasons}): it measured itself"
     if outcome == "skipped":
         return "SKIPPED", why or "skipped"
-    judged = bool(extra.get("slo") or extra.get("recovery_check"))  # assert_* helpers, declared SLOs, recovery
+    drift = [d for d in extra.get("drift") or [] if isinstance(d, Mapping) and d.get("verdict") in ("pass", "fail")]
+    judged = bool(extra.get("slo") or extra.get("recovery_check") or drift)  # assert_* helpers, SLOs, recovery, drift
     regression = extra.get("regression") or {}
     if not judged and not regression:
         return "NOT JUDGED", (

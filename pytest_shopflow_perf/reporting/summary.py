@@ -15,6 +15,7 @@ from typing import Any
 from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
 from pytest_shopflow_perf.reporting._format import run_status, shard_rows, slo_cell, slo_outcome
 from pytest_shopflow_perf.reporting.bottlenecks import RULE, bottlenecks, min_requests
+from pytest_shopflow_perf.reporting.drift import drift_lines
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 from pytest_shopflow_perf.reporting.recommendations import recommendations
 from pytest_shopflow_perf.reporting.scenarios import scenario_facts
@@ -70,6 +71,7 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
         },
         "stress": extra.get("stress"),
         "recovery": extra.get("recovery"),
+        "drift": extra.get("drift") or [],
     }
 
 
@@ -376,6 +378,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["", "## Load generation (shards)", ""]
         header = ("scenario", *shard_rows([])[0])
         lines += _table(header, ((run["name"], *row) for run in sharded for row in shard_rows(run["shards"])[1:]))
+    lines += drift_lines(runs, _table)
     if summary["recovery"]:
         lines += ["", "## Recovery", ""]
         lines += _table(

@@ -10,12 +10,19 @@ p99 < 1 s, mean < 200 ms, error rate < 1 %.
 from __future__ import annotations
 
 import os
-import statistics
 
 import pytest
 from journeys import SHOPPING_MIX, checkout, hurried_login, login
 
-from pytest_shopflow_perf import LoadResult, Slo, assert_error_rate, assert_latency, assert_no_regression, assert_slo
+from pytest_shopflow_perf import (
+    LoadResult,
+    Slo,
+    assert_error_rate,
+    assert_latency,
+    assert_no_drift,
+    assert_no_regression,
+    assert_slo,
+)
 
 pytestmark = [pytest.mark.load, pytest.mark.usefixtures("shopflow_test_data")]
 
@@ -102,11 +109,7 @@ def test_soak_constant_load(load):
     """Constant load; short by default, hours with SHOPFLOW_PERF_SCALE. Latency must not drift upward."""
     result = load.run(SHOPPING_MIX, on_start=login)
     assert_plan_thresholds(result)
-    busy = [w for w in result.timeline if w.count]
-    third = max(1, len(busy) // 3)
-    early = statistics.median(w.p95 for w in busy[third : 2 * third])
-    late = statistics.median(w.p95 for w in busy[-third:])
-    assert late <= max(1.5 * early, early + 0.005), f"p95 drifted from {early * 1000:.1f} to {late * 1000:.1f} ms"
+    assert_no_drift(result, metric="p95", max_slope="10%/min")
     assert_no_regression(result)
 
 

@@ -18,6 +18,8 @@ Paths:
                                      of a run whose journeys ran in other processes: shards)
   /burst/<after_s>/<for_s>/<code>    <code> from <after_s> to <after_s> + <for_s> seconds after the
                                      first request to this path, 200 otherwise
+  /grow/<base_ms>/<ms_per_s>         after <base_ms> + <ms_per_s> x the seconds since the server started:
+                                     latency that drifts upward (assert_no_drift)
   anything else                      200 with a small JSON body
 """
 
@@ -35,6 +37,7 @@ truth: defaultdict[str, dict] = defaultdict(lambda: {"service_us": [], "statuses
 flaky_random = random.Random(7)
 first_seen: dict[str, float] = {}
 stall_until = 0.0
+started_at = time.monotonic()
 
 
 async def delay_for(path: str) -> tuple[int, float]:
@@ -58,6 +61,8 @@ async def delay_for(path: str) -> tuple[int, float]:
         started = first_seen.setdefault(path, time.monotonic())
         elapsed = time.monotonic() - started
         return (int(parts[3]) if float(parts[1]) <= elapsed < float(parts[1]) + float(parts[2]) else 200), 0.0
+    if head == "grow":
+        return 200, (float(parts[1]) + float(parts[2]) * (time.monotonic() - started_at)) / 1000
     if head == "flaky":
         return (500 if flaky_random.random() * 100 < float(parts[2]) else 200), float(parts[1]) / 1000
     if head == "hang":
