@@ -2,7 +2,9 @@
 
 Per load run: ``<test>.json`` (``LoadResult.to_dict()``, schema ``shopflow-perf/run/1``),
 ``<test>-endpoints.csv`` (one row per endpoint, per check or journey with errors, and the total) and
-``<test>-timeline.csv`` (one row per 1-second window and endpoint). Per session:
+``<test>-timeline.csv`` (one row per 1-second window and endpoint), and when the target's resources
+were sampled ``<test>-resources.csv`` (one row per sample: CPU, RSS, threads, connections, every
+gauge and rate). Per session:
 ``summary.json`` (schema ``shopflow-perf/summary/1``) and ``summary.md``.
 Every file is written to a temporary name and renamed, so a reader (or an
 interrupted run) never sees half a file.
@@ -67,7 +69,7 @@ def _endpoint_rows(record: Mapping[str, Any]) -> list[list[Any]]:
 
 
 def write_result(directory: Path, result: LoadResult) -> list[Path]:
-    """The three files of one run; returns their paths."""
+    """The files of one run (three, four with resources); returns their paths."""
     name = stem(result.test or "load-run")
     record = result.to_dict()
     paths = [directory / f"{name}.json", directory / f"{name}-endpoints.csv", directory / f"{name}-timeline.csv"]
@@ -81,6 +83,11 @@ def write_result(directory: Path, result: LoadResult) -> list[Path]:
             rows.append([t_s, endpoint, *(windows[c][i] for c in TIMELINE_COLUMNS[2:])])
     rows[1:] = sorted(rows[1:], key=lambda row: (row[0], row[1] != "total", row[1]))
     _write(paths[2], _csv(rows))
+    if record.get("resources"):
+        from pytest_shopflow_perf.reporting.resources import csv_rows
+
+        paths.append(directory / f"{name}-resources.csv")
+        _write(paths[3], _csv(csv_rows(record["resources"])))
     return paths
 
 

@@ -18,6 +18,7 @@ from pytest_shopflow_perf.reporting.bottlenecks import RULE, bottlenecks, min_re
 from pytest_shopflow_perf.reporting.drift import drift_lines
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 from pytest_shopflow_perf.reporting.recommendations import recommendations
+from pytest_shopflow_perf.reporting.resources import markdown_lines as resource_lines
 from pytest_shopflow_perf.reporting.scenarios import scenario_facts
 from pytest_shopflow_perf.result.schema import FAILING_TIERS, tier_rank
 from pytest_shopflow_perf.result.target import RunTarget
@@ -72,6 +73,7 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
         "stress": extra.get("stress"),
         "recovery": extra.get("recovery"),
         "drift": extra.get("drift") or [],
+        "resources": run.get("resources"),
     }
 
 
@@ -378,6 +380,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["", "## Load generation (shards)", ""]
         header = ("scenario", *shard_rows([])[0])
         lines += _table(header, ((run["name"], *row) for run in sharded for row in shard_rows(run["shards"])[1:]))
+    lines += resource_lines(runs, _table)
     lines += drift_lines(runs, _table)
     if summary["recovery"]:
         lines += ["", "## Recovery", ""]

@@ -14,6 +14,7 @@ from pytest_shopflow_perf.reporting._format import (
     slo_cell,
     slo_outcome,
 )
+from pytest_shopflow_perf.reporting.resources import terminal_line
 from pytest_shopflow_perf.result.schema import error_percent
 from pytest_shopflow_perf.result.target import RunTarget
 
@@ -207,6 +208,9 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
         for line in format_table(endpoint_rows):
             writer.write_line("  " + line)
         _write_shards(writer, summary.get("shards") or [])
+        resources = terminal_line(summary)
+        if resources is not None:
+            writer.write_line(resources)
         _write_event_rows(writer, summary)
         failed = (summary["total"] or {}).get("failed")
         if failed:

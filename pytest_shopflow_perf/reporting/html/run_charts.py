@@ -3,6 +3,7 @@
 - the HDR percentile distribution, the baseline's curve dashed over it;
 - latency, throughput and the load applied (users, iterations in flight) over time, stages and
   faults shaded, the baseline's p50/p95 and req/s dashed;
+- the target's CPU and RSS over time, when they were sampled (``result.resources``);
 - latency over time per endpoint (small multiples) when the run has more than one;
 - open model: latency from the intended start (corrected) against from the send (uncorrected).
 """
@@ -31,6 +32,8 @@ class Chart:
 def result_charts(result: LoadResult, baseline: BaselineView | None = None) -> list[Chart]:
     """Every chart of a run, as SVG markup."""
     charts = [percentile_svg(result, baseline), timeline_svg(result, baseline)]
+    if result.resources is not None:
+        charts.append(resources_svg(result))  # under the latency timeline: the same time axis
     if len(result.endpoints) > 1:
         charts.append(endpoints_svg(result))
     if result.model == "open" and result.uncorrected_histogram is not None:
@@ -132,6 +135,20 @@ def timeline_svg(result: LoadResult, baseline: BaselineView | None = None) -> Ch
         load=_load(result, kept),
     )
     return Chart("timeline", svg, caption)
+
+
+def resources_svg(result: LoadResult) -> Chart:
+    from pytest_shopflow_perf.reporting.html.resource_chart import resource_chart
+
+    assert result.resources is not None
+    resources = result.resources
+    svg = resource_chart(
+        resources, duration=result.duration, stages=stage_bands(result.profile), faults=fault_bands(result)
+    )
+    caption = "CPU in % of one core (200 % = two cores busy), RSS in MB (10^6 bytes), one sample a second."
+    if resources.notes:
+        caption += " Not read: " + "; ".join(resources.notes) + "."
+    return Chart("resources", svg, caption)
 
 
 def _lighter(color: str) -> str:
