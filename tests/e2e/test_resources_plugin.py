@@ -150,3 +150,26 @@ def test_bad_resource_options_are_usage_errors(pytester: pytest.Pytester, args: 
     outcome = pytester.runpytest_subprocess(*(arg.replace("{dead}", dead) for arg in args))
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     outcome.stderr.fnmatch_lines([message.replace("{dead}", dead)])
+
+
+def test_a_metrics_url_is_scraped_for_cpu_memory_and_gauges(pytester: pytest.Pytester, shopflow_service: str) -> None:
+    """A ShopFlow the test started itself, sampled only through its /metrics (no PID given)."""
+    pytester.makepyfile(
+        test_scraped=BROWSE
+        + """
+@pytest.mark.load(users=3, duration="3s")
+def test_browse(load):
+    result = load.run(browse)
+    resources = result.resources
+    assert resources.source.endswith("/metrics")
+    assert resources.rss_mb_max > 10
+    assert any(s["cpu_percent"] is not None for s in resources.samples)
+    assert "threads" not in resources.samples[-1]  # only psutil knows those
+    assert any(s.get("rates", {}).get("shopflow_cache_hits_total", 0) > 0 for s in resources.samples)
+    assert_slo(result, "gauge(shopflow_db_pool_size)<=4", "target_rss<10GB")
+"""
+    )
+    outcome = pytester.runpytest_subprocess(
+        "--perf-base-url", shopflow_service, "--perf-metrics-url", f"{shopflow_service}/metrics"
+    )
+    outcome.assert_outcomes(passed=1)

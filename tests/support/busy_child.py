@@ -3,7 +3,8 @@
 Each command is answered on stdout (``ok <figure>``) once done, so a test knows the state it
 samples. ``alloc N``: keep N more MB (touched, so resident); ``burn S``: busy-loop S seconds and
 answer the CPU seconds this process used so far; ``spawn N``: start a child that keeps N MB;
-``free``: drop what ``alloc`` kept.
+``free``: drop what ``alloc`` kept; ``metrics``: serve its own Prometheus ``/metrics`` (prometheus_client's
+process collector: real CPU seconds and resident memory) on a loopback port and answer the port.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def main() -> None:
             child.stdout.readline()
             children.append(child)
             print(f"ok {child.pid}", flush=True)
+        elif command == "metrics":
+            from prometheus_client import start_http_server
+
+            server, _thread = start_http_server(0, addr="127.0.0.1")
+            print(f"ok {server.server_port}", flush=True)
         elif command == "exit":
             break
     for child in children:

@@ -131,6 +131,27 @@ def test_check_pid_says_why_a_pid_cannot_be_sampled(child: Child) -> None:
     assert check_pid(pid) == f"no process with PID {pid} on this machine"
 
 
+def test_a_real_process_metrics_endpoint_gives_its_cpu_and_memory(child: Child) -> None:
+    """prometheus_client's own process collector in the child: what a Python service exposes."""
+    url = f"http://127.0.0.1:{child.ask('metrics')}/metrics"
+    sampler = ResourceSampler(metrics_url=url)
+    start_cpu = float(child.ask("cpu"))
+    sampler.prime()
+    sampler.clock_started(time.perf_counter())
+    sampler.sample()
+    child.ask("alloc 80")
+    used = float(child.ask("burn 0.5")) - start_cpu
+    sampler.sample()
+    samples, notes = sampler.stop()
+    assert notes == []
+    before, after = samples
+    assert after["rss_mb"] - before["rss_mb"] >= 75
+    intervals = [before["t_s"], after["t_s"] - before["t_s"]]
+    measured = sum(s["cpu_percent"] / 100 * dt for s, dt in zip(samples, intervals, strict=True))
+    assert measured == pytest.approx(used, abs=0.1 + 0.25 * used)  # /proc ticks: 10 ms resolution
+    assert "process_open_fds" in after["gauges"]
+
+
 class Exposition:
     """A Prometheus text endpoint on loopback whose body the test sets."""
 
