@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.faults.spec import Fault, bandwidth, errors, latency, outage, resets, timeouts
     from pytest_shopflow_perf.plugin.fixtures import LoadRunner
     from pytest_shopflow_perf.profile.resolve import LoadProfile, ProfileError
+    from pytest_shopflow_perf.result.capacity import Capacity, CapacityStep
     from pytest_shopflow_perf.result.model import GeneratorStats, LoadResult, ShardRecord, Span, Stats, TimelineWindow
     from pytest_shopflow_perf.result.resources import Resources
     from pytest_shopflow_perf.result.target import RunTarget
@@ -43,12 +44,16 @@ if TYPE_CHECKING:
         assert_throughput,
     )
     from pytest_shopflow_perf.verdicts.baseline import BaselineError
+    from pytest_shopflow_perf.verdicts.capacity.search import CapacityError
     from pytest_shopflow_perf.verdicts.drift import Drift, DriftWarning, assert_no_drift
     from pytest_shopflow_perf.verdicts.regression import Finding, RegressionPolicy, Verdict, compare
 
 __all__ = [
     "Action",
     "BaselineError",
+    "Capacity",
+    "CapacityError",
+    "CapacityStep",
     "Drift",
     "DriftWarning",
     "FastClient",
@@ -102,6 +107,9 @@ __all__ = [
 _HOMES = {
     "Action": "faults.actions",
     "BaselineError": "verdicts.baseline",
+    "Capacity": "result.capacity",
+    "CapacityError": "verdicts.capacity.search",
+    "CapacityStep": "result.capacity",
     "Drift": "verdicts.drift",
     "DriftWarning": "verdicts.drift",
     "Fault": "faults.spec",

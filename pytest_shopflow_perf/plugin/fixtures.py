@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pytest_shopflow_perf.metrics.resources import ResourceSampler
     from pytest_shopflow_perf.plugin.session import PerfSession
     from pytest_shopflow_perf.profile.resolve import LoadProfile
+    from pytest_shopflow_perf.result.capacity import Capacity
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.result.target import RunTarget
     from pytest_shopflow_perf.verdicts.assertions import Slo
@@ -266,6 +267,44 @@ class LoadRunner:
         self._annotate(fault_run, result)
         return self._finish(result, slos)
 
+    def find_capacity(
+        self,
+        journeys: JourneySpec,
+        *,
+        slo: Sequence[str | Slo] | None = None,
+        start: float = 10.0,
+        max: float = 10_000.0,
+        model: str = "rate",
+        factor: float = 2.0,
+        refine: int = 2,
+        cooldown: float | str = "2s",
+        on_start: Hook | None = None,
+        on_stop: Hook | None = None,
+        **overrides: Any,
+    ) -> Capacity:
+        """The highest level (arrivals/s, or users with ``model="users"``) at which ``slo`` holds.
+
+        Runs the profile's duration at ``start``, ``start * factor``, ... up to ``max`` until a level
+        fails, then bisects ``refine`` times between the last passing and the first failing level.
+        """
+        __tracebackhide__ = hide_own_errors
+        from pytest_shopflow_perf.plugin.capacity import find_capacity
+
+        return find_capacity(
+            self,
+            journeys,
+            slo=slo,
+            start=start,
+            max=max,
+            model=model,
+            factor=factor,
+            refine=refine,
+            cooldown=cooldown,
+            on_start=on_start,
+            on_stop=on_stop,
+            overrides=overrides,
+        )
+
     async def arun(
         self,
         journeys: JourneySpec,
@@ -381,7 +420,7 @@ class LoadRunner:
         except SloError as exc:
             raise pytest.UsageError(str(exc)) from None
 
-    def _finish(self, result: LoadResult, slos: Sequence[Slo] = ()) -> LoadResult:
+    def _finish(self, result: LoadResult, slos: Sequence[Slo] = (), *, judge: bool = True) -> LoadResult:
         __tracebackhide__ = hide_own_errors
         end_progress(self._session.config)
         if self._target is not None:
@@ -398,6 +437,8 @@ class LoadRunner:
             except OSError as exc:
                 result.extra["report_error"] = str(exc)
             raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
+        if not judge:
+            return result  # a capacity step: the search judges it
         comparison_error = None
         if not result.interrupted:
             try:

@@ -259,6 +259,29 @@ class PerfSession:
             )
         result.extra["regression"] = verdict
 
+    def capacity_file(self, nodeid: str) -> Path:
+        from pytest_shopflow_perf.verdicts.capacity.baseline import capacity_path
+
+        return capacity_path(self.baseline_file(nodeid).parent, nodeid)
+
+    def compare_capacity(self, nodeid: str, capacity: dict[str, Any]) -> dict[str, Any]:
+        """A capacity search against the searches stored for the test (``Capacity.regression``)."""
+        from pytest_shopflow_perf.verdicts.capacity.baseline import compare_capacity, load_capacity
+
+        verdict: dict[str, Any] = {"fail_on": self.settings.fail_on}
+        if self.settings.no_compare:
+            return {**verdict, "tier": None, "note": "comparison disabled (--perf-no-compare)"}
+        path = self.capacity_file(nodeid)
+        stored = load_capacity(path, nodeid=nodeid)  # BaselineError names the file
+        if stored is None:
+            return {**verdict, "tier": None, "note": f"no stored capacity yet ({path.name}); record one with "
+                    "--perf-save-baseline"}  # fmt: skip
+        policy = self.policy
+        found = compare_capacity(
+            stored["runs"], capacity, minor=policy.minor, major=policy.major, critical=policy.critical
+        )
+        return {**verdict, **found, "file": path.name}
+
     def save_baseline(self, result: LoadResult) -> Path | None:
         """Append a finished run to its baseline (atomic, locked); never an interrupted or saturated run,
         nor one that lost a shard."""
@@ -266,6 +289,8 @@ class PerfSession:
 
         if not self.settings.save_baseline or result.interrupted:
             return None
+        if result.extra.get("capacity_step"):
+            return self._save_capacity(result)  # a level of a search has no baseline of its own
         if result.lost_shards:
             lost = ", ".join(shard.worker for shard in result.lost_shards)
             result.extra["baseline_note"] = f"not saved: shard(s) {lost} were lost during the run"
@@ -277,6 +302,19 @@ class PerfSession:
             return None
         path = self.baseline_file(result.test)
         append_run(path, result.test, result.to_dict(), keep=self.settings.baseline_keep)
+        return path
+
+    def _save_capacity(self, result: LoadResult) -> Path | None:
+        """The search's answer, carried by its last step, next to the test's baseline."""
+        from pytest_shopflow_perf.verdicts.capacity.baseline import append_capacity
+
+        capacity, nodeid = result.extra.get("capacity"), result.extra.get("capacity_test")
+        if not capacity or not isinstance(nodeid, str):
+            return None
+        path = self.capacity_file(nodeid)
+        if not append_capacity(path, nodeid, capacity, keep=self.settings.baseline_keep):
+            result.extra["baseline_note"] = "capacity not saved: the generator saturated before the service broke"
+            return None
         return path
 
     def finish_test(self, results: list[LoadResult], passed: bool) -> None:

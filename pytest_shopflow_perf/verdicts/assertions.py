@@ -36,6 +36,7 @@ from pytest_shopflow_perf.verdicts.slo.grammar import (
 )
 
 if TYPE_CHECKING:
+    from pytest_shopflow_perf.result.capacity import Capacity
     from pytest_shopflow_perf.result.model import LoadResult
     from pytest_shopflow_perf.verdicts.regression.verdict import Verdict
 
@@ -215,12 +216,16 @@ def assert_recovery(
         raise AssertionError(f"no recovery: {failures} of {len(entries)} fault(s) failed\n{table}")
 
 
-def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> None:
-    """Fail when the run regressed against its baseline at or above ``fail_on`` (``--perf-fail-on``)."""
+def assert_no_regression(result: LoadResult | Capacity, *, fail_on: str | None = None) -> None:
+    """Fail when the run (or a capacity search) regressed against its baseline at or above ``fail_on``."""
     __tracebackhide__ = True
+    from pytest_shopflow_perf.result.capacity import Capacity
     from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
     from pytest_shopflow_perf.verdicts.regression import Verdict
 
+    if isinstance(result, Capacity):
+        _capacity_regression(result, fail_on)
+        return
     fail_on = fail_on or str(result.extra.get("regression_fail_on", "major"))
     if fail_on not in FAIL_ON_CHOICES:
         raise SloError(f"fail_on={fail_on!r} is not valid: expected one of {', '.join(FAIL_ON_CHOICES)}")
@@ -241,6 +246,32 @@ def assert_no_regression(result: LoadResult, *, fail_on: str | None = None) -> N
                 f"{worst.metric} {(worst.change or 0) * 100:+.1f}% (p={worst.p_value or 0:.3g})"
             ),
             stacklevel=2,
+        )
+
+
+def _capacity_regression(capacity: Capacity, fail_on: str | None) -> None:
+    """A drop of the sustainable level at or above ``fail_on`` fails; a generator-limited search is inconclusive."""
+    __tracebackhide__ = True
+    from pytest_shopflow_perf.result.schema import FAIL_ON_CHOICES
+
+    record = dict(capacity.regression or {})
+    fail_on = fail_on or str(record.get("fail_on", "major"))
+    if fail_on not in FAIL_ON_CHOICES:
+        raise SloError(f"fail_on={fail_on!r} is not valid: expected one of {', '.join(FAIL_ON_CHOICES)}")
+    tier = record.get("tier")
+    if tier is None:
+        return  # nothing stored yet, or comparison disabled: the note says which
+    if tier == "inconclusive":
+        import pytest
+
+        pytest.skip(f"inconclusive: capacity regression not judged: {record.get('note', '')}")
+    if tier in FAILING_TIERS and fail_on != "never" and tier_rank(tier) >= tier_rank(fail_on):
+        change = record.get("change")
+        raise AssertionError(
+            f"capacity regression: {tier} (fails at {fail_on} or worse): max sustainable "
+            f"{capacity.max_sustainable if capacity.max_sustainable is not None else 'none'} {capacity.unit} against "
+            f"{record.get('baseline_max_sustainable')} stored ({(change or 0) * 100:+.0f} %) over "
+            f"{record.get('baseline_runs')} stored search(es); {record.get('note', '')}"
         )
 
 
