@@ -74,12 +74,14 @@ def test_the_users_model_speaks_in_users() -> None:
 
 def test_the_regression_follows_the_finding() -> None:
     line = terminal_line(run_of(capacity(regression=regression("major"))))
-    assert line is not None and line.endswith("; aborted after 2.1 s; vs baseline 500: -32 % (major)")
+    assert line is not None
+    assert line.endswith("; aborted after 2.1 s; vs baseline 500: -32 % (major)")
     note = "no baseline (record one with --perf-save-baseline)"
     line = terminal_line(run_of(capacity("max", 1000.0, regression=regression(None, None, None, note))))
     assert line == f"  capacity: sustains the max, 1,000 arrivals/s; regression: {note}"
     line = terminal_line(run_of(capacity(regression=regression("inconclusive", None, note="the baseline hit max"))))
-    assert line is not None and line.endswith("; vs baseline 500: not compared (inconclusive: the baseline hit max)")
+    assert line is not None
+    assert line.endswith("; vs baseline 500: not compared (inconclusive: the baseline hit max)")
 
 
 def test_no_search_no_line() -> None:
@@ -130,7 +132,8 @@ def test_a_generator_limit_asks_for_more_load() -> None:
     (found,) = findings(run_of(generator_limited()))
     assert found["title"] == "Find the service's real capacity: the generator saturated first"
     assert found["fragment"] == "(at least 340 arrivals/s, saturated at 680)"
-    assert "--perf-cluster" in found["advice"] and "--perf-workers" in found["advice"]
+    assert "--perf-cluster" in found["advice"]
+    assert "--perf-workers" in found["advice"]
 
 
 def test_a_major_or_critical_drop_is_a_finding_a_minor_one_is_not() -> None:
