@@ -27,6 +27,7 @@ from pytest_shopflow_perf.reporting.advice import (
     tail_advice,
 )
 from pytest_shopflow_perf.reporting.bottlenecks import min_requests
+from pytest_shopflow_perf.reporting.capacity import findings as capacity_findings
 from pytest_shopflow_perf.reporting.resources import findings as resource_findings
 from pytest_shopflow_perf.result.schema import tier_rank
 
@@ -425,6 +426,7 @@ def recommendations(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             *_shard_drafts(run),
             *_stress_drafts(run),
             *(_draft(scenario=run["name"], **finding) for finding in resource_findings(run)),
+            *(_draft(scenario=run["name"], **finding) for finding in capacity_findings(run)),
         ]
         for draft in drafts:
             if draft.title in merged:

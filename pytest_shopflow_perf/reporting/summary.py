@@ -15,6 +15,7 @@ from typing import Any
 from pytest_shopflow_perf.reporting._events import event_rows, exception_samples
 from pytest_shopflow_perf.reporting._format import run_status, shard_rows, slo_cell, slo_outcome
 from pytest_shopflow_perf.reporting.bottlenecks import RULE, bottlenecks, min_requests
+from pytest_shopflow_perf.reporting.capacity import markdown_lines as capacity_lines
 from pytest_shopflow_perf.reporting.drift import drift_lines
 from pytest_shopflow_perf.reporting.files import SUMMARY_SCHEMA
 from pytest_shopflow_perf.reporting.recommendations import recommendations
@@ -71,6 +72,7 @@ def _run_entry(test: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any
             "fail_on": extra.get("regression_fail_on", "major"),
         },
         "stress": extra.get("stress"),
+        "capacity_search": extra.get("capacity"),
         "recovery": extra.get("recovery"),
         "drift": extra.get("drift") or [],
         "resources": run.get("resources"),
@@ -375,6 +377,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 f"breaking point at {point['users']} users" if point else f"no breaking point ({entry.get('limit')})"
             )
             lines.append(f"- {entry['scenario']}: {verdict}; steps: {steps}.")
+    lines += capacity_lines(runs, _table)
     sharded = [run for run in summary["tests"] if run.get("shards")]
     if sharded:
         lines += ["", "## Load generation (shards)", ""]

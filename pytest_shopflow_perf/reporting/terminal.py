@@ -14,6 +14,7 @@ from pytest_shopflow_perf.reporting._format import (
     slo_cell,
     slo_outcome,
 )
+from pytest_shopflow_perf.reporting.capacity import terminal_line as capacity_line
 from pytest_shopflow_perf.reporting.resources import terminal_line
 from pytest_shopflow_perf.result.schema import error_percent
 from pytest_shopflow_perf.result.target import RunTarget
@@ -211,6 +212,9 @@ def write_summary(writer: Writer, summaries: Iterable[Mapping[str, Any]], *, ver
         resources = terminal_line(summary)
         if resources is not None:
             writer.write_line(resources)
+        capacity = capacity_line(summary)
+        if capacity is not None:
+            writer.write_line(capacity)
         _write_event_rows(writer, summary)
         failed = (summary["total"] or {}).get("failed")
         if failed:

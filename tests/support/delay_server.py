@@ -20,6 +20,10 @@ Paths:
                                      first request to this path, 200 otherwise
   /grow/<base_ms>/<ms_per_s>         after <base_ms> + <ms_per_s> x the seconds since the server started:
                                      latency that drifts upward (assert_no_drift)
+  /slots/<n>/<ms>                    at most <n> requests in service at once, each holding its slot <ms>;
+                                     the others queue (first come, first served): a known capacity of
+                                     <n> x 1000 / <ms> requests/s (find_capacity). X-Service-Time-Us
+                                     includes the wait for a slot
   anything else                      200 with a small JSON body
 """
 
@@ -38,6 +42,14 @@ flaky_random = random.Random(7)
 first_seen: dict[str, float] = {}
 stall_until = 0.0
 started_at = time.monotonic()
+slots: dict[tuple[int, float], asyncio.Semaphore] = {}
+
+
+async def hold_slot(n: int, ms: float) -> None:
+    """Wait for one of the ``n`` slots of ``(n, ms)`` (created on first use), then hold it ``ms``."""
+    semaphore = slots.setdefault((n, ms), asyncio.Semaphore(n))
+    async with semaphore:
+        await asyncio.sleep(ms / 1000)
 
 
 async def delay_for(path: str) -> tuple[int, float]:
@@ -61,6 +73,9 @@ async def delay_for(path: str) -> tuple[int, float]:
         started = first_seen.setdefault(path, time.monotonic())
         elapsed = time.monotonic() - started
         return (int(parts[3]) if float(parts[1]) <= elapsed < float(parts[1]) + float(parts[2]) else 200), 0.0
+    if head == "slots":
+        await hold_slot(int(parts[1]), float(parts[2]))
+        return 200, 0.0
     if head == "grow":
         return 200, (float(parts[1]) + float(parts[2]) * (time.monotonic() - started_at)) / 1000
     if head == "flaky":
