@@ -106,6 +106,10 @@ def find_capacity(
         refine=refine,
         slo=tuple(s.expression for s in slos),
     )
+    last_result = capacity.steps[-1].result
+    environment = last_result.environment if last_result is not None else {}
+    conditions = {"fingerprint": environment.get("fingerprint"), "step_duration_s": profile.duration}
+    capacity = replace(capacity, conditions=conditions)
     capacity = replace(capacity, regression=runner._session.compare_capacity(runner.nodeid, capacity.to_dict()))
     last = capacity.steps[-1].result
     if last is not None:

@@ -73,6 +73,8 @@ class Capacity:
     limit: str
     steps: tuple[CapacityStep, ...]
     regression: Mapping[str, Any] | None = None
+    # what a stored capacity must share to be compared: the machine's fingerprint, the length of a step
+    conditions: Mapping[str, Any] | None = None
 
     @property
     def unit(self) -> str:
@@ -95,6 +97,7 @@ class Capacity:
             "breaking": breaking.to_dict() if breaking is not None else None,
             "steps": [step.to_dict() for step in self.steps],
             "regression": dict(self.regression) if self.regression is not None else None,
+            "conditions": dict(self.conditions) if self.conditions is not None else None,
         }
 
     @classmethod
@@ -118,4 +121,5 @@ class Capacity:
             limit=str(data.get("limit", "service")),
             steps=steps,
             regression=data.get("regression"),
+            conditions=data.get("conditions"),
         )

@@ -46,7 +46,11 @@ def test_capacity(load):
 
 def test_the_search_finds_a_known_capacity_and_flags_a_drop(pytester: pytest.Pytester, delay_server: str) -> None:
     pytester.makepyfile(test_search=SEARCH)
-    stored = {"model": "rate", "max_sustainable": 1000.0, "limit": "service", "breaking": {"level": 1100.0}}
+    from pytest_shopflow_perf.verdicts.baseline import environment_fingerprint
+
+    conditions = {"fingerprint": environment_fingerprint()["fingerprint"], "step_duration_s": 2.0}
+    stored = {"model": "rate", "max_sustainable": 1000.0, "limit": "service", "breaking": {"level": 1100.0},
+              "conditions": conditions}  # fmt: skip
     baselines = pytester.path / "baselines"
     baselines.mkdir()
     (baselines / "test_search.py__test_capacity-capacity.json").write_text(

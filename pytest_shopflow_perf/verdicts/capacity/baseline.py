@@ -85,9 +85,18 @@ def compare_capacity(
     runs: Sequence[Mapping[str, Any]], current: Mapping[str, Any], *, minor: float, major: float, critical: float
 ) -> dict[str, Any]:
     """The regression record of a search against the stored ones (``Capacity.regression``)."""
-    usable = [run for run in runs if run.get("limit") != "generator" and run.get("model") == current.get("model")]
+    same_model = [r for r in runs if r.get("limit") != "generator" and r.get("model") == current.get("model")]
+    conditions = current.get("conditions") or {}
+    usable = [r for r in same_model if not conditions or (r.get("conditions") or {}) == conditions]
     verdict: dict[str, Any] = {"tier": None, "change": None, "baseline_max_sustainable": None}
     verdict["baseline_runs"] = len(usable)
+    if same_model and not usable:
+        verdict.update(
+            tier="inconclusive",
+            note="the stored capacities were measured on another machine or with steps of another length "
+            f"({conditions}); record this machine's with --perf-save-baseline",
+        )
+        return verdict
     if not usable:
         verdict["note"] = "no stored capacity of this model to compare with; record one with --perf-save-baseline"
         return verdict

@@ -149,3 +149,14 @@ def test_assert_no_regression_fails_a_capacity_drop_at_fail_on() -> None:
     with pytest.raises(AssertionError, match=r"capacity regression: major .* 300 arrivals/s against 500 stored"):
         assert_no_regression(capacity)
     assert_no_regression(capacity, fail_on="critical")
+
+
+def test_stored_capacities_of_another_machine_or_step_length_are_inconclusive() -> None:
+    here = {"fingerprint": "sha256:aaaa", "step_duration_s": 6.0}
+    stored = [{**record(500, 550), "conditions": {"fingerprint": "sha256:bbbb", "step_duration_s": 6.0}}]
+    current = {**record(100, 150), "conditions": here}
+    verdict = compare_capacity(stored, current, **POLICY)
+    assert verdict["tier"] == "inconclusive"
+    assert "another machine" in verdict["note"]
+    stored.append({**record(500, 550), "conditions": here})
+    assert compare_capacity(stored, current, **POLICY)["tier"] == "critical"
