@@ -13,7 +13,15 @@ from typing import Any
 
 from pytest_shopflow_perf.reporting.advice import TEST_OWNER
 
-__all__ = ["capacity_of", "findings", "level_text", "markdown_lines", "regression_text", "terminal_line"]
+__all__ = [
+    "capacity_caption",
+    "capacity_of",
+    "findings",
+    "level_text",
+    "markdown_lines",
+    "regression_text",
+    "terminal_line",
+]
 
 Table = Callable[[Iterable[str], Iterable[Iterable[Any]]], list[str]]
 FAILING = ("major", "critical")
@@ -175,6 +183,20 @@ def markdown_lines(runs: Sequence[Mapping[str, Any]], table: Table) -> list[str]
             + ".",
         ]
     return ["", "## Capacity search", *lines] if lines else []
+
+
+def capacity_caption(record: Mapping[str, Any]) -> str:
+    """The HTML chart's caption: how to read it, then what the search found."""
+    unit = _unit(record)
+    best = record.get("max_sustainable")
+    steps = record.get("steps") or []
+    regression = regression_text(record)
+    sustained = f"{level_text(best)} {unit}" if best is not None else f"none of the {len(steps)} levels"
+    return (
+        f"Each point is a step of its own at one level ({len(steps)} in all), judged on {_slo(record)}: green "
+        "passed, red failed, a cross where the generator saturated; dashed: the max sustainable level. "
+        f"Max sustainable: {sustained}; limit: {_limit_text(record)}" + (f"; {regression}." if regression else ".")
+    )
 
 
 def findings(run: Mapping[str, Any]) -> list[dict[str, Any]]:
