@@ -245,3 +245,20 @@ def test_a_run_with_a_search_gets_the_capacity_chart() -> None:
     assert chart.caption.endswith(
         "limit: the generator (it saturated at 680 arrivals/s before the service broke: add workers or --perf-cluster)."
     )
+
+
+def test_a_search_with_no_sustainable_level_says_which_level_already_failed() -> None:
+    first = step(50.0, False, breaches=[BREACH])
+    lines = markdown_lines([run_of(capacity(best=None, breaking=first, steps=[first]))], _table)
+    assert lines[-1] == (
+        "**Max sustainable: none: the first level (50 arrivals/s) already failed**; limit: the service (it breaks at "
+        "50 arrivals/s); no baseline to compare with."
+    )
+    saturated = step(50.0, False, saturated=True)
+    record = capacity("generator", best=None, steps=[saturated])
+    assert terminal_line(run_of(record)) == (
+        "  capacity: not measured: the generator saturated at 50, the first level, before the service broke "
+        "(add workers)"
+    )
+    (found,) = findings(run_of(record))
+    assert found["fragment"] == "(no level measured, saturated at 50)"
