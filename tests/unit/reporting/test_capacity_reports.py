@@ -245,6 +245,12 @@ def test_a_run_with_a_search_gets_the_capacity_chart() -> None:
     assert chart.caption.endswith(
         "limit: the generator (it saturated at 680 arrivals/s before the service broke: add workers or --perf-cluster)."
     )
+    from support.html_report import charts
+
+    from pytest_shopflow_perf.reporting.html.render import render_run
+
+    shown = charts(render_run(result.summary_dict(), result_charts(result)))  # each SVG parsed as XML
+    assert "max sustainable 340 arrivals/s" in shown["capacity"]
 
 
 def test_a_search_with_no_sustainable_level_says_which_level_already_failed() -> None:
