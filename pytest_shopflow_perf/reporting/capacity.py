@@ -13,7 +13,15 @@ from typing import Any
 
 from pytest_shopflow_perf.reporting.advice import TEST_OWNER
 
-__all__ = ["capacity_of", "findings", "level_text", "markdown_lines", "regression_text", "terminal_line"]
+__all__ = [
+    "capacity_caption",
+    "capacity_of",
+    "findings",
+    "level_text",
+    "markdown_lines",
+    "regression_text",
+    "terminal_line",
+]
 
 Table = Callable[[Iterable[str], Iterable[Iterable[Any]]], list[str]]
 FAILING = ("major", "critical")
@@ -63,6 +71,16 @@ def _why(step: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _sustained(record: Mapping[str, Any]) -> str:
+    """``340 arrivals/s``, or ``none: the first level (50 arrivals/s) already failed``."""
+    best = record.get("max_sustainable")
+    if best is not None:
+        return f"{level_text(best)} {_unit(record)}"
+    steps = record.get("steps") or []
+    first = f" ({level_text(steps[0].get('level'))} {_unit(record)})" if steps else ""
+    return f"none: the first level{first} already failed"
+
+
 def _saturated_step(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return next((s for s in record.get("steps") or [] if s.get("saturated")), None)
 
@@ -93,7 +111,7 @@ def _headline(record: Mapping[str, Any]) -> str:
         saturated = _saturated_step(record)
         at = f" at {level_text(saturated['level'])}" if saturated else ""
         if best is None:
-            return f"not found: the generator saturated{at} before the service broke (add workers)"
+            return f"not measured: the generator saturated{at}, the first level, before the service broke (add workers)"
         return f"at least {level_text(best)} {unit}: the generator saturated{at} before the service broke (add workers)"
     if limit == "max":
         return f"sustains the max, {level_text(best)} {unit}"
@@ -156,7 +174,6 @@ def markdown_lines(runs: Sequence[Mapping[str, Any]], table: Table) -> list[str]
         if record is None:
             continue
         unit = _unit(record)
-        best = record.get("max_sustainable")
         lines += ["", f"### {run.get('name') or run.get('test') or 'load run'}", ""]
         model = str(record.get("model") or "rate").capitalize()
         lines.append(f"{model} model, levels in {unit}, in the order run; each level judged on {_slo(record)}.")
@@ -167,14 +184,25 @@ def markdown_lines(runs: Sequence[Mapping[str, Any]], table: Table) -> list[str]
         tier = (record.get("regression") or {}).get("tier")
         if regression and tier in FAILING:
             regression = regression.replace(f"({tier}", f"(**{tier}**", 1)
-        sustained = f"{level_text(best)} {unit}" if best is not None else f"none of the {len(steps)} levels"
         lines += [
             "",
-            f"**Max sustainable: {sustained}**; limit: {_limit_text(record)}"
+            f"**Max sustainable: {_sustained(record)}**; limit: {_limit_text(record)}"
             + (f"; {regression}" if regression else "; no baseline to compare with")
             + ".",
         ]
     return ["", "## Capacity search", *lines] if lines else []
+
+
+def capacity_caption(record: Mapping[str, Any]) -> str:
+    """The HTML chart's caption: how to read it, then what the search found."""
+    steps = record.get("steps") or []
+    regression = regression_text(record)
+    return (
+        f"Each point is a step of its own at one level ({len(steps)} in all), judged on {_slo(record)}: green "
+        "passed, red failed, a cross where the generator saturated; dashed: the max sustainable level. "
+        f"Max sustainable: {_sustained(record)}; limit: {_limit_text(record)}"
+        + (f"; {regression}." if regression else ".")
+    )
 
 
 def findings(run: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -188,11 +216,12 @@ def findings(run: Mapping[str, Any]) -> list[dict[str, Any]]:
     if record.get("limit") == "generator":
         saturated = _saturated_step(record)
         at = f", saturated at {level_text(saturated['level'])}" if saturated else ""
+        measured = f"at least {level_text(best)} {unit}" if best is not None else "no level measured"
         found.append(
             {
                 "title": "Find the service's real capacity: the generator saturated first",
                 "subject": "the capacity search stopped at the generator's limit",
-                "fragment": f"(at least {level_text(best)} {unit}{at})" if best is not None else f"(none{at})",
+                "fragment": f"({measured}{at})",
                 "advice": "the service did not break, so its capacity is above what was measured; add workers "
                 "(workers=N, --perf-workers) or generate load from other machines (--perf-cluster) and search again",
                 "impact": "medium",

@@ -5,7 +5,8 @@
   faults shaded, the baseline's p50/p95 and req/s dashed;
 - the target's CPU and RSS over time, when they were sampled (``result.resources``);
 - latency over time per endpoint (small multiples) when the run has more than one;
-- open model: latency from the intended start (corrected) against from the send (uncorrected).
+- open model: latency from the intended start (corrected) against from the send (uncorrected);
+- a capacity search (``result.extra["capacity"]``): latency and error rate against the level.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def result_charts(result: LoadResult, baseline: BaselineView | None = None) -> l
         charts.append(endpoints_svg(result))
     if result.model == "open" and result.uncorrected_histogram is not None:
         charts.append(correction_svg(result))
+    if result.extra.get("capacity"):
+        charts.append(capacity_svg(result.extra["capacity"]))
     return charts
 
 
@@ -149,6 +152,14 @@ def resources_svg(result: LoadResult) -> Chart:
     if resources.notes:
         caption += " Not read: " + "; ".join(resources.notes) + "."
     return Chart("resources", svg, caption)
+
+
+def capacity_svg(record: Mapping[str, Any]) -> Chart:
+    """A capacity search: each step a run of its own at one level; what the search found in the caption."""
+    from pytest_shopflow_perf.reporting.capacity import capacity_caption
+    from pytest_shopflow_perf.reporting.html.capacity_chart import capacity_chart
+
+    return Chart("capacity", capacity_chart(record), capacity_caption(record))
 
 
 def _lighter(color: str) -> str:

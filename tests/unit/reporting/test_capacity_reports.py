@@ -206,3 +206,65 @@ def test_the_verbose_terminal_block_shows_the_line() -> None:
     quiet = Lines()
     write_summary(quiet, [summary_run(capacity("max", 1000.0))])
     assert not any(line.startswith("  capacity:") for line in quiet.lines)
+
+
+# ---- HTML -----------------------------------------------------------------------------------
+
+
+def test_the_chart_is_inline_svg_with_its_title_and_the_sustainable_level() -> None:
+    from pytest_shopflow_perf.reporting.html.capacity_chart import capacity_chart
+
+    svg = capacity_chart(capacity(regression=regression("major")))
+    assert svg.startswith('<svg class="sfp-svg"')
+    assert "Capacity search: latency and errors by level" in svg
+    assert "max sustainable 340 arrivals/s" in svg
+    assert "failed" in svg
+    saturated = capacity_chart(generator_limited(), title="stress search")
+    assert "stress search" in saturated
+    assert "generator saturated" in saturated
+    nothing = capacity_chart(capacity(best=None, steps=[step(50.0, False, breaches=[BREACH], error_rate=None)]))
+    assert "max sustainable" not in nothing
+
+
+def test_a_run_with_a_search_gets_the_capacity_chart() -> None:
+    import httpx
+    from support.engine import run as run_engine
+
+    from pytest_shopflow_perf.reporting.html.run_charts import result_charts
+
+    async def journey(user: Any) -> None:
+        await user.client.get("/x")
+
+    result = run_engine(
+        journey, users=1, duration=0.2, transport_factory=lambda: httpx.MockTransport(lambda _: httpx.Response(200))
+    )
+    assert "capacity" not in [chart.kind for chart in result_charts(result)]
+    result.extra["capacity"] = generator_limited()
+    (chart,) = [chart for chart in result_charts(result) if chart.kind == "capacity"]
+    assert "Capacity search" in chart.svg
+    assert chart.caption.endswith(
+        "limit: the generator (it saturated at 680 arrivals/s before the service broke: add workers or --perf-cluster)."
+    )
+    from support.html_report import charts
+
+    from pytest_shopflow_perf.reporting.html.render import render_run
+
+    shown = charts(render_run(result.summary_dict(), result_charts(result)))  # each SVG parsed as XML
+    assert "max sustainable 340 arrivals/s" in shown["capacity"]
+
+
+def test_a_search_with_no_sustainable_level_says_which_level_already_failed() -> None:
+    first = step(50.0, False, breaches=[BREACH])
+    lines = markdown_lines([run_of(capacity(best=None, breaking=first, steps=[first]))], _table)
+    assert lines[-1] == (
+        "**Max sustainable: none: the first level (50 arrivals/s) already failed**; limit: the service (it breaks at "
+        "50 arrivals/s); no baseline to compare with."
+    )
+    saturated = step(50.0, False, saturated=True)
+    record = capacity("generator", best=None, steps=[saturated])
+    assert terminal_line(run_of(record)) == (
+        "  capacity: not measured: the generator saturated at 50, the first level, before the service broke "
+        "(add workers)"
+    )
+    (found,) = findings(run_of(record))
+    assert found["fragment"] == "(no level measured, saturated at 50)"
