@@ -58,8 +58,13 @@ def test_the_search_finds_a_known_capacity_and_flags_a_drop(pytester: pytest.Pyt
             {"schema": "shopflow-perf/capacity-baseline/1", "test": "test_search.py::test_capacity", "runs": [stored]}
         )
     )
-    outcome = pytester.runpytest_subprocess("--perf-base-url", delay_server, "--perf-report-dir", "out", "-v")
+    outcome = pytester.runpytest_subprocess(
+        "--perf-base-url", delay_server, "--perf-report-dir", "out", "-v", "--html=report.html", "--self-contained-html"
+    )
     outcome.assert_outcomes(failed=1)
+    outcome.stdout.fnmatch_lines(
+        ["  capacity: max sustainable 60 arrivals/s at p(95)<150ms, error_rate<1%; breaks at*"]
+    )
     outcome.stdout.fnmatch_lines(["*capacity regression: critical (fails at major or worse): max sustainable 60*"])
     outcome.stdout.fnmatch_lines(["*capacity: 15 arrivals/s *", "*capacity: 120 arrivals/s *"])
     records = [json.loads(p.read_text()) for p in sorted((pytester.path / "out").glob("*.json"))]
@@ -69,6 +74,8 @@ def test_the_search_finds_a_known_capacity_and_flags_a_drop(pytester: pytest.Pyt
     assert found[0]["regression"]["tier"] == "critical"
     summary = (pytester.path / "out" / "summary.md").read_text()
     assert "## Capacity search" in summary
+    html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    assert "data-chart=\\&#34;capacity" in html  # pytest-html keeps the page's rows as escaped JSON
 
 
 def test_a_search_the_generator_limits_says_so(pytester: pytest.Pytester, delay_server: str) -> None:
