@@ -102,7 +102,7 @@ class Threshold:
 
 def _number(value: float) -> str:
     """A plain decimal the grammar and the unit parser read (never an exponent), without float noise."""
-    text = f"{value:.12f}".rstrip("0").rstrip(".")
+    text = f"{round(value, 6):.12f}".rstrip("0").rstrip(".")  # 0.9 s in us is 899999.9999999999 as a float
     return text if text not in ("", "-0") else "0"
 
 
