@@ -50,6 +50,18 @@ NOT_PASSED = ("FAIL", "ABORTED", "INTERRUPTED", "INCONCLUSIVE", "NOT JUDGED", "S
 """Every status of a run but PASS, worst first: a run that was stopped or never judged is never PASS."""
 
 
+def _capacity_level(run: Mapping[str, Any]) -> str:
+    """Why a level of a capacity search is no failure of the test: the search judges levels, the test the search."""
+    extra = run.get("extra") or {}
+    if (run.get("generator") or {}).get("saturated"):
+        return "a capacity search level: the generator saturated here, so the search stopped"
+    if any(not o.get("passed") for o in extra.get("slo") or []) or str(extra.get("stop_reason") or "").startswith(
+        "aborted"
+    ):
+        return "a capacity search level that broke its SLOs: the search's upper bound"
+    return "a capacity search level that held its SLOs"
+
+
 def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = None) -> tuple[str, str]:
     """One word for a run and why: ``PASS`` only for a run of a passed test that a threshold or a baseline judged.
 
@@ -71,6 +83,8 @@ def run_status(run: Mapping[str, Any], outcome: object = None, reason: object = 
             f"stopped by Ctrl-C or SIGTERM after {float(run.get('duration_s') or 0):.1f} s{of}: "
             "its thresholds were never judged"
         )
+    if extra.get("capacity_step") and outcome not in ("failed", "error"):
+        return "PASS", _capacity_level(run)  # a level that broke is what a capacity search looks for
     if stop.startswith("aborted"):
         return "ABORTED", f"abort-on-fail stopped the load early: {stop.removeprefix('aborted: ')}"
     if outcome in ("failed", "error"):

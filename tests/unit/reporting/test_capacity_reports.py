@@ -268,3 +268,26 @@ def test_a_search_with_no_sustainable_level_says_which_level_already_failed() ->
     )
     (found,) = findings(run_of(record))
     assert found["fragment"] == "(no level measured, saturated at 50)"
+
+
+def test_a_capacity_level_that_broke_is_no_failure_of_the_session() -> None:
+    """The search looks for the level that breaks: only the test's own outcome fails it."""
+    from pytest_shopflow_perf.reporting._format import run_status
+
+    broke = {
+        "extra": {
+            "capacity_step": True,
+            "stop_reason": "aborted: 'p(95)<500ms' is breached beyond recovery after 1 s",
+            "slo": [{"threshold": "p(95)<500ms", "passed": False}],
+        },
+        "generator": {"saturated": False},
+    }
+    assert run_status(broke, "passed") == (
+        "PASS",
+        "a capacity search level that broke its SLOs: the search's upper bound",
+    )
+    saturated = {"extra": {"capacity_step": True, "slo": []}, "generator": {"saturated": True}}
+    assert run_status(saturated, "passed")[0] == "PASS"
+    assert run_status(broke, "failed", "capacity regression: major")[0] == "ABORTED"  # as any aborted run
+    plain = {"extra": {"stop_reason": "aborted: x", "slo": [{"passed": False}]}}
+    assert run_status(plain, "passed")[0] == "ABORTED"
