@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     )
     from pytest_shopflow_perf.verdicts.baseline import BaselineError
     from pytest_shopflow_perf.verdicts.capacity.search import CapacityError
-    from pytest_shopflow_perf.verdicts.drift import Drift, DriftWarning, assert_no_drift
+    from pytest_shopflow_perf.verdicts.drift import Drift, DriftError, DriftWarning, assert_no_drift
     from pytest_shopflow_perf.verdicts.regression import Finding, RegressionPolicy, Verdict, compare
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "CapacityError",
     "CapacityStep",
     "Drift",
+    "DriftError",
     "DriftWarning",
     "FastClient",
     "FastClientUnsupported",
@@ -111,6 +112,7 @@ _HOMES = {
     "CapacityError": "verdicts.capacity.search",
     "CapacityStep": "result.capacity",
     "Drift": "verdicts.drift",
+    "DriftError": "verdicts.drift",
     "DriftWarning": "verdicts.drift",
     "Fault": "faults.spec",
     "FaultPlan": "faults.run",
