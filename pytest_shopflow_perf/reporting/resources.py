@@ -41,7 +41,10 @@ def _gauges_max(resources: Mapping[str, Any]) -> dict[str, float]:
     return found
 
 
-def _growth(resources: Mapping[str, Any]) -> str:
+def _growth(resources: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+    """RSS growth per hour, only from a run long enough for it (a few seconds of warm-up read as GB/h)."""
+    if float(run.get("duration_s") or 0.0) < LEAK_MIN_S:
+        return f"growth not judged under {LEAK_MIN_S:.0f} s"
     growth = float(resources.get("rss_mb_growth_per_h") or 0.0)
     return f"{growth:+,.1f} MB/h"
 
@@ -56,7 +59,7 @@ def terminal_line(run: Mapping[str, Any]) -> str | None:
         f"  target resources ({resources.get('source') or 'sampled'}, {count} samples): "
         f"CPU mean {float(resources.get('cpu_percent_mean') or 0):.0f} %, "
         f"max {float(resources.get('cpu_percent_max') or 0):.0f} % of one core; "
-        f"RSS max {float(resources.get('rss_mb_max') or 0):,.1f} MB ({_growth(resources)})"
+        f"RSS max {float(resources.get('rss_mb_max') or 0):,.1f} MB ({_growth(resources, run)})"
     )
     pool = _pool_use(_gauges_max(resources))
     if pool is not None:
@@ -96,7 +99,7 @@ def markdown_lines(runs: Sequence[Mapping[str, Any]], table: Table) -> list[str]
                 f"{float(resources.get('cpu_percent_mean') or 0):.0f} %",
                 f"{float(resources.get('cpu_percent_max') or 0):.0f} %",
                 f"{float(resources.get('rss_mb_max') or 0):,.1f} MB",
-                _growth(resources),
+                _growth(resources, run),
                 f"{pool[1]:.0f} / {pool[2]:.0f}" if pool is not None else "-",
                 "; ".join(str(n) for n in resources.get("notes") or []) or "-",
             )

@@ -53,11 +53,12 @@ def test_the_terminal_line_and_the_markdown_row() -> None:
     line = terminal_line(run_record(notes=["connections: access denied (not counted)"]))
     assert line == (
         "  target resources (pid 812, 30 samples): CPU mean 20 %, max 40 % of one core; RSS max 120.2 MB "
-        "(+0.0 MB/h); DB pool max 1 of 4 in use; not read: connections: access denied (not counted)"
+        "(growth not judged under 60 s); DB pool max 1 of 4 in use; not read: connections: access denied (not counted)"
     )
+    assert "RSS max 120.2 MB (+12.5 MB/h)" in str(terminal_line(run_record(growth=12.5, duration=600.0)))
     lines = markdown_lines([run_record(), {"name": "unsampled"}], _table)
     assert lines[1] == "## Target resources"
-    assert lines[-1] == "| peak | pid 812 | 20 % | 40 % | 120.2 MB | +0.0 MB/h | 1 / 4 | - |"
+    assert lines[-1] == "| peak | pid 812 | 20 % | 40 % | 120.2 MB | growth not judged under 60 s | 1 / 4 | - |"
     assert markdown_lines([{"name": "unsampled"}], _table) == []
 
 
