@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,18 +51,22 @@ def _no_traffic_off_loopback() -> Iterator[None]:
             pytest.fail(f"network access off loopback during this test (netguard, {len(lines)} attempts):\n{shown}")
 
 
+@pytest.fixture
+def inner_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytester session has no ini: set pytest-asyncio's loop scope, or its warning fills the inner output.
+
+    After ``pytester``, which clears ``PYTEST_ADDOPTS`` when it is made.
+    """
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+
+
 @pytest.fixture(scope="session")
 def delay_server() -> Iterator[str]:
     """The known-latency server, in its own process so it never shares the engine's GIL."""
-    process = subprocess.Popen([sys.executable, str(SUPPORT / "delay_server.py")], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    port = process.stdout.readline().strip()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+    from support.delay_process import delay_server_process
+
+    with delay_server_process() as (url, _pid):
+        yield url
 
 
 @pytest.fixture

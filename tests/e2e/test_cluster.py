@@ -17,7 +17,10 @@ pytest.importorskip("distributed")
 
 pytest_plugins = ["pytester"]
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals"),
+    pytest.mark.usefixtures("inner_ini"),
+]
 
 DASK = str(Path(sys.executable).with_name("dask"))
 
@@ -103,11 +106,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield started
     finally:
         started.stop()
-
-
-@pytest.fixture(autouse=True)
-def _inner_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")  # no ini inside
 
 
 TEST_MODULE = """

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support.delay_process import delay_server_process
 
 pytest_plugins = ["pytester"]
 
-SUPPORT = Path(__file__).parents[1] / "support"
 
 # /grow/5/4: 5 ms + 4 ms for every second the server has been up, +240 ms a minute; over the 8 s run
 # the start level is well under 100 ms, so the slope is far above 100 %/min however slow the machine.
@@ -43,15 +40,8 @@ def test_steady(load):
 @pytest.fixture
 def fresh_delay_server() -> Iterator[str]:
     """A delay server of this test alone: /grow counts from the server's start, not the session's."""
-    process = subprocess.Popen([sys.executable, str(SUPPORT / "delay_server.py")], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    port = process.stdout.readline().strip()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+    with delay_server_process() as (url, _pid):
+        yield url
 
 
 @pytest.mark.timing

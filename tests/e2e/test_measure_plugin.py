@@ -7,11 +7,7 @@ import json
 import pytest
 
 pytest_plugins = ["pytester"]
-
-
-@pytest.fixture(autouse=True)
-def _inner_ini(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+pytestmark = pytest.mark.usefixtures("inner_ini")
 
 
 JOURNEY = """

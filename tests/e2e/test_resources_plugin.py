@@ -10,18 +10,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support.delay_process import delay_server_process
 
 pytest_plugins = ["pytester"]
-
-SUPPORT = Path(__file__).parents[1] / "support"
-
-
-@pytest.fixture(autouse=True)
-def _inner_ini(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+pytestmark = pytest.mark.usefixtures("inner_ini")
 
 
 BROWSE = """
@@ -79,15 +73,8 @@ def test_browse(load):
 @pytest.fixture
 def own_server() -> Iterator[tuple[str, int]]:
     """A delay server the test starts itself, so it knows its PID."""
-    process = subprocess.Popen([sys.executable, str(SUPPORT / "delay_server.py")], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    port = process.stdout.readline().strip()
-    try:
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+    with delay_server_process() as server:
+        yield server
 
 
 def test_a_pid_given_on_the_command_line_is_sampled(pytester: pytest.Pytester, own_server: tuple[str, int]) -> None:

@@ -18,12 +18,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
-
-
-@pytest.fixture(autouse=True)
-def _inner_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")  # no ini inside
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals"),
+    pytest.mark.usefixtures("inner_ini"),
+]
 
 
 JOURNEY = """
