@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,14 +31,14 @@ __all__ = ["find_capacity"]
 MAX_STEP_GRACE_S = 5.0  # a step's abort waits at most this long (a third of its duration when shorter)
 
 
-def _abortable(slo: Slo) -> Slo:
+def _step_slo(slo: Slo, grace: float) -> Slo:
     """The same threshold, stopping its step once breached beyond recovery (where the grammar allows)."""
     from pytest_shopflow_perf.verdicts.slo.grammar import Slo
 
     threshold = slo.threshold
     if slo.abort or threshold.is_resource or threshold.kinds or threshold.op not in ("<", "<="):
         return slo
-    return Slo(slo.expression, abort=True, grace=slo.grace)
+    return Slo(slo.expression, abort=True, grace=grace)
 
 
 def find_capacity(
@@ -60,7 +59,6 @@ def find_capacity(
     __tracebackhide__ = hide_own_errors
     from pytest_shopflow_perf.result.capacity import UNITS
     from pytest_shopflow_perf.verdicts.capacity.search import CapacityError, check_search, search
-    from pytest_shopflow_perf.verdicts.slo.grammar import Slo
 
     check_search(model=model, start=start, max=max, factor=factor, refine=refine)
     slos = runner._slos(slo)
@@ -75,7 +73,7 @@ def find_capacity(
             raise CapacityError(f"find_capacity({key}=...): the search sets the level itself (start= .. max=)")
     profile = runner._profile(dict(overrides))
     grace = min(MAX_STEP_GRACE_S, profile.duration / 3)
-    step_slos = [_abortable(Slo(s.expression, abort=s.abort, grace=grace if not s.abort else s.grace)) for s in slos]
+    step_slos = [_step_slo(s, grace) for s in slos]
     name = str(profile.name or runner.nodeid.rsplit("::", 1)[-1])
     unit = UNITS[model]
     ran: list[CapacityStep] = []
@@ -106,12 +104,11 @@ def find_capacity(
         refine=refine,
         slo=tuple(s.expression for s in slos),
     )
-    last_result = capacity.steps[-1].result
-    environment = last_result.environment if last_result is not None else {}
+    last = capacity.steps[-1].result
+    environment = last.environment if last is not None else {}
     conditions = {"fingerprint": environment.get("fingerprint"), "step_duration_s": profile.duration}
     capacity = replace(capacity, conditions=conditions)
     capacity = replace(capacity, regression=runner._session.compare_capacity(runner.nodeid, capacity.to_dict()))
-    last = capacity.steps[-1].result
     if last is not None:
         last.extra["capacity"] = capacity.to_dict()  # the reports and the JSON show it with the last step
         last.extra["capacity_test"] = runner.nodeid
@@ -129,17 +126,7 @@ def run_step(
 ) -> LoadResult:
     """One level: a run of the test in every report, judged by the search (not by a baseline of its own)."""
     __tracebackhide__ = hide_own_errors
-    import anyio
-
-    from pytest_shopflow_perf.plugin.fixtures import _backend_options
-
-    backend_options = _backend_options(runner._session.settings.event_loop)
-    with ExitStack() as stack:
-        engine, fault_run = runner._prepare(stack, journeys, on_start, on_stop, None, None, overrides, slos, None)
-        result = anyio.run(runner._drive, engine, None, backend="asyncio", backend_options=backend_options)
-    runner._annotate(fault_run, result)
-    result.extra["capacity_step"] = True
-    return runner._finish(result, slos, judge=False)
+    return runner._run_sync(journeys, on_start, on_stop, None, None, overrides, slos, None, judge=False)
 
 
 def judge_step(level: float, result: LoadResult, slos: Sequence[Slo]) -> CapacityStep:

@@ -255,9 +255,26 @@ class LoadRunner:
             raise EventLoopMisuse(
                 "load.run() was called inside a running event loop; in an async test use `await load.arun(...)`"
             )
+        slos = self._slos(slo)
+        return self._run_sync(journeys, on_start, on_stop, app, transport_factory, overrides, slos, faults)
+
+    def _run_sync(
+        self,
+        journeys: JourneySpec,
+        on_start: Hook | None,
+        on_stop: Hook | None,
+        app: Any,
+        transport_factory: TransportFactory | None,
+        overrides: dict[str, Any],
+        slos: Sequence[Slo],
+        faults: Sequence[object] | None,
+        *,
+        judge: bool = True,
+    ) -> LoadResult:
+        """One run on its own event loop: ``load.run``, and each level of ``load.find_capacity`` (``judge=False``)."""
+        __tracebackhide__ = hide_own_errors
         import anyio
 
-        slos = self._slos(slo)
         backend_options = _backend_options(self._session.settings.event_loop)
         with ExitStack() as stack:
             engine, fault_run = self._prepare(
@@ -265,7 +282,7 @@ class LoadRunner:
             )
             result = anyio.run(self._drive, engine, app, backend="asyncio", backend_options=backend_options)
         self._annotate(fault_run, result)
-        return self._finish(result, slos)
+        return self._finish(result, slos, judge=judge)
 
     def find_capacity(
         self,
@@ -422,6 +439,8 @@ class LoadRunner:
 
     def _finish(self, result: LoadResult, slos: Sequence[Slo] = (), *, judge: bool = True) -> LoadResult:
         __tracebackhide__ = hide_own_errors
+        if not judge:
+            result.extra["capacity_step"] = True  # a level of a capacity search: the search judges it
         end_progress(self._session.config)
         if self._target is not None:
             result.target = self._target  # the engine knows the URL it sent to; the plugin knows why
@@ -438,7 +457,7 @@ class LoadRunner:
                 result.extra["report_error"] = str(exc)
             raise KeyboardInterrupt(f"load run of {self.nodeid} interrupted; partial results kept")
         if not judge:
-            return result  # a capacity step: the search judges it
+            return result
         comparison_error = None
         if not result.interrupted:
             try:

@@ -32,13 +32,14 @@ def _resources(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _gauges_max(resources: Mapping[str, Any]) -> dict[str, float]:
-    if "gauges_max" in resources:
+    if "gauges_max" in resources:  # summary_dict(): the samples are left out
         return {str(k): float(v) for k, v in resources["gauges_max"].items() if v is not None}
-    found: dict[str, float] = {}
-    for sample in resources.get("samples") or []:
-        for name, value in (sample.get("gauges") or {}).items():
-            found[name] = max(found.get(name, float(value)), float(value))
-    return found
+    from pytest_shopflow_perf.result.resources import Resources
+
+    record = Resources.from_dict(resources)
+    if record is None:
+        return {}
+    return {name: value for name in record.gauge_names() if (value := record.gauge_max(name)) is not None}
 
 
 def _growth(resources: Mapping[str, Any], run: Mapping[str, Any]) -> str:

@@ -56,6 +56,10 @@ class Resources:
         slope_per_s = sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
         return slope_per_s * 3600.0
 
+    def has(self, key: str) -> bool:
+        """Whether any sample measured ``key`` (``cpu_percent``, ``rss_mb``): the mean of nothing is no 0."""
+        return any(_known(s.get(key)) for s in self.samples)
+
     def gauge_names(self) -> list[str]:
         names: set[str] = set()
         for sample in self.samples:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_shopflow_perf._atomic import write_atomically
-from pytest_shopflow_perf.verdicts.baseline import BaselineError, _lock, baseline_path
+from pytest_shopflow_perf.verdicts.baseline import BaselineError, _dumps_baseline, _lock, baseline_path
 
 __all__ = ["CAPACITY_SCHEMA", "append_capacity", "capacity_path", "compare_capacity", "load_capacity"]
 
@@ -65,10 +65,7 @@ def append_capacity(path: Path, nodeid: str, capacity: Mapping[str, Any], keep: 
     with _lock(path):
         existing = load_capacity(path, nodeid=nodeid)
         runs = [*(existing or {}).get("runs", []), {k: v for k, v in capacity.items() if k != "regression"}]
-        data = {"schema": CAPACITY_SCHEMA, "test": nodeid, "runs": runs[-keep:]}
-        lines = ",\n  ".join(json.dumps(run, sort_keys=True, allow_nan=False) for run in data["runs"])
-        head = json.dumps({"schema": CAPACITY_SCHEMA, "test": nodeid})[:-1]
-        write_atomically(path, f'{head}, "runs": [\n  {lines}\n]}}\n')
+        write_atomically(path, _dumps_baseline({"schema": CAPACITY_SCHEMA, "test": nodeid, "runs": runs[-keep:]}))
     return True
 
 

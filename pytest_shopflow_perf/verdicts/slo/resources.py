@@ -26,19 +26,16 @@ NO_RESOURCES = (
 )
 
 
-def _known(values: list[object]) -> list[float]:
-    return [float(v) for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
-
-
 def value_of(resources: Resources, threshold: Threshold) -> tuple[float, str]:
     """The metric on these samples, or why there is none (no sample carried it)."""
-    samples = resources.samples
     if threshold.metric == "target_cpu":
-        known = _known([s.get("cpu_percent") for s in samples])
-        return (sum(known) / len(known) / 100.0, "") if known else (0.0, "the target's CPU was not measured")
+        if not resources.has("cpu_percent"):
+            return 0.0, "the target's CPU was not measured"
+        return resources.cpu_percent_mean / 100.0, ""
     if threshold.metric == "target_rss":
-        known = _known([s.get("rss_mb") for s in samples])
-        return (max(known), "") if known else (0.0, "the target's RSS was not measured")
+        if not resources.has("rss_mb"):
+            return 0.0, "the target's RSS was not measured"
+        return resources.rss_mb_max, ""
     name = threshold.metric[len("gauge(") : -1]
     value = resources.gauge_max(name)
     return (value, "") if value is not None else (0.0, f"no sample had the gauge {name}")
